@@ -1,0 +1,3 @@
+from maintkit.cli import main
+
+main()

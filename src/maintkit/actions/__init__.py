@@ -1,0 +1,1 @@
+"""One module per action; see :mod:`maintkit.actions.base` for the contract."""

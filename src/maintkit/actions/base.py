@@ -1,0 +1,156 @@
+"""What an action is: a parameter model that validates, documents and plans, and a ``run``.
+
+Adding an action is adding one module ``maintkit/actions/NAME.py`` that defines a subclass of
+:class:`Action` with ``name = "NAME"``. The registry finds it by that module name, so nothing else
+changes. Why classes with a nested ``Params`` model: the model is the single declaration of the
+parameters: validation before the run, ``maintkit actions NAME``, and ``--check`` all read it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from maintkit.config.models import Host
+    from maintkit.secrets import Redactor
+    from maintkit.transport.base import CommandResult, Sink, Transport
+
+
+class ActionParams(BaseModel):
+    """Base of every action's parameter model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class ActionResult:
+    """What a step produced. Registered results are exposed to templates as attributes and keys."""
+
+    failed: bool = False
+    changed: bool = False
+    rc: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    msg: str = ""
+    skipped: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_vars(self) -> dict[str, Any]:
+        """The mapping a ``register`` name is bound to: ``r.rc``, ``r.stdout``, ``r.data.x``..."""
+        out: dict[str, Any] = {
+            "failed": self.failed,
+            "changed": self.changed,
+            "rc": self.rc,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "stdout_lines": self.stdout.splitlines(),
+            "msg": self.msg,
+            "skipped": self.skipped,
+            "data": self.data,
+        }
+        out.update({k: v for k, v in self.data.items() if k not in out})
+        return out
+
+
+@dataclass
+class StepContext:
+    """Everything an action may use while it runs on one host."""
+
+    host: Host
+    transport: Transport
+    vars: Mapping[str, Any]
+    redactor: Redactor
+    run_id: str
+    timeout: float | None = None
+    cancel: threading.Event | None = None
+    check: bool = False
+    #: emit(event_name, **fields): progress and facts for the console and the journal
+    emit: Callable[..., None] = lambda *a, **k: None
+    commands: list[str] = field(default_factory=list)
+
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | BinaryIO | None = None,
+        stdout: Sink | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run a command on this host with the step's timeout and cancel event, recording it."""
+        self.commands.append(command)
+        secret = self.redactor.contains_secret(command) or any(
+            self.redactor.contains_secret(str(v)) for v in (env or {}).values()
+        )
+        self.emit("command", command=command)
+        return self.transport.run(
+            command,
+            stdin=stdin,
+            stdout=stdout,
+            env=env,
+            timeout=timeout if timeout is not None else self.timeout,
+            secret=secret,
+            cancel=self.cancel,
+        )
+
+
+class Action:
+    """Base class of actions. Subclasses set ``name``, ``summary``, ``Params`` and implement ``run``."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Params: ClassVar[type[ActionParams]]
+    #: a step may give a plain string instead of a mapping; it becomes this parameter (``shell: "ls"``)
+    shorthand: ClassVar[str | None] = None
+    #: True for actions that run on the control node only (http): --check opens no connection either way
+    local_only: ClassVar[bool] = False
+
+    def normalize(self, raw: Any) -> Any:
+        """Turn the step's raw value into a parameter mapping (handles the shorthand)."""
+        if self.shorthand and not isinstance(raw, Mapping):
+            return {self.shorthand: raw}
+        return raw if raw is not None else {}
+
+    def plan(self, params: Any, ctx: StepContext) -> list[str]:
+        """Return the commands (or a description of the effects) this step would have, for --check."""
+        return [f"{self.name}: {params.model_dump(exclude_defaults=True)}"]
+
+    def run(self, params: Any, ctx: StepContext) -> ActionResult:
+        raise NotImplementedError
+
+
+_cache: dict[str, Action] = {}
+_cache_lock = threading.Lock()
+
+
+def available_actions() -> list[str]:
+    """Names of every action module shipped in ``maintkit.actions``."""
+    import maintkit.actions as package
+
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(package.__path__)
+        if not m.name.startswith("_") and m.name != "base"
+    )
+
+
+def get_action(name: str) -> Action | None:
+    """Return the action registered under ``name`` (imported on first use), or None."""
+    with _cache_lock:
+        if name in _cache:
+            return _cache[name]
+        if name not in available_actions():
+            return None
+        module = importlib.import_module(f"maintkit.actions.{name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, Action) and getattr(value, "name", None) == name:
+                _cache[name] = value()
+                return _cache[name]
+        raise RuntimeError(f"module maintkit.actions.{name} defines no Action named {name!r}")

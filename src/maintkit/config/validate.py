@@ -1,0 +1,438 @@
+"""Everything checked before a run starts, reported at once.
+
+Why all at once and before anything runs: a maintenance run that stops at step 7 of 12 because of a
+typo has already put the shop in maintenance mode. ``load_run`` reads the playbook, the inventory and
+the command line, and reports every problem of all three in one :class:`InvalidInput`; the CLI turns
+it into exit code 2 with nothing run.
+
+What is checked here, on top of what the loaders check: host patterns (``hosts:``, ``--limit``) that
+match nothing; variables that templates read and that no source defines, for each selected host
+(names registered by *earlier* steps count, and every registered name counts in ``rollback`` and
+``always``); templated variables that cannot be rendered (cycles, missing environment variables);
+and action parameters whose templates only read known variables, rendered and type-checked for each
+host, so ``timeout: "{{ t }}"`` with ``t: abc`` fails here and not at 3 a.m.
+
+Messages never contain a secret's value: they go through the run's Redactor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from maintkit.actions.base import ActionResult, get_action
+from maintkit.config.inventory import load_inventory_with_origins
+from maintkit.config.models import Host, Inventory, Playbook, Position, Step
+from maintkit.config.playbook import (
+    PlaybookSource,
+    pydantic_message,
+    read_playbook,
+    resolve_playbook,
+    split_patterns,
+)
+from maintkit.config.templating import (
+    HostVars,
+    TemplateError,
+    has_template,
+    iter_templates,
+    render,
+    required_variables,
+    when_template,
+)
+from maintkit.config.variables import (
+    BUILTIN_NAMES,
+    COMMAND_LINE,
+    add_secrets,
+    host_variables,
+    parse_extra_vars,
+    secret_names,
+)
+from maintkit.config.yamlload import did_you_mean, key_path, locate, problem_at
+from maintkit.errors import InvalidInput, Problem
+from maintkit.secrets import MIN_SECRET_LENGTH, Redactor
+
+
+@dataclass
+class RunConfig:
+    """A run's validated inputs: what the engine needs, and nothing left to check."""
+
+    playbook: Playbook
+    inventory: Inventory
+    hosts: list[Host]  # selected by ``hosts:`` and ``--limit``, in inventory order
+    extra_vars: dict[str, Any]
+    variables: dict[str, HostVars]  # host name -> its variables (registers not included)
+    redactor: Redactor  # holds every secret known before the run
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def load_run(
+    playbook_ref: str,
+    env: str | None,
+    inventory_path: str | None,
+    limit: list[str] | None,
+    var_pairs: list[str],
+    var_files: list[str],
+    cwd: Path,
+    run_id: str = "validate",
+    check: bool = False,
+) -> RunConfig:
+    """Given the command line, return the validated run configuration.
+
+    Raise InvalidInput with every problem of the playbook, the inventory and the command line if there
+    is any: nothing may run then.
+    """
+    problems: list[Problem] = []
+    source = _read_playbook(playbook_ref, cwd, problems)
+    inventory, origins = _read_inventory(env, inventory_path, cwd, problems)
+    extra_vars = _read_extra_vars(var_pairs, var_files, problems)
+    if source is None or source.playbook is None or inventory is None:
+        raise InvalidInput(_ordered(problems))
+    playbook = source.playbook
+    hosts = _select_hosts(playbook, inventory, limit or [], source, problems)
+    redactor = Redactor()
+    declared = secret_names(inventory, playbook)
+    variables: dict[str, HostVars] = {}
+    warnings: list[Problem] = []
+    for host in hosts:
+        variables[host.name] = host_variables(host, inventory, playbook, extra_vars, run_id, check)
+        for name in add_secrets(variables[host.name], declared, redactor):
+            where = _var_position(name, host.name, source, origins)
+            message = f"secret '{name}' is shorter than {MIN_SECRET_LENGTH} characters: it cannot be masked"
+            warnings.append(Problem(where.file, where.line, where.column, name, message))
+    checker = _HostChecker(playbook, source, origins, redactor, problems)
+    for host in hosts:
+        checker.check(host, variables[host.name])
+    checker.report(len(hosts))
+    if problems:
+        raise InvalidInput([_redacted(p, redactor) for p in _ordered(problems)])
+    return RunConfig(playbook, inventory, hosts, extra_vars, variables, redactor, _dedupe(warnings))
+
+
+# -- reading the three inputs ----------------------------------------------------------------------
+
+
+def _read_playbook(ref: str, cwd: Path, problems: list[Problem]) -> PlaybookSource | None:
+    try:
+        path = resolve_playbook(ref, cwd)
+    except InvalidInput as error:
+        problems.extend(error.problems)
+        return None
+    source = read_playbook(path, cwd)
+    problems.extend(source.problems)
+    return source
+
+
+def _read_inventory(
+    env: str | None, path: str | None, cwd: Path, problems: list[Problem]
+) -> tuple[Inventory | None, dict[str, dict[str, Position]]]:
+    try:
+        return load_inventory_with_origins(env, path, cwd)
+    except InvalidInput as error:
+        problems.extend(error.problems)
+        return None, {}
+
+
+def _read_extra_vars(pairs: list[str], files: list[str], problems: list[Problem]) -> dict[str, Any]:
+    try:
+        extra = parse_extra_vars(pairs, files)
+    except InvalidInput as error:
+        problems.extend(error.problems)
+        return {}
+    for name in extra:
+        if name in BUILTIN_NAMES:
+            problems.append(
+                Problem(COMMAND_LINE, None, None, "--var", f"'{name}' is set by maintkit; it cannot be given")
+            )
+    return {k: v for k, v in extra.items() if k not in BUILTIN_NAMES}
+
+
+def _select_hosts(
+    playbook: Playbook,
+    inventory: Inventory,
+    limit: list[str],
+    source: PlaybookSource,
+    problems: list[Problem],
+) -> list[Host]:
+    """Return the hosts named by ``hosts:`` and ``--limit``; report the patterns that match nothing."""
+    known = [*inventory.groups, *inventory.hosts]
+    bad = False
+    for pattern in playbook.hosts:
+        if not inventory.select([pattern]) and pattern not in inventory.groups:
+            where = _hosts_path(source.data, pattern)
+            hint = did_you_mean(pattern, known)
+            message = f"'{pattern}' is no host or group of inventory '{inventory.name}'{hint}"
+            problems.append(problem_at(source.file, source.data, where, message))
+            bad = True
+    selected = inventory.select(playbook.hosts)
+    patterns = [p for text in limit for p in split_patterns(text)]
+    for pattern in patterns:
+        if not inventory.select([pattern]):
+            message = (
+                f"'{pattern}' matches no host of inventory '{inventory.name}'{did_you_mean(pattern, known)}"
+            )
+            problems.append(Problem(COMMAND_LINE, None, None, "--limit", message))
+            bad = True
+    if patterns:
+        limited = {h.name for h in inventory.select(patterns)}
+        selected = [h for h in selected if h.name in limited]
+    if not selected and not bad:
+        why = " and --limit" if patterns else ""
+        problems.append(problem_at(source.file, source.data, ("hosts",), f"'hosts'{why} select no host"))
+    return selected
+
+
+def _hosts_path(data: Any, pattern: str) -> tuple[Any, ...]:
+    value = data.get("hosts") if isinstance(data, dict) else None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if isinstance(item, str) and pattern in split_patterns(item):
+                return ("hosts", index)
+    return ("hosts",)
+
+
+# -- per-host checks -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Site:
+    """One place of the playbook holding templates, with what it may read besides the host's vars."""
+
+    path: tuple[Any, ...]
+    value: Any
+    registers: frozenset[str]
+
+
+@dataclass
+class _Finding:
+    position: tuple[str, int | None, int | None, str]
+    message: str
+    hosts: list[str] = field(default_factory=list)
+    suffix_by_host: bool = True
+
+
+class _HostChecker:
+    """Checks templates against each selected host's variables and merges findings across hosts."""
+
+    def __init__(
+        self,
+        playbook: Playbook,
+        source: PlaybookSource,
+        origins: dict[str, dict[str, Position]],
+        redactor: Redactor,
+        problems: list[Problem],
+    ) -> None:
+        self.playbook = playbook
+        self.source = source
+        self.origins = origins
+        self.redactor = redactor
+        self.problems = problems
+        self.findings: dict[tuple[Any, ...], _Finding] = {}
+        self.all_registers = frozenset(playbook.registers)
+        self.sites = list(_sites(playbook, source))
+
+    def check(self, host: Host, variables: HostVars) -> None:
+        known = set(variables) | BUILTIN_NAMES
+        broken = self._check_templated_vars(host, variables, known)
+        for site in self.sites:
+            needed = required_variables(site.value) - known - site.registers
+            for name in sorted(needed):
+                if name in self.all_registers:
+                    message = f"variable '{name}' is registered only by a later step"
+                else:
+                    message = (
+                        f"undefined variable '{name}'{did_you_mean(name, sorted(known | site.registers))}"
+                    )
+                self._found(self._at(site.path), message, host.name)
+        for index, step in enumerate(self.playbook.steps):
+            self._check_params(host, variables, step, ("steps", index), broken)
+        for section in ("rollback", "always"):
+            for index, step in enumerate(getattr(self.playbook, section)):
+                self._check_params(host, variables, step, (section, index), broken)
+
+    def _check_templated_vars(self, host: Host, variables: HostVars, known: set[str]) -> set[str]:
+        """Check user-written templated variables: names they read, and that they render.
+
+        Return the names found broken, so that templates reading them are not reported again.
+        """
+        scope = self._scope(variables)
+        broken: set[str] = set()
+        for name in sorted(variables.templated):
+            needed = required_variables(variables[name]) - known - self.all_registers
+            for missing in sorted(needed):
+                hint = did_you_mean(missing, sorted(known))
+                message = f"variable '{name}' reads undefined variable '{missing}'{hint}"
+                self._found(self._var_at(name, host.name), message, host.name)
+                broken.add(name)
+        for name in sorted(variables.templated):
+            if _reads(name, variables, self.all_registers | broken):
+                continue
+            try:
+                render(variables[name], scope, self.redactor)
+            except TemplateError as error:
+                self._found(self._var_at(name, host.name), str(error), host.name)
+                broken.add(name)
+        return broken
+
+    def _check_params(
+        self, host: Host, variables: HostVars, step: Step, path: tuple[Any, ...], broken: set[str]
+    ) -> None:
+        """Render the templated parameters that read no register, then type-check them for this host."""
+        action = get_action(step.action)
+        if action is None:
+            return
+        fields = action.Params.model_fields
+        scope = self._scope(variables)
+        known = set(variables) | BUILTIN_NAMES
+        rendered: dict[str, Any] = {}
+        pending = False
+        for key, value in step.params.items():
+            if not has_template(value):
+                rendered[key] = value
+                continue
+            needed = required_variables(value)
+            unknown = self.all_registers | broken
+            if not needed <= known or any(_reads(n, variables, unknown) for n in needed):
+                pending = True  # undefined or broken names are reported elsewhere; registers come at run time
+                continue
+            extra = fields[key].json_schema_extra if key in fields else None
+            shell = isinstance(extra, dict) and bool(extra.get("shell"))
+            try:
+                rendered[key] = render(value, scope, self.redactor, shell=shell)
+            except TemplateError as error:
+                self._found(self._at((*path, step.action, key)), str(error), host.name)
+                pending = True
+        templated = {k for k, v in step.params.items() if has_template(v) and k in rendered}
+        if not templated:
+            return
+        try:
+            action.Params.model_validate({k: v for k, v in rendered.items() if k in fields})
+        except ValidationError as error:
+            for item in error.errors():
+                loc = item["loc"]
+                if (loc and loc[0] not in templated) or (not loc and pending) or item["type"] == "missing":
+                    continue  # literal values were checked when the playbook was read
+                where = self._at((*path, step.action, *loc))
+                message = f"{pydantic_message(item)} (after rendering the template)"
+                self._found(where, message, host.name)
+
+    def _scope(self, variables: HostVars) -> HostVars:
+        """Return the host's variables as a step sees them before any runs: registers not run yet."""
+        scope = HostVars(variables, templated=variables.templated)
+        not_run = ActionResult(skipped=True, msg="not run").as_vars()
+        for name in self.all_registers:
+            if name not in scope:
+                dict.__setitem__(scope, name, dict(not_run))
+        return scope
+
+    def _at(self, path: tuple[Any, ...]) -> tuple[str, int | None, int | None, str]:
+        line, column = locate(self.source.data, path)
+        return (self.source.file, line, column, key_path(path))
+
+    def _var_at(self, name: str, host: str) -> tuple[str, int | None, int | None, str]:
+        position = _var_position(name, host, self.source, self.origins)
+        return (position.file, position.line, position.column, name)
+
+    def _found(self, where: tuple[str, int | None, int | None, str], message: str, host: str) -> None:
+        finding = self.findings.setdefault((where, message), _Finding(where, message))
+        if host not in finding.hosts:
+            finding.hosts.append(host)
+
+    def report(self, host_count: int) -> None:
+        """Add one Problem per finding; name the hosts when not every selected host has it."""
+        for finding in self.findings.values():
+            file, line, column, path = finding.position
+            message = finding.message
+            if host_count > 1 and len(finding.hosts) < host_count:
+                message += f" (on {', '.join(finding.hosts)})"
+            self.problems.append(Problem(file, line, column, path, message))
+
+
+def _sites(playbook: Playbook, source: PlaybookSource) -> Iterable[_Site]:
+    """Yield every template-bearing place of the playbook's steps, with the registers it may read."""
+    for section in ("steps", "rollback", "always"):
+        earlier: set[str] = set()
+        for index, step in enumerate(getattr(playbook, section)):
+            registers = frozenset(earlier) if section == "steps" else frozenset(playbook.registers)
+            base = (section, _source_index(source, section, step, index))
+            if _written(source.data, base, "name") and has_template(step.name):
+                yield _Site((*base, "name"), step.name, registers)
+            if step.when is not None and not isinstance(step.when, bool):
+                yield _Site((*base, "when"), when_template(step.when), registers)
+            for path, value in iter_templates(step.params, (*base, step.action)):
+                yield _Site(path, value, registers)
+            if step.register:
+                earlier.add(step.register)
+
+
+def _written(data: Any, path: tuple[Any, ...], key: str) -> bool:
+    """Return True when the step at ``path`` was written with ``key`` (not given a default)."""
+    node = data
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(node, dict) and key in node
+
+
+def _source_index(source: PlaybookSource, section: str, step: Step, fallback: int) -> int:
+    """Return the index of a step in the written list (invalid steps were dropped from the playbook)."""
+    written = source.data.get(section) if isinstance(source.data, dict) else None
+    if isinstance(written, list):
+        for index in range(len(written)):
+            if locate(written, (index,)) == (step.position.line, step.position.column):
+                return index
+    return fallback
+
+
+def _reads(name: str, variables: Mapping[str, Any], names: Set[str], seen: set[str] | None = None) -> bool:
+    """Return True when ``name`` is one of ``names``, or a templated variable reading one (transitively)."""
+    if name in names:
+        return True
+    templated: Set[str] = getattr(variables, "templated", set())
+    if name not in templated:
+        return False
+    seen = seen if seen is not None else set()
+    if name in seen:
+        return False
+    seen.add(name)
+    return any(_reads(n, variables, names, seen) for n in required_variables(variables[name]))
+
+
+def _var_position(
+    name: str, host: str, source: PlaybookSource, origins: dict[str, dict[str, Position]]
+) -> Position:
+    """Return where a variable's winning value was written: playbook, inventory or command line."""
+    if (
+        isinstance(source.data, dict)
+        and isinstance(source.data.get("vars"), dict)
+        and name in source.data["vars"]
+    ):
+        line, column = locate(source.data, ("vars", name))
+        return Position(source.file, line, column)
+    if name in origins.get(host, {}):
+        return origins[host][name]
+    return Position(COMMAND_LINE)
+
+
+# -- ordering --------------------------------------------------------------------------------------
+
+
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    """Return problems without duplicates, grouped by file (in order of appearance), by line within."""
+    unique = _dedupe(problems)
+    files = list(dict.fromkeys(p.file for p in unique))
+    return sorted(unique, key=lambda p: (files.index(p.file), p.line or 0, p.column or 0))
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    return list(dict.fromkeys(problems))
+
+
+def _redacted(problem: Problem, redactor: Redactor) -> Problem:
+    return dataclasses.replace(problem, message=redactor(problem.message), path=redactor(problem.path))

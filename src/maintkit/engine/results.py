@@ -1,0 +1,91 @@
+"""Per-step, per-host and per-run outcomes, and the exit code they add up to.
+
+Why one type carried everywhere (fabric's GroupResult idea): the engine, the journal, the console and
+the exit code all read the same record, so a partial failure is never lost between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Literal
+
+from maintkit.actions.base import ActionResult
+
+StepStatus = Literal["ok", "changed", "skipped", "failed", "ignored", "planned"]
+HostStatus = Literal["ok", "failed", "rolled_back", "rollback_failed", "not_run"]
+
+
+class ExitCode(IntEnum):
+    """The contract with cron (DESIGN.md): never renumber."""
+
+    DONE = 0
+    FAILED_ROLLED_BACK = 1
+    INVALID_INPUT = 2
+    ROLLBACK_FAILED = 3
+    LOCKED = 4
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    action: str
+    section: Literal["steps", "rollback", "always"]
+    status: StepStatus
+    result: ActionResult
+    duration: float = 0.0
+    attempts: int = 0
+    commands: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass
+class HostOutcome:
+    host: str
+    steps: list[StepOutcome] = field(default_factory=list)
+    failed_step: str | None = None
+    rollback_ran: bool = False
+    rollback_failed: bool = False
+    always_failed: bool = False
+    interrupted: bool = False
+    started: bool = False
+    duration: float = 0.0
+
+    @property
+    def status(self) -> HostStatus:
+        if not self.started:
+            return "not_run"
+        if self.rollback_failed:
+            return "rollback_failed"
+        if self.failed_step or self.interrupted:
+            return "rolled_back" if self.rollback_ran else "failed"
+        return "failed" if self.always_failed else "ok"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def count(self, status: StepStatus) -> int:
+        return sum(1 for s in self.steps if s.status == status and s.section == "steps")
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    hosts: list[HostOutcome]
+    interrupted: bool = False
+    error: str | None = None  # a run-level failure before any step (lock, connection)
+    exit_code_override: ExitCode | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.exit_code_override is not None:
+            return self.exit_code_override
+        if any(h.rollback_failed for h in self.hosts):
+            return ExitCode.ROLLBACK_FAILED
+        if self.error or self.interrupted or any(not h.ok for h in self.hosts):
+            return ExitCode.FAILED_ROLLED_BACK
+        return ExitCode.DONE

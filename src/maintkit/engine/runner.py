@@ -1,0 +1,311 @@
+"""A run: one playbook against one environment, from the lock to the exit code.
+
+Flow (DESIGN.md): connect → lock → for each batch (``serial``), hosts in parallel up to
+``max_parallel``, each host its steps in order; a failing host runs ``rollback`` then ``always``; a
+failing batch stops the batches after it; the lock is released on every path. ``--check`` plans every
+step, opening no connection and taking no lock.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from maintkit.actions.base import ActionResult
+from maintkit.config.models import Host, Playbook, Step
+from maintkit.config.templating import HostVars, render
+from maintkit.config.validate import RunConfig
+from maintkit.engine.journal import EventBus
+from maintkit.engine.lock import EnvironmentLock, LockTarget
+from maintkit.engine.results import ExitCode, HostOutcome, RunOutcome, StepOutcome
+from maintkit.engine.steps import CONNECT_ATTEMPTS, HostState, run_step
+from maintkit.errors import LockHeld, MaintkitError, TransportError
+from maintkit.secrets import Redactor
+from maintkit.transport.base import Transport, open_transport
+
+
+@dataclass
+class RunOptions:
+    check: bool = False
+    accept_new_host_keys: bool = False
+    break_lock: bool = False
+
+
+def batches(hosts: list[Host], serial: int | str | None) -> list[list[Host]]:
+    """Split hosts into the batches ``serial`` asks for: all at once, N at a time, or N% at a time."""
+    if not hosts:
+        return []
+    if serial is None:
+        size = len(hosts)
+    elif isinstance(serial, str):
+        size = max(1, math.ceil(len(hosts) * float(serial.rstrip("%")) / 100))
+    else:
+        size = serial
+    return [hosts[i : i + size] for i in range(0, len(hosts), size)]
+
+
+class Runner:
+    """Executes one validated run. ``stop`` is set by the CLI's signal handler."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        bus: EventBus,
+        redactor: Redactor,
+        options: RunOptions | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = config
+        self.playbook: Playbook = config.playbook
+        self.bus = bus
+        self.redactor = redactor
+        self.options = options or RunOptions()
+        self.stop = stop or threading.Event()
+        self.run_id = bus.run_id
+        self._once: dict[tuple[int, int], Future[StepOutcome]] = {}
+        self._once_lock = threading.Lock()
+        self.transports: dict[str, Transport] = {}
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> RunOutcome:
+        started = time.monotonic()
+        hosts = self.config.hosts
+        self.bus.emit(
+            "run_start",
+            playbook=self.playbook.name,
+            playbook_path=self.playbook.path,
+            env=self.config.inventory.name,
+            hosts=[h.name for h in hosts],
+            check=self.options.check,
+        )
+        outcome = RunOutcome(self.run_id, [HostOutcome(h.name) for h in hosts])
+        try:
+            self.transports = {
+                h.name: open_transport(h, accept_new_host_keys=self.options.accept_new_host_keys)
+                for h in hosts
+            }
+            if self.options.check:
+                self._run_batches(outcome)
+            else:
+                with self._locked(hosts):
+                    self._run_batches(outcome)
+        except LockHeld as error:
+            outcome.error = str(error)
+            outcome.exit_code_override = ExitCode.LOCKED
+        except MaintkitError as error:
+            outcome.error = str(error)
+        finally:
+            for transport in self.transports.values():
+                transport.close()
+        outcome.interrupted = outcome.interrupted or self.stop.is_set()
+        self.bus.emit(
+            "run_end",
+            status=_run_status(outcome),
+            exit_code=int(outcome.exit_code),
+            error=outcome.error,
+            duration=round(time.monotonic() - started, 3),
+            hosts={h.host: h.status for h in outcome.hosts},
+        )
+        return outcome
+
+    @contextmanager
+    def _locked(self, hosts: list[Host]) -> Iterator[None]:
+        """Connect to every host (in parallel, retried), then hold the environment lock around the body."""
+        self._parallel(hosts, lambda h: self._connect(self.transports[h.name]))
+        targets: dict[tuple[Any, ...], LockTarget] = {}
+        for host in hosts:
+            variables = self.config.variables[host.name]
+            lock_dir = str(render(variables["lock_dir"], variables, self.redactor))
+            key = (host.connection, host.address or host.name, host.port, host.user, lock_dir)
+            targets.setdefault(
+                key,
+                LockTarget(
+                    host.name,
+                    self.transports[host.name],
+                    lock_dir,
+                    float(render(variables["lock_ttl"], variables, self.redactor)),
+                ),
+            )
+        lock = EnvironmentLock(
+            list(targets.values()),
+            run_id=self.run_id,
+            env=self.config.inventory.name,
+            playbook=self.playbook.name,
+            break_lock=self.options.break_lock,
+            emit=self.bus.emit,
+        )
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _connect(self, transport: Transport) -> None:
+        for attempt in Retrying(
+            stop=stop_after_attempt(CONNECT_ATTEMPTS),
+            wait=wait_exponential_jitter(initial=0.5, max=5),
+            retry=retry_if_exception_type(TransportError),
+            reraise=True,
+        ):
+            with attempt:
+                transport.connect()
+
+    def _parallel(self, hosts: list[Host], work: Callable[[Host], Any]) -> list[Any]:
+        """Run ``work`` for each host on up to ``max_parallel`` threads; re-raise the first error."""
+        if len(hosts) == 1:
+            return [work(hosts[0])]
+        with ThreadPoolExecutor(max_workers=min(self.playbook.max_parallel, len(hosts))) as pool:
+            futures = [pool.submit(work, h) for h in hosts]
+            return [f.result() for f in futures]
+
+    def _run_batches(self, outcome: RunOutcome) -> None:
+        by_name = {h.host: h for h in outcome.hosts}
+        for number, batch in enumerate(batches(self.config.hosts, self.playbook.serial)):
+            if self.stop.is_set():
+                outcome.interrupted = True
+                break
+            self.bus.emit("batch_start", batch=number + 1, hosts=[h.name for h in batch])
+            results: list[HostOutcome] = self._parallel(
+                batch, functools.partial(self._run_host, batch=number)
+            )
+            for result in results:
+                by_name[result.host] = result
+            outcome.hosts = [by_name[h.host] for h in outcome.hosts]
+            if any(not r.ok for r in results):
+                remaining = len(self.config.hosts) - sum(1 for h in outcome.hosts if h.started)
+                if remaining:
+                    self.bus.emit("batch_failed", batch=number + 1, hosts_not_run=remaining)
+                break
+
+    # -- one host --------------------------------------------------------------------------------
+
+    def _variables(self, host: Host) -> HostVars:
+        """A fresh copy of the host's variables, every register name bound to a not-run result."""
+        variables = self.config.variables[host.name].copy()
+        not_run = ActionResult(skipped=True, msg="not run").as_vars()
+        for name in self.playbook.registers:
+            if name not in variables:
+                variables[name] = dict(not_run)
+        return variables
+
+    def _run_host(self, host: Host, batch: int) -> HostOutcome:
+        started = time.monotonic()
+        outcome = HostOutcome(host.name, started=True)
+        state = HostState(
+            host,
+            self.transports[host.name],
+            self._variables(host),
+            self.redactor,
+            self.run_id,
+            self.bus.emit,
+            check=self.options.check,
+            registers=frozenset(self.playbook.registers),
+        )
+        self.bus.emit("host_start", host=host.name)
+        for index, step in enumerate(self.playbook.steps):
+            if self.stop.is_set():
+                outcome.interrupted = True
+                break
+            if step.run_once:
+                result = self._run_once(step, (batch, index), state)
+            else:
+                result = run_step(step, "steps", state, self.stop)
+            outcome.steps.append(result)
+            if result.failed:
+                outcome.failed_step = step.name
+                outcome.interrupted = self.stop.is_set()
+                break
+        if (outcome.failed_step or outcome.interrupted) and outcome.steps and self.playbook.rollback:
+            outcome.rollback_ran = True
+            self.bus.emit("rollback_start", host=host.name, failed_step=outcome.failed_step)
+            outcome.rollback_failed = not self._run_section(
+                self.playbook.rollback, "rollback", state, outcome
+            )
+        if self.options.check and self.playbook.rollback and not outcome.rollback_ran:
+            self._run_section(self.playbook.rollback, "rollback", state, outcome)
+        if self.playbook.always:
+            outcome.always_failed = not self._run_section(
+                self.playbook.always, "always", state, outcome, keep_going=True
+            )
+        outcome.duration = time.monotonic() - started
+        self.bus.emit(
+            "host_end",
+            host=host.name,
+            status=outcome.status,
+            duration=round(outcome.duration, 3),
+            failed_step=outcome.failed_step,
+        )
+        return outcome
+
+    def _run_section(
+        self,
+        steps: list[Step],
+        section: str,
+        state: HostState,
+        outcome: HostOutcome,
+        keep_going: bool = False,
+    ) -> bool:
+        """Run rollback (stop at the first failure) or always (every step); return True if none failed.
+
+        These steps are not cancelled by an interrupt: they are what makes the interrupt safe.
+        """
+        ok = True
+        for step in steps:
+            result = run_step(step, section, state, cancel=None)
+            outcome.steps.append(result)
+            if result.failed:
+                ok = False
+                if not keep_going:
+                    break
+        return ok
+
+    def _run_once(self, step: Step, key: tuple[int, int], state: HostState) -> StepOutcome:
+        """Run the step on the first host of the batch that reaches it; the others take its result."""
+        with self._once_lock:
+            future = self._once.get(key)
+            owner = future is None
+            if future is None:
+                future = self._once[key] = Future()
+        if owner:
+            try:
+                result = run_step(step, "steps", state, self.stop)
+            except BaseException as error:
+                future.set_exception(error)
+                raise
+            future.set_result(result)
+            return result
+        shared = future.result()
+        if step.register:
+            state.variables[step.register] = shared.result.as_vars()
+        self.bus.emit(
+            "step_end",
+            host=state.host.name,
+            step=step.name,
+            action=step.action,
+            section="steps",
+            status=shared.status,
+            run_once=True,
+            msg="result of run_once step",
+            duration=0,
+        )
+        return replace(shared, duration=0.0, commands=[])
+
+
+def _run_status(outcome: RunOutcome) -> str:
+    return {
+        ExitCode.DONE: "done",
+        ExitCode.FAILED_ROLLED_BACK: "failed",
+        ExitCode.ROLLBACK_FAILED: "rollback_failed",
+        ExitCode.LOCKED: "locked",
+        ExitCode.INVALID_INPUT: "invalid",
+    }[outcome.exit_code]

@@ -1,0 +1,1 @@
+"""What people read: the console while a run goes, and reports after it."""

@@ -1,0 +1,153 @@
+"""The console: one line per finished step, a summary table at the end; quiet for cron.
+
+Why a sink on the event bus: the console sees exactly what the journal records (already redacted),
+so what an engineer read at 3 a.m. can be found again with ``maintkit runs show``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from maintkit.engine.results import RunOutcome
+
+STATUS_STYLE = {
+    "ok": ("✓", "green"),
+    "changed": ("✓", "yellow"),
+    "skipped": ("-", "dim"),
+    "planned": ("?", "cyan"),
+    "ignored": ("!", "magenta"),
+    "failed": ("✗", "bold red"),
+}
+HOST_STYLE = {
+    "ok": "green",
+    "failed": "bold red",
+    "rolled_back": "yellow",
+    "rollback_failed": "bold red reverse",
+    "not_run": "dim",
+}
+
+
+class ConsoleSink:
+    """Render events for people. ``verbosity``: -1 quiet (only failures), 0 normal, 1 with output."""
+
+    def __init__(self, console: Console, verbosity: int = 0) -> None:
+        self.console = console
+        self.verbosity = verbosity
+        self._held: list[str] = []  # quiet mode keeps failure lines until the end
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        line = getattr(self, f"_on_{kind}", None)
+        text = line(event) if line else None
+        if text is None:
+            return
+        if self.verbosity < 0:
+            if kind in {"step_end", "run_end", "retry", "lock_broken"} and _is_bad(event):
+                self._held.append(text)
+            return
+        self.console.print(text, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
+        for text in self._held:
+            self.console.print(text, highlight=False, soft_wrap=True)
+
+    # -- one method per event that people care about ---------------------------------------------
+
+    def _on_run_start(self, e: dict[str, Any]) -> str:
+        mode = " [cyan](check: nothing will run)[/]" if e.get("check") else ""
+        return (
+            f"[bold]maintkit run {escape(e['playbook'])}[/] · env {escape(str(e['env']))} · "
+            f"{len(e['hosts'])} host(s) · run {e['run_id']}{mode}"
+        )
+
+    def _on_step_end(self, e: dict[str, Any]) -> str | None:
+        if e["status"] == "planned":
+            return None  # the plan event said it all
+        mark, style = STATUS_STYLE.get(e["status"], ("?", ""))
+        section = "" if e.get("section") == "steps" else f"[dim]{e['section']}:[/] "
+        text = f"[{style}]{mark}[/] [bold]{escape(e['host'])}[/] {section}{escape(e['step'])}"
+        if e.get("duration"):
+            text += f" [dim]{e['duration']:.2f}s[/]"
+        if e.get("attempts", 0) > 1:
+            text += f" [dim]({e['attempts']} attempts)[/]"
+        if e["status"] in {"failed", "ignored"} and e.get("msg"):
+            text += f"\n    [red]{escape(e['msg'])}[/]"
+            if e.get("stderr"):
+                text += "\n" + _indent(e["stderr"][-1500:], "red")
+        elif e["status"] == "skipped" and e.get("msg") and self.verbosity > 0:
+            text += f" [dim]({escape(e['msg'])})[/]"
+        if self.verbosity > 0 and e["status"] not in {"failed", "ignored"}:
+            for stream in ("stdout", "stderr"):
+                if e.get(stream):
+                    text += "\n" + _indent(e[stream][-3000:], "dim")
+        return text
+
+    def _on_command(self, e: dict[str, Any]) -> str | None:
+        if self.verbosity > 0:
+            return f"  [dim]{escape(e['host'])} $ {escape(e['command'])}[/]"
+        return None
+
+    def _on_plan(self, e: dict[str, Any]) -> str:
+        section = "" if e.get("section") == "steps" else f"[dim]{e['section']}:[/] "
+        commands = "\n".join(_indent(c, "cyan", "    $ ") for c in e.get("commands", []))
+        when = f" [dim](when: {escape(e['when'])})[/]" if e.get("when") else ""
+        return f"[cyan]?[/] [bold]{escape(e['host'])}[/] {section}{escape(e['step'])}{when}\n{commands}"
+
+    def _on_retry(self, e: dict[str, Any]) -> str:
+        return (
+            f"[yellow]↻[/] [bold]{escape(e['host'])}[/] {escape(e['step'])}: attempt {e['attempt']} failed "
+            f"({escape(str(e.get('error', '')))}); retrying in {e.get('wait', 0)} s"
+        )
+
+    def _on_rollback_start(self, e: dict[str, Any]) -> str:
+        return f"[yellow]⟲ {escape(e['host'])}: rolling back after {escape(str(e.get('failed_step')))}[/]"
+
+    def _on_lock_broken(self, e: dict[str, Any]) -> str:
+        return f"[yellow]lock on {escape(e['host'])} broken (--break-lock); previous holder recorded[/]"
+
+    def _on_batch_failed(self, e: dict[str, Any]) -> str:
+        return f"[red]batch {e['batch']} failed: {e['hosts_not_run']} host(s) not started[/]"
+
+    def _on_run_end(self, e: dict[str, Any]) -> str:
+        style = "green" if e["exit_code"] == 0 else "bold red"
+        text = f"[{style}]{e['status']}[/] (exit {e['exit_code']}) in {e.get('duration', 0):.2f}s"
+        if e.get("error"):
+            text = f"[bold red]{escape(e['error'])}[/]\n" + text
+        return text
+
+    def summary(self, outcome: RunOutcome) -> None:
+        """Print the per-host table (not in quiet mode unless something failed)."""
+        if self.verbosity < 0 and outcome.exit_code == 0:
+            return
+        if not outcome.hosts:
+            return
+        table = Table(title=None, show_edge=False, pad_edge=False)
+        for column in ("host", "status", "ok", "changed", "skipped", "failed", "time"):
+            table.add_column(column, justify="right" if column not in {"host", "status"} else "left")
+        for host in outcome.hosts:
+            failed = sum(1 for s in host.steps if s.status == "failed")
+            table.add_row(
+                host.host,
+                f"[{HOST_STYLE[host.status]}]{host.status}[/]",
+                str(host.count("ok")),
+                str(host.count("changed")),
+                str(host.count("skipped")),
+                str(failed),
+                f"{host.duration:.2f}s",
+            )
+        self.console.print(table)
+
+
+def _is_bad(event: dict[str, Any]) -> bool:
+    if event["event"] == "run_end":
+        return event.get("exit_code") != 0
+    return event.get("status") in {"failed", "ignored"} or event["event"] in {"retry", "lock_broken"}
+
+
+def _indent(text: str, style: str, prefix: str = "    ") -> str:
+    lines = text.rstrip("\n").splitlines() or [""]
+    return "\n".join(f"[{style}]{prefix}{escape(line)}[/]" for line in lines)

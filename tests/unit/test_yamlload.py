@@ -1,0 +1,90 @@
+"""YAML with positions: every key and item knows its line and column; syntax errors are located."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from maintkit.config.yamlload import PosDict, PosList, key_path, load_yaml, locate, parse_yaml
+from maintkit.errors import InvalidInput
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(InvalidInput) as caught:
+        parse_yaml(textwrap.dedent(text), "f.yml")
+    return [str(p) for p in caught.value.problems]
+
+
+def test_keys_and_items_remember_their_positions() -> None:
+    data = parse_yaml("a: 1\nsteps:\n  - shell: ls\n  - http:\n      url: x\n", "f.yml")
+    assert isinstance(data, PosDict)
+    assert isinstance(data["steps"], PosList)
+    assert data.positions == {"a": (1, 1), "steps": (2, 1)}
+    assert data["steps"].positions == [(3, 5), (4, 5)]
+    assert data["steps"][1]["http"].positions == {"url": (5, 7)}
+
+
+def test_locate_returns_the_deepest_known_position() -> None:
+    data = parse_yaml("steps:\n  - shell: ls\n", "f.yml")
+    assert locate(data, ("steps", 0, "shell")) == (2, 5)
+    # "cmd" exists only after normalizing the shorthand: the nearest written ancestor is used
+    assert locate(data, ("steps", 0, "shell", "cmd")) == (2, 5)
+    assert locate(data, ("nothing",)) == (1, 1)
+
+
+def test_key_path_reads_like_the_yaml() -> None:
+    assert key_path(("steps", 2, "shell", "cmd")) == "steps[2].shell.cmd"
+
+
+def test_syntax_error_is_located() -> None:
+    assert problems_of("a: b: c\n") == [
+        "f.yml:1:5: YAML syntax error: mapping values are not allowed in this context"
+    ]
+
+
+def test_unclosed_flow_sequence_is_located_with_context() -> None:
+    (message,) = problems_of("name: x\nhosts: [web\n")
+    assert message.startswith("f.yml:3:1: YAML syntax error: did not find expected ',' or ']'")
+    assert "line 2" in message
+
+
+def test_tab_indentation_says_so() -> None:
+    (message,) = problems_of("steps:\n  - shell: ls\n\tregister: r\n")
+    assert message == (
+        "f.yml:3:1: YAML syntax error: a tab character where YAML needs spaces: "
+        "indent with spaces, never tabs"
+    )
+
+
+def test_duplicate_keys_are_errors_all_reported_with_paths() -> None:
+    text = """\
+        name: one
+        steps:
+          - shell: ls
+            register: r
+            register: s
+        name: two
+        """
+    assert problems_of(text) == [
+        "f.yml:5:5: steps[0].register: duplicate key 'register' (first written at line 4; "
+        "YAML would keep only the last)",
+        "f.yml:6:1: name: duplicate key 'name' (first written at line 1; YAML would keep only the last)",
+    ]
+
+
+def test_merge_keys_may_be_overridden() -> None:
+    data = parse_yaml("base: &b {port: 22, user: a}\nhost:\n  <<: *b\n  port: 2222\n", "f.yml")
+    assert data["host"] == {"port": 2222, "user": "a"}
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n"])
+def test_empty_file_is_a_clear_problem(text: str) -> None:
+    assert problems_of(text) == ["f.yml:1: the file is empty"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        load_yaml(tmp_path / "nope.yml", "nope.yml")
+    assert str(caught.value) == "nope.yml: file not found"
