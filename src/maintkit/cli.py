@@ -241,6 +241,13 @@ def runs() -> None:
     """The journal of past runs."""
 
 
+def _journals_newest_first(folder: Path) -> list[Path]:
+    """Journal files, newest first (by id, then write time: ids of one second differ only by a suffix)."""
+    if not folder.is_dir():
+        return []
+    return sorted(folder.glob("*.jsonl"), key=lambda p: (p.name[:16], p.stat().st_mtime_ns), reverse=True)
+
+
 @runs.command("list")
 @click.option("--journal-dir", type=click.Path(), help="Where run journals are [.maintkit/runs].")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
@@ -256,7 +263,7 @@ def runs_list(journal_dir: str | None, output: str, last: int) -> None:
     from maintkit.engine.journal import summarize_run
 
     folder = resolve_journal_dir(journal_dir)
-    paths = sorted(folder.glob("*.jsonl"), reverse=True)[:last] if folder.is_dir() else []
+    paths = _journals_newest_first(folder)[:last]
     summaries = [summarize_run(p) for p in paths]
     if output == "json":
         for summary in summaries:
@@ -290,10 +297,10 @@ def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
 
     folder = resolve_journal_dir(journal_dir)
     if run_id == "latest":
-        paths = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+        paths = _journals_newest_first(folder)
         if not paths:
             raise click.ClickException(f"no runs in {folder}")
-        path = paths[-1]
+        path = paths[0]
     else:
         path = folder / f"{Path(run_id).name}.jsonl"
         if not path.is_file():

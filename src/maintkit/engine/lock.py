@@ -102,7 +102,7 @@ class EnvironmentLock:
             self.release()
             raise
 
-    def _acquire_one(self, target: LockTarget) -> None:
+    def _acquire_one(self, target: LockTarget, broken: bool = False) -> None:
         directory = remote_path(target.lock_dir)
         record = shlex.quote(json.dumps(self.record))
         command = (
@@ -121,9 +121,9 @@ class EnvironmentLock:
             self.emit("lock_acquired", host=target.host, lock_dir=target.lock_dir)
             return
         holder = _parse_holder(rest)
-        if self.break_lock and self._may_break(holder, target):
+        if self.break_lock and not broken and self._may_break(holder, target):
             self._break(target, holder)
-            return self._acquire_one(target)
+            return self._acquire_one(target, broken=True)
         hint = ""
         if self._is_stale(holder, target):
             hint = " It is older than lock_ttl; if its run is gone, retry with --break-lock."
@@ -141,7 +141,11 @@ class EnvironmentLock:
         return self._is_stale(holder, target) and holder_is_gone(holder) is not False
 
     def _break(self, target: LockTarget, holder: dict[str, Any]) -> None:
-        target.transport.run(f"rm -rf {remote_path(target.lock_dir)}", timeout=30)
+        result = target.transport.run(f"rm -rf {remote_path(target.lock_dir)}", timeout=30)
+        if result.rc != 0:
+            raise MaintkitError(
+                f"{target.host}: --break-lock could not remove {target.lock_dir}: {result.stderr.strip()}"
+            )
         self.emit("lock_broken", host=target.host, lock_dir=target.lock_dir, previous_holder=holder)
 
     def release(self) -> None:

@@ -1,0 +1,483 @@
+"""Run commands on a host over one reused SSH connection (fabric for the connection, paramiko for I/O).
+
+Why fabric for the connection only: ``fabric.Connection`` resolves ``~/.ssh/config`` (HostName, User,
+Port, IdentityFile, ProxyJump/ProxyCommand, ConnectTimeout) and the agent exactly as users expect. Its
+``Runner``, though, buffers whole outputs, has no stdin-from-stream, and on a timeout abandons the
+remote command instead of killing it. So commands run on raw paramiko channels with our own I/O loop:
+
+* stdout goes chunk by chunk (64 KiB) to the caller's sink; memory stays bounded because paramiko
+  only lets the server send one channel window (2 MiB) ahead of what we have read;
+* stdin is copied by a thread (``sendall`` blocks on the window), then ``shutdown_write`` sends EOF;
+* every command starts with ``printf 'mk-pid:%s\\n' "$$" >&2``: sshd makes the login shell a
+  session and process-group leader, so ``$$`` is the process group of the whole command tree. That
+  first stderr line is stripped from the result; on a timeout or a cancel a second channel runs
+  ``kill -- -PGID`` (TERM, then KILL) so nothing keeps running on the host.
+
+Connection setup also fixes three things paramiko/fabric leave out: host keys are checked (see
+:mod:`maintkit.transport.hostkeys`), keep-alives are on, and ``TCP_NODELAY`` is set (without it each
+short command pays ~40 ms of Nagle + delayed-ACK latency).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import os
+import re
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+import paramiko
+from fabric import Connection
+
+from maintkit.config.models import Host
+from maintkit.errors import CommandTimeout, HostKeyError, Interrupted, TransportError
+from maintkit.transport.base import CommandResult, Sink, Tail, Transport, with_env
+from maintkit.transport.hostkeys import (
+    USER_KNOWN_HOSTS,
+    changed_key_error,
+    check_not_revoked,
+    known_hosts_name,
+    load_known_hosts,
+    secure_client,
+)
+from maintkit.transport.local import (
+    CHUNK,
+    CountingSink,
+    StdinFeeder,
+    abort_reason,
+    wait_slice,
+)
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+KEEPALIVE_INTERVAL = 15
+#: printed by the login shell before the command; ``$$`` is the command's process group
+PID_PREAMBLE = "printf 'mk-pid:%s\\n' \"$$\" >&2; "
+_PID_LINE = re.compile(rb"(?:^|\n)mk-pid:(\d+)\n")
+#: how long to wait for the pid line when a command must be killed right after it started
+PID_GRACE = 3.0
+#: TERM the group, poll up to ~2 s for it to go, then KILL what is left (best effort, never fails).
+#: ``alive`` ignores zombies where /proc exists: an orphan's zombie stays in the group until PID 1
+#: reaps it, which inside a container may be never; ``kill -0`` alone would then always wait 2 s.
+KILL_SCRIPT = (
+    "g={pgid}; "
+    "alive() {{ if [ -r /proc/self/stat ]; then "
+    'for f in /proc/[0-9]*/stat; do read -r l 2>/dev/null <"$f" || continue; l=${{l##*) }}; '
+    'set -- $l; [ "$3" = "$g" ] && [ "$1" != Z ] && return 0; done; return 1; '
+    'else kill -s 0 -- "-$g" 2>/dev/null; fi; }}; '
+    'kill -s TERM -- "-$g" 2>/dev/null; i=0; '
+    'while alive && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i+1)); done; '
+    'kill -s KILL -- "-$g" 2>/dev/null; exit 0'
+)
+KILL_WAIT = 5.0
+_NETWORK_ERRORS = (paramiko.SSHException, OSError, EOFError)
+
+
+class _PidFilter:
+    """The command's stderr, minus the ``mk-pid:N`` line our preamble prints first.
+
+    Anything a login shell prints before it (a noisy ``.bashrc``) is passed through. If no pid line
+    shows up within 64 KiB the filter gives up and passes everything on.
+    """
+
+    def __init__(self, tail: Tail) -> None:
+        self.tail = tail
+        self.pgid: int | None = None
+        self._pending: bytearray | None = bytearray()
+
+    def write(self, data: bytes) -> None:
+        if self._pending is None:
+            self.tail.write(data)
+            return
+        self._pending += data
+        match = _PID_LINE.search(self._pending)
+        if match:
+            start = match.start() + (1 if self._pending[match.start() : match.start() + 1] == b"\n" else 0)
+            rest = bytes(self._pending[:start] + self._pending[match.end() :])
+            self.pgid = int(match.group(1))
+            self._pending = None
+            if rest:
+                self.tail.write(rest)
+        elif len(self._pending) > CHUNK:
+            rest, self._pending = bytes(self._pending), None
+            self.tail.write(rest)
+
+    def flush(self) -> None:
+        if self._pending:
+            self.tail.write(bytes(self._pending))
+        self._pending = None
+
+
+def _set_nodelay(sock: object) -> None:
+    """Disable Nagle on a real TCP socket (not on a gateway channel or a ProxyCommand pipe)."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _chain(conn: Connection) -> Iterator[Connection]:
+    """The connection and, for ProxyJump, every gateway connection behind it."""
+    while isinstance(conn, Connection):
+        yield conn
+        conn = conn.gateway
+
+
+def _close_chain(conn: Connection) -> None:
+    """Close the connection and its gateways, even half-open ones (fabric's close skips those)."""
+    for hop in _chain(conn):
+        with contextlib.suppress(Exception):
+            hop.client.close()
+        hop.transport = None
+
+
+def _reason(exc: BaseException) -> str:
+    """The readable part of a network error (``[Errno None] Unable to...`` -> ``Unable to...``)."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+def _describe(conn: Connection) -> str:
+    return f"{conn.user}@{conn.host}:{conn.port}"
+
+
+class SSHTransport(Transport):
+    """One lazily opened, reused SSH connection to an inventory host.
+
+    ``user_known_hosts`` replaces ``~/.ssh/known_hosts`` (tests use it to stay off the real one).
+    :attr:`connect_count` counts the connections opened, so tests and benchmarks can prove reuse.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        accept_new_host_keys: bool = False,
+        *,
+        user_known_hosts: str | os.PathLike[str] | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        self.host = host
+        self.name = host.name
+        self.accept_new_host_keys = accept_new_host_keys
+        self.connect_timeout = connect_timeout
+        self.user_known_hosts = Path(user_known_hosts or USER_KNOWN_HOSTS).expanduser()
+        self.connect_count = 0
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        address = host.address or host.name
+        self._target = f"{host.user or getpass.getuser()}@{address}:{host.port or 22}"
+
+    # -- connection -------------------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """``name (user@address:port)`` for messages; exact once connected (ssh_config applied)."""
+        return f"{self.name} ({self._target})"
+
+    @property
+    def connection(self) -> Connection | None:
+        """The open fabric connection, or None."""
+        return self._conn
+
+    @property
+    def known_hosts_files(self) -> list[Path]:
+        files = [self.user_known_hosts]
+        if self.host.known_hosts:
+            files.append(Path(self.host.known_hosts).expanduser())
+        return files
+
+    @property
+    def save_new_keys_to(self) -> Path:
+        """Where accept-new records keys: the inventory's known_hosts file, else the user's."""
+        if self.host.known_hosts:
+            return Path(self.host.known_hosts).expanduser()
+        return self.user_known_hosts
+
+    def connect(self) -> None:
+        self._ensure_connected()
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            _close_chain(conn)
+
+    def _ensure_connected(self) -> tuple[paramiko.Transport, bool]:
+        """Return the live paramiko transport, (re)connecting if needed, and whether it is new."""
+        with self._lock:
+            conn = self._conn
+            if conn is not None and conn.transport is not None and conn.transport.is_active():
+                return conn.transport, False
+            if conn is not None:
+                self._conn = None
+                _close_chain(conn)
+            conn = self._open()
+            self._conn = conn
+            self.connect_count += 1
+            assert conn.transport is not None
+            return conn.transport, True
+
+    def _new_connection(self) -> Connection:
+        host = self.host
+        connect_kwargs: dict[str, object] = {
+            "banner_timeout": self.connect_timeout,
+            "auth_timeout": self.connect_timeout,
+        }
+        if host.key_file:
+            connect_kwargs["key_filename"] = [os.path.expanduser(host.key_file)]
+        conn = Connection(
+            host.address or host.name,
+            user=host.user or None,
+            port=host.port or None,
+            connect_kwargs=connect_kwargs,
+        )
+        for hop in _chain(conn):
+            if hop.connect_timeout is None:  # ConnectTimeout in ~/.ssh/config wins
+                hop.connect_timeout = self.connect_timeout
+        return conn
+
+    def _open(self) -> Connection:
+        try:
+            conn = self._new_connection()
+        except Exception as exc:
+            raise TransportError(f"{self.label}: cannot set up the SSH connection: {exc}") from exc
+        self._target = _describe(conn)
+        known = load_known_hosts(self.known_hosts_files)
+        hops = list(_chain(conn))
+        for hop in hops:
+            hop_label = self.label if hop is conn else f"gateway {_describe(hop)} of {self.name}"
+            secure_client(
+                hop.client,
+                label=hop_label,
+                known=known,
+                accept_new=self.accept_new_host_keys,
+                save_to=self.save_new_keys_to,
+            )
+        try:
+            conn.open()
+            for hop in hops:
+                assert hop.transport is not None
+                check_not_revoked(_describe(hop), hop.transport.get_remote_server_key(), known)
+        except HostKeyError:
+            _close_chain(conn)
+            raise
+        except paramiko.BadHostKeyException as exc:
+            _close_chain(conn)
+            hop = next((h for h in hops if h.host == exc.hostname), conn)
+            hop_label = self.label if hop is conn else f"gateway {_describe(hop)} of {self.name}"
+            name = known_hosts_name(hop.host, hop.port)
+            raise changed_key_error(hop_label, name, exc, known.files) from None
+        except paramiko.AuthenticationException as exc:
+            _close_chain(conn)
+            raise TransportError(
+                f"{self.label}: authentication failed ({exc}); check the user, the key file "
+                f"({self.host.key_file or 'none set'}) and the ssh-agent"
+            ) from exc
+        except _NETWORK_ERRORS as exc:
+            _close_chain(conn)
+            raise TransportError(f"{self.label}: cannot connect: {_reason(exc)}") from exc
+        for hop in hops:  # gateways too: their sockets carry every byte of ours
+            assert hop.transport is not None
+            hop.transport.set_keepalive(KEEPALIVE_INTERVAL)
+            _set_nodelay(hop.transport.sock)
+        return conn
+
+    def _open_channel(self) -> tuple[paramiko.Transport, paramiko.Channel]:
+        """Open a session channel; a reused connection that turns out dead is replaced once.
+
+        Retrying here is safe: nothing has run yet. Later failures are left to the engine's retries.
+        """
+        for attempt in (1, 2):
+            transport, fresh = self._ensure_connected()
+            try:
+                return transport, transport.open_session(timeout=self.connect_timeout)
+            except paramiko.ChannelException as exc:  # refused (e.g. MaxSessions); connection is fine
+                raise TransportError(f"{self.label}: the server refused a new session: {exc}") from exc
+            except _NETWORK_ERRORS as exc:
+                self._drop(transport)
+                if fresh or attempt == 2:
+                    raise TransportError(f"{self.label}: connection failed: {_reason(exc)}") from exc
+        raise AssertionError("unreachable")
+
+    def _drop(self, transport: paramiko.Transport) -> None:
+        """Forget the connection that owns ``transport`` so that the next command reconnects."""
+        with self._lock:
+            conn = self._conn
+            if conn is not None and conn.transport is transport:
+                self._conn = None
+            else:
+                conn = None
+        if conn is not None:
+            _close_chain(conn)
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | BinaryIO | None = None,
+        stdout: Sink | None = None,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+        secret: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> CommandResult:
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        script = with_env(command, env)
+        if secret:
+            # Only the byte count is on the command line; the text follows on stdin.
+            prefix = script.encode("utf-8")
+            remote = f'{PID_PREAMBLE}eval "$(head -c {len(prefix)})"'
+        else:
+            prefix = b""
+            remote = PID_PREAMBLE + script
+
+        transport, chan = self._open_channel()
+        try:
+            chan.exec_command(remote)
+        except _NETWORK_ERRORS as exc:
+            chan.close()
+            self._drop(transport)
+            raise TransportError(f"{self.label}: could not start the command: {_reason(exc)}") from exc
+
+        out: Tail | CountingSink = Tail() if stdout is None else CountingSink(stdout)
+        err = _PidFilter(Tail())
+        feeder = StdinFeeder(
+            write=_channel_writer(chan),
+            close=chan.shutdown_write,
+            prefix=prefix,
+            source=stdin,
+            name=f"{self.name}-stdin",
+        )
+        feeder.start()
+        reason: str | None = None
+        try:
+            reason = self._pump(chan, out, err, deadline, cancel, feeder)
+        except BaseException:
+            # The sink failed, or KeyboardInterrupt: stop the command on the host before re-raising.
+            self._kill(transport, chan, err)
+            raise
+        if reason is not None:
+            killed = self._kill(transport, chan, err)
+            feeder.join(timeout=0.5)
+            suffix = "and was killed" if killed else "and could not be killed: it may still be running"
+            if reason == "timeout":
+                raise CommandTimeout(f"{self.label}: command timed out after {timeout:g} s {suffix}")
+            if reason == "cancel":
+                raise Interrupted(f"{self.label}: interrupted; the command {suffix.removeprefix('and ')}")
+            assert feeder.error is not None
+            raise feeder.error
+        err.flush()
+        feeder.join(timeout=0.5)
+        received_status = chan.status_event.is_set() and chan.exit_status != -1
+        # A server always sends EOF before closing a channel; a channel closed without EOF and
+        # without exit status was torn down with the connection.
+        lost = not received_status and (not chan.eof_received or not transport.is_active())
+        chan.close()
+        if lost:
+            self._drop(transport)
+            raise TransportError(
+                f"{self.label}: connection lost while a command was running; it may still be running"
+            )
+        return CommandResult(
+            command=command,
+            rc=chan.exit_status,  # -1: killed by a signal (paramiko drops "exit-signal")
+            stdout=out.text() if isinstance(out, Tail) else "",
+            stderr=err.tail.text(),
+            duration=time.monotonic() - started,
+            stdout_bytes=out.total,
+            stderr_bytes=err.tail.total,
+        )
+
+    @staticmethod
+    def _pump(
+        chan: paramiko.Channel,
+        out: Tail | CountingSink,
+        err: _PidFilter,
+        deadline: float | None,
+        cancel: threading.Event | None,
+        feeder: StdinFeeder,
+    ) -> str | None:
+        """Move output to the sinks until EOF and exit status; return why to abort, if so."""
+        wakeup = chan.fileno()  # a pipe paramiko sets when data, EOF or close arrive
+        while True:
+            eof = chan.eof_received or chan.closed  # read first: data before EOF is buffered by then
+            busy = False
+            if chan.recv_ready():
+                data = chan.recv(CHUNK)
+                if data:
+                    out.write(data)
+                    busy = True
+            if chan.recv_stderr_ready():
+                data = chan.recv_stderr(CHUNK)
+                if data:
+                    err.write(data)
+                    busy = True
+            reason = abort_reason(deadline, cancel, feeder)
+            if reason is not None:
+                return reason
+            if busy:
+                continue
+            if eof:
+                break
+            select.select([wakeup], [], [], wait_slice(deadline))
+        # Output is complete; the exit status may still be on its way (or the channel closes).
+        while not chan.status_event.is_set():
+            chan.status_event.wait(wait_slice(deadline))
+            reason = abort_reason(deadline, cancel, feeder)
+            if reason is not None:
+                return reason
+        return None
+
+    def _kill(self, transport: paramiko.Transport, chan: paramiko.Channel, err: _PidFilter) -> bool:
+        """Kill the command's process group on the host, close its channel; True if a kill was sent."""
+        try:
+            give_up = time.monotonic() + PID_GRACE
+            # The pid line is the first thing the shell prints; wait for it if the abort came early.
+            while err.pgid is None and not chan.closed and time.monotonic() < give_up:
+                if chan.recv_stderr_ready():
+                    err.write(chan.recv_stderr(CHUNK))
+                elif chan.recv_ready():
+                    chan.recv(CHUNK)  # discarded: the command is being stopped
+                elif chan.eof_received:
+                    break
+                else:
+                    select.select([chan.fileno()], [], [], 0.05)
+            pgid = err.pgid
+            if pgid is None or pgid <= 1 or not transport.is_active():
+                log.warning("%s: cannot kill the command: its process group is unknown", self.label)
+                return False
+            killer = transport.open_session(timeout=self.connect_timeout)
+            try:
+                killer.exec_command(KILL_SCRIPT.format(pgid=pgid))
+                killer.shutdown_write()
+                if not killer.status_event.wait(KILL_WAIT):
+                    log.warning("%s: the kill command did not finish in %s s", self.label, KILL_WAIT)
+            finally:
+                killer.close()
+            return True
+        except _NETWORK_ERRORS as exc:
+            log.warning("%s: could not kill the command: %s", self.label, exc)
+            return False
+        finally:
+            chan.close()
+
+
+def _channel_writer(chan: paramiko.Channel) -> Callable[[bytes], None]:
+    """``chan.sendall`` that reports a vanished reader as OSError, as :class:`StdinFeeder` expects."""
+
+    def write(data: bytes) -> None:
+        try:
+            chan.sendall(data)
+        except paramiko.SSHException as exc:
+            raise OSError(str(exc)) from exc
+
+    return write
