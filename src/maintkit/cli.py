@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -136,6 +137,7 @@ def run(
 
     from maintkit.engine.journal import EventBus, JournalSink, JsonLinesSink, new_run_id
     from maintkit.engine.journal import journal_dir as resolve_journal_dir
+    from maintkit.engine.monitoring import Monitoring
     from maintkit.engine.runner import Runner, RunOptions
     from maintkit.reporting.console import ConsoleSink
 
@@ -155,7 +157,16 @@ def run(
     stop = threading.Event()
     _install_signal_handlers(stop, bus)
     options = RunOptions(check=check, accept_new_host_keys=accept_new_host_keys, break_lock=break_lock)
+    monitoring = Monitoring.from_variables(
+        config.inventory.name, config.playbook.name, config.variables.values(), redactor
+    )
+    monitoring.emit = bus.emit
+    started = time.monotonic()
+    if not check:
+        monitoring.start()
     outcome = Runner(config, bus, redactor, options, stop).run()
+    if not check:
+        monitoring.finish(outcome, time.monotonic() - started)
     if console_sink:
         console_sink.summary(outcome)
         if not quiet:
