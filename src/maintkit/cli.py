@@ -11,31 +11,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from maintkit import __version__
-
-EXIT_INVALID = 2
-
-
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def _fail_invalid(error: Any, redact: Any = None) -> NoReturn:
-    """Print every problem of an InvalidInput, then exit 2: nothing ran."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    console = Console(stderr=True, highlight=False)
-    for problem in error.problems:
-        text = str(problem)
-        console.print(f"[red]error:[/] {escape(redact(text) if redact else text)}")
-    count = len(error.problems)
-    console.print(f"[red]{count} problem{'s' if count != 1 else ''} found; nothing ran.[/]")
-    sys.exit(EXIT_INVALID)
+from maintkit.cli_common import fail_invalid, split_values
+from maintkit.snapshots_cli import snapshots
 
 
 def _load(
@@ -59,7 +41,7 @@ def _load(
             playbook,
             env,
             inventory,
-            _split(limit) or None,
+            split_values(limit) or None,
             list(var),
             list(vars_file),
             Path.cwd(),
@@ -69,7 +51,7 @@ def _load(
     except InvalidInput as error:
         redactor = Redactor()
         redactor.add(list(_env_values_in(var)))
-        _fail_invalid(error, redactor)
+        fail_invalid(error, redactor)
 
 
 def _env_values_in(pairs: tuple[str, ...]) -> list[str]:
@@ -322,6 +304,9 @@ def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
     sink = ConsoleSink(Console(highlight=False), verbosity=1)
     for event in read_journal(path):
         sink.handle(event)
+
+
+cli.add_command(snapshots)
 
 
 def main() -> None:

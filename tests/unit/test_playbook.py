@@ -162,8 +162,10 @@ def test_steps_empty(tmp_path: Path) -> None:
 
 
 def test_step_with_no_action(tmp_path: Path) -> None:
+    from maintkit.actions.base import available_actions
+
     assert problem(tmp_path, "name: x\nsteps:\n  - name: nothing\n    register: r\n") == (
-        "pb.yml:3:5: steps[0]: step has no action; one of: http, shell"
+        "pb.yml:3:5: steps[0]: step has no action; one of: " + ", ".join(available_actions())
     )
 
 

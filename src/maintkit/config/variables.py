@@ -28,6 +28,7 @@ BUILTIN_NAMES = frozenset(
         "run_id",
         "playbook_name",
         "playbook_dir",
+        "inventory_dir",
         "check_mode",
         "secret_vars",
     }
@@ -67,6 +68,7 @@ def host_variables(
         "run_id": run_id,
         "playbook_name": playbook.name,
         "playbook_dir": str(Path(playbook.path).parent),
+        "inventory_dir": str(Path(inventory.path).parent),
         "check_mode": check,
         "secret_vars": sorted(secret_names(inventory, playbook)),
     }

@@ -1,0 +1,229 @@
+"""``maintkit snapshots list | show | verify | prune``: the stored snapshots of an environment.
+
+These commands read the inventory (for each host: its site name, storage targets and retention)
+and talk to storage from the control node only; no host is contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from maintkit.cli_common import fail_invalid, split_values
+
+
+@dataclass
+class Site:
+    name: str
+    env: str
+    variables: Any
+    targets: list[Any]
+
+
+def _sites(
+    env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...]
+) -> list[Site]:
+    """Every site of the inventory (one per distinct site name) with its selected targets."""
+    from maintkit.config.inventory import load_inventory
+    from maintkit.config.models import Playbook
+    from maintkit.config.variables import host_variables
+    from maintkit.errors import InvalidInput, StepFailed
+    from maintkit.storage.sites import site_name, site_targets
+
+    if not env and not inventory:
+        raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
+    try:
+        inv = load_inventory(env, inventory, Path.cwd())
+        hosts = inv.select(split_values(limit)) if limit else list(inv.hosts.values())
+        if not hosts:
+            raise click.UsageError(f"--limit {','.join(limit)} matches no host of {inv.name}")
+        book = Playbook(name="snapshots", path=str(Path.cwd() / "snapshots"))
+        sites: dict[str, Site] = {}
+        for host in hosts:
+            variables = host_variables(host, inv, book, {}, "snapshots", False)
+            name = site_name(variables)
+            if name not in sites:
+                targets = site_targets(variables, split_values(target) or None)
+                sites[name] = Site(name, inv.name, variables, targets)
+        return list(sites.values())
+    except InvalidInput as error:
+        fail_invalid(error)
+    except StepFailed as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _options(function: Any) -> Any:
+    for option in reversed(
+        [
+            click.option("--env", "-e", "env", help="Environment: reads inventories/ENV.yml."),
+            click.option("-i", "--inventory", help="Inventory file or folder."),
+            click.option("--limit", "-l", multiple=True, help="Only these hosts or groups."),
+            click.option("--target", "-t", multiple=True, help="Only these storage targets."),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+@click.group()
+def snapshots() -> None:
+    """The snapshots of an environment: list, show, verify, prune."""
+
+
+@snapshots.command("list")
+@_options
+@click.option("--output", type=click.Choice(["text", "json"]), default="text")
+def list_(
+    env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...], output: str
+) -> None:
+    """List snapshots, newest first: id, time, size, verified, the targets holding them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = list(_rows(_sites(env, inventory, limit, target)))
+    if output == "json":
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    table = Table(show_edge=False)
+    for column in ("site", "snapshot", "time (UTC)", "size", "state", "targets"):
+        table.add_column(column, no_wrap=column != "targets")
+    for row in rows:
+        state = "verified" if row["verified"] else ("complete" if row["complete"] else "UNFINISHED")
+        if row["problem"]:
+            state = f"PROBLEM: {row['problem']}"
+        table.add_row(
+            row["site"],
+            row["id"],
+            row["time"][:19].replace("T", " "),
+            _size(row["size"]),
+            state,
+            ", ".join(row["targets"]),
+        )
+    Console(highlight=False).print(table)
+
+
+def _rows(sites: list[Site]) -> Iterator[dict[str, Any]]:
+    from maintkit.storage.manifest import list_snapshots
+
+    for site in sites:
+        merged: dict[str, dict[str, Any]] = {}
+        for target in site.targets:
+            for info in list_snapshots(target, site.name, site.env):
+                row = merged.setdefault(
+                    info.id,
+                    {
+                        "site": site.name,
+                        "env": site.env,
+                        "id": info.id,
+                        "time": info.time.isoformat(),
+                        "size": info.size,
+                        "complete": True,
+                        "verified": True,
+                        "problem": None,
+                        "targets": [],
+                    },
+                )
+                row["targets"].append(target.name)
+                row["complete"] = row["complete"] and info.complete
+                row["verified"] = row["verified"] and info.verified
+                row["problem"] = row["problem"] or info.problem
+        yield from sorted(merged.values(), key=lambda r: r["id"], reverse=True)
+
+
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(size)
+
+
+@snapshots.command()
+@click.argument("snapshot_id")
+@_options
+def show(
+    snapshot_id: str, env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...]
+) -> None:
+    """Print the manifest of SNAPSHOT_ID (or ``latest``) as JSON, with its last verification."""
+    from maintkit.errors import StepFailed
+    from maintkit.storage.manifest import read_verification
+    from maintkit.storage.operations import resolve_snapshot
+
+    for site in _sites(env, inventory, limit, target):
+        for store in site.targets:
+            try:
+                manifest = resolve_snapshot(store, site.name, site.env, snapshot_id)
+            except StepFailed:
+                continue
+            document = json.loads(manifest.to_json())
+            verification = read_verification(store, site.name, site.env, manifest.snapshot_id)
+            document["target"] = store.name
+            document["verification"] = json.loads(verification.to_json()) if verification else None
+            click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+            return
+    raise click.ClickException(f"no complete snapshot {snapshot_id!r} in any target")
+
+
+@snapshots.command()
+@click.argument("snapshot_id", default="latest")
+@_options
+def verify(
+    snapshot_id: str, env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...]
+) -> None:
+    """Re-read SNAPSHOT_ID (or ``latest``) in every target: size, SHA-256, decompression, listing.
+
+    Exit 0 when every artifact in every target checks out, 1 otherwise (with the reason).
+    """
+    from maintkit.errors import StepFailed
+    from maintkit.storage.operations import resolve_snapshot
+    from maintkit.storage.verify import verify_snapshot
+
+    failures = 0
+    for site in _sites(env, inventory, limit, target):
+        for store in site.targets:
+            try:
+                manifest = resolve_snapshot(store, site.name, site.env, snapshot_id)
+            except StepFailed as error:
+                click.echo(f"FAILED {site.name} {store.name}: {error}")
+                failures += 1
+                continue
+            result = verify_snapshot(store, manifest)
+            for check in result.results:
+                mark = "ok" if check.ok else "FAILED"
+                detail = "" if check.ok else f": {check.message}"
+                click.echo(f"{mark} {site.name} {store.name} {manifest.snapshot_id} {check.name}{detail}")
+            failures += 0 if result.ok else 1
+    sys.exit(1 if failures else 0)
+
+
+@snapshots.command()
+@_options
+@click.option("--dry-run", is_flag=True, help="Show what would be pruned; delete nothing.")
+def prune(
+    env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...], dry_run: bool
+) -> None:
+    """Delete the snapshots the ``retention`` policy no longer keeps (see docs/snapshots.md)."""
+    from maintkit.storage.operations import prune_target
+    from maintkit.storage.sites import site_retention
+
+    for site in _sites(env, inventory, limit, target):
+        policy = site_retention(site.variables)
+        for store in site.targets:
+            keep, pruned = prune_target(store, site.name, site.env, policy, dry_run=dry_run)
+            for decision in keep:
+                click.echo(
+                    f"keep   {site.name} {store.name} {decision.snapshot.id}  ({', '.join(decision.reasons)})"
+                )
+            verb = "would prune" if dry_run else "pruned"
+            for decision in pruned:
+                click.echo(
+                    f"{verb} {site.name} {store.name} {decision.snapshot.id}  ({', '.join(decision.reasons)})"
+                )

@@ -1,0 +1,272 @@
+"""Storage targets and retention from the inventory: the ``storage:`` and ``retention:`` vars.
+
+```yaml
+storage:
+  - name: local
+    type: local
+    path: /var/backups/maintkit          # relative paths start at the inventory's folder
+  - name: offsite
+    type: s3
+    bucket: shop-backups
+    prefix: maintkit
+    region: eu-west-3
+    profile: backups                     # credentials: the AWS chain or this profile, nothing else
+    object_lock: {mode: COMPLIANCE, days: 30}
+retention: {keep_daily: 7, keep_weekly: 4, keep_monthly: 12}
+```
+
+Why credential keys are rejected by name, with their own message: an inventory is committed to
+git and copied around; a secret key written there leaks. Telling the user *where* credentials go
+(the AWS chain, or ``profile``) is more useful than "unknown key".
+Why everything is checked before anything runs: a typo in a bucket option found after a
+twenty-minute dump is a failed night; all problems are reported at once (exit 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from maintkit.config.yamlload import did_you_mean, key_path, locate, type_name
+from maintkit.errors import InvalidInput, Problem
+from maintkit.storage.base import Target
+from maintkit.storage.retention import RetentionPolicy
+
+DEFAULT_PATH = "./.maintkit/snapshots"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+#: keys that would put a credential into the inventory (compared lower-case, ``-`` as ``_``)
+CREDENTIAL_KEYS = {
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "access_key",
+    "access_key_id",
+    "secret_key",
+    "secret_access_key",
+    "secret",
+    "session_token",
+    "token",
+    "password",
+    "credentials",
+}
+CREDENTIAL_MESSAGE = (
+    "credentials do not belong in the inventory: maintkit takes them from the standard AWS chain "
+    "(AWS_* environment variables, ~/.aws/credentials, SSO, an instance or task role) or from the "
+    "AWS profile named by `profile`"
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ObjectLockModel(_Model):
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = Field(
+        description="GOVERNANCE (privileged users can lift it) or COMPLIANCE (nobody can)."
+    )
+    days: int = Field(ge=1, description="Retention of every uploaded object, in days.")
+
+
+class LocalTargetModel(_Model):
+    name: str = Field("local", pattern=NAME_PATTERN, description="Name used by --target.")
+    type: Literal["local"]
+    path: str = Field(min_length=1, description="Folder; `~` expanded; relative to the inventory.")
+
+
+class S3TargetModel(_Model):
+    name: str = Field("s3", pattern=NAME_PATTERN, description="Name used by --target.")
+    type: Literal["s3"]
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = Field(None, pattern=r"^https?://", description="S3-compatible store.")
+    profile: str | None = Field(None, description="AWS profile (~/.aws/config) holding the credentials.")
+    storage_class: str | None = None
+    sse: Literal["AES256", "aws:kms"] | None = None
+    sse_kms_key_id: str | None = None
+    object_lock: ObjectLockModel | None = None
+    part_size_mib: int = Field(8, ge=5, le=5120, description="Multipart part size; 10,000 parts at most.")
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> S3TargetModel:
+        if self.sse_kms_key_id and self.sse != "aws:kms":
+            raise ValueError("sse_kms_key_id needs sse: aws:kms")
+        return self
+
+
+class RetentionModel(_Model):
+    keep_last: int = Field(0, ge=0)
+    keep_hourly: int = Field(0, ge=0)
+    keep_daily: int = Field(0, ge=0)
+    keep_weekly: int = Field(0, ge=0)
+    keep_monthly: int = Field(0, ge=0)
+    keep_yearly: int = Field(0, ge=0)
+
+
+TargetModel = LocalTargetModel | S3TargetModel
+Fail = Callable[[tuple[Any, ...], str], None]
+
+MODELS: dict[str, type[LocalTargetModel] | type[S3TargetModel]] = {
+    "local": LocalTargetModel,
+    "s3": S3TargetModel,
+}
+
+
+def default_targets() -> list[Target]:
+    """The embedded default: one folder, ``./.maintkit/snapshots`` of the current directory."""
+    from maintkit.storage.local import LocalTarget
+
+    return [LocalTarget("local", Path.cwd() / DEFAULT_PATH)]
+
+
+def targets_from_vars(storage_value: Any, base_dir: str | Path, *, file: str = "inventory") -> list[Target]:
+    """Return the targets the ``storage`` var describes (the default when it is absent).
+
+    ``storage_value`` is a list of ``{name, type, ...}`` mappings or a single one. Relative
+    ``path`` values of local targets start at ``base_dir`` (the inventory's folder). Problems are
+    reported all at once as InvalidInput, located in ``file`` when ``storage_value`` was loaded with
+    positions (maintkit's YAML loader), with paths like ``storage[1].bucket``.
+    """
+    if storage_value is None:
+        return default_targets()
+    items = [storage_value] if isinstance(storage_value, Mapping) else storage_value
+    problems: list[Problem] = []
+
+    def fail(path: tuple[Any, ...], message: str) -> None:
+        line, column = locate(storage_value, path)
+        problems.append(Problem(file, line, column, key_path(("storage", *path)), message))
+
+    if not isinstance(items, list):
+        fail((), f"must be a list of storage targets (mappings with name and type), not {type_name(items)}")
+        raise InvalidInput(problems)
+    if not items:
+        fail((), "is empty: name at least one storage target, or leave `storage` out for the default")
+        raise InvalidInput(problems)
+    single = isinstance(storage_value, Mapping)
+    parsed: list[tuple[tuple[Any, ...], TargetModel]] = []
+    for index, item in enumerate(items):
+        path: tuple[Any, ...] = () if single else (index,)
+        model = _parse_target(item, path, fail)
+        if model is not None:
+            parsed.append((path, model))
+    _check_unique_names(parsed, fail)
+    if problems:
+        raise InvalidInput(problems)
+    return [_build(model, Path(base_dir)) for _path, model in parsed]
+
+
+def _parse_target(item: Any, path: tuple[Any, ...], fail: Fail) -> TargetModel | None:
+    if not isinstance(item, Mapping):
+        fail(path, f"a storage target must be a mapping with name and type, not {type_name(item)}")
+        return None
+    kind = item.get("type")
+    if kind is None:
+        fail(path, "missing 'type' (local or s3)")
+        return None
+    if kind not in MODELS:
+        lower = str(kind).lower()
+        hint = f" (did you mean '{lower}'?)" if lower in MODELS else did_you_mean(kind, MODELS)
+        fail((*path, "type"), f"unknown storage type '{kind}'{hint}; types: local, s3")
+        return None
+    model_class = MODELS[kind]
+    accepted = list(model_class.model_fields)
+    clean = True
+    for key in item:
+        normalized = str(key).lower().replace("-", "_")
+        if normalized in CREDENTIAL_KEYS:
+            fail((*path, key), f"'{key}': {CREDENTIAL_MESSAGE}")
+            clean = False
+        elif key not in accepted:
+            hint = did_you_mean(key, accepted) or f"; a {kind} target takes {', '.join(accepted)}"
+            fail((*path, key), f"unknown key '{key}'{hint}")
+            clean = False
+    try:
+        model = model_class.model_validate(dict(item))
+    except ValidationError as error:
+        for problem in error.errors():
+            if problem["type"] == "extra_forbidden":
+                continue  # reported above, by name
+            fail((*path, *problem["loc"]), _message(problem))
+        return None
+    return model if clean else None
+
+
+def _message(problem: Mapping[str, Any]) -> str:
+    """A pydantic error's message, without its "Value error, " prefix and never the input value."""
+    message = str(problem["msg"])
+    if problem["type"] == "missing":
+        return "missing"
+    if problem["type"] == "string_pattern_mismatch" and problem["loc"][-1:] == ("name",):
+        return "a name is letters, digits, '.', '_' and '-', starting with a letter or digit"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    return message
+
+
+def _check_unique_names(parsed: list[tuple[tuple[Any, ...], TargetModel]], fail: Fail) -> None:
+    seen: set[str] = set()
+    for path, model in parsed:
+        if model.name in seen:
+            fail(
+                (*path, "name"),
+                f"duplicate storage target name '{model.name}' (targets need distinct names; "
+                "an unnamed target is called after its type)",
+            )
+        seen.add(model.name)
+
+
+def _build(model: TargetModel, base_dir: Path) -> Target:
+    if isinstance(model, LocalTargetModel):
+        from maintkit.storage.local import LocalTarget
+
+        path = Path(model.path).expanduser()
+        return LocalTarget(model.name, path if path.is_absolute() else base_dir / path)
+    from maintkit.storage.s3 import S3Target
+
+    return S3Target(
+        model.name,
+        model.bucket,
+        prefix=model.prefix,
+        region=model.region,
+        endpoint_url=model.endpoint_url,
+        profile=model.profile,
+        storage_class=model.storage_class,
+        sse=model.sse,
+        sse_kms_key_id=model.sse_kms_key_id,
+        object_lock=model.object_lock.model_dump() if model.object_lock else None,
+        part_size=model.part_size_mib * 1024 * 1024,
+    )
+
+
+def retention_from_vars(value: Any, *, file: str = "inventory") -> RetentionPolicy:
+    """Return the policy the ``retention`` var describes; absent, the empty policy (keep everything)."""
+    if value is None:
+        return RetentionPolicy()
+    problems: list[Problem] = []
+
+    def fail(path: tuple[Any, ...], message: str) -> None:
+        line, column = locate(value, path)
+        problems.append(Problem(file, line, column, key_path(("retention", *path)), message))
+
+    if not isinstance(value, Mapping):
+        fail((), f"must be a mapping such as {{keep_daily: 7}}, not {type_name(value)}")
+        raise InvalidInput(problems)
+    accepted = list(RetentionModel.model_fields)
+    for key in value:
+        if key not in accepted:
+            hint = did_you_mean(key, accepted) or "; rules: " + ", ".join(accepted)
+            fail((key,), f"unknown rule '{key}'{hint}")
+    try:
+        model = RetentionModel.model_validate(dict(value))
+    except ValidationError as error:
+        for problem in error.errors():
+            if problem["type"] != "extra_forbidden":
+                fail(tuple(problem["loc"]), _message(problem))
+    if problems:
+        raise InvalidInput(problems)
+    return RetentionPolicy(**model.model_dump())

@@ -1,0 +1,271 @@
+"""The manifest that closes a snapshot, and the verification record kept beside it.
+
+Why a manifest written last: a snapshot folder is only a snapshot once ``manifest.json`` is there
+(DESIGN.md). Everything before it may be half-written; everything it lists was committed before it
+was written. It records what a restore and a verify need without reading the artifacts: each
+artifact's size, SHA-256 (of the bytes as stored, i.e. after compression and encryption),
+compression, encryption and source; the database and its tables (with row counts when known, for
+the drill's comparison); the tool version; the application's fingerprint; timings.
+
+Why ``format_version``: snapshots outlive the maintkit that wrote them. A reader refuses a format it
+does not know (newer) with a clear message, and ignores fields it does not know within its format
+(additions are backwards compatible; a change of meaning bumps the version).
+
+Why the verification record is a separate file: the manifest is immutable (under Object Lock it
+cannot be rewritten); each ``verify`` writes ``verification.json`` anew beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from maintkit.storage.base import StorageError, Target, parse_snapshot_id, snapshot_key, snapshot_prefix
+from maintkit.storage.retention import SnapshotInfo
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+VERIFICATION_NAME = "verification.json"
+
+Compression = Literal["zstd", "gzip", "none"]
+Encryption = Literal["none", "age"]
+
+
+class ManifestError(StorageError):
+    """A manifest or verification record is unreadable, invalid, or of a format this maintkit lacks."""
+
+
+def _utc(value: datetime) -> datetime:
+    """Return ``value`` as an aware UTC datetime (a naive one is taken to be UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass
+class Artifact:
+    """One file of a snapshot, as stored."""
+
+    name: str  # "db.sql.zst", "files.tar.zst"
+    key: str  # relative to the target: SITE/ENV/ID/NAME (identical in every target)
+    size: int  # bytes as stored
+    sha256: str  # hex, of the bytes as stored
+    compression: Compression = "zstd"
+    encryption: Encryption = "none"
+    source: str = ""  # what was read: "mysqldump of shop on prod1", "tar of /var/www/shop"
+
+
+@dataclass
+class Table:
+    """One table of the dump; ``rows`` when counted (for the drill's comparison)."""
+
+    name: str
+    rows: int | None = None
+
+
+@dataclass
+class DatabaseInfo:
+    """The database a dump came from, and its tables."""
+
+    name: str
+    tables: list[Table] = field(default_factory=list)
+
+
+@dataclass
+class Manifest:
+    """What a snapshot holds; written last, it is what makes the folder a snapshot."""
+
+    snapshot_id: str
+    site: str
+    env: str
+    host: str
+    run_id: str
+    tool_version: str
+    created: datetime
+    finished: datetime
+    artifacts: list[Artifact] = field(default_factory=list)
+    database: DatabaseInfo | None = None
+    fingerprint: dict[str, Any] = field(default_factory=dict)  # {"composer.lock": "sha256..."}
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        self.created = _utc(self.created)
+        self.finished = _utc(self.finished)
+
+    def artifact(self, name: str) -> Artifact | None:
+        """The artifact called ``name``, or None."""
+        return next((a for a in self.artifacts if a.name == name), None)
+
+    @property
+    def size(self) -> int:
+        """The total size of the artifacts as stored."""
+        return sum(a.size for a in self.artifacts)
+
+    def to_json(self) -> bytes:
+        return _dump(_MANIFEST, self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str, where: str = MANIFEST_NAME) -> Manifest:
+        manifest: Manifest = _load(_MANIFEST, data, where)
+        return manifest
+
+
+@dataclass
+class ArtifactCheck:
+    """What verify found about one artifact. ``checks`` names each check run and whether it passed
+    (``size``, ``sha256``, ``decompress``, ``tar_listing``, ``dump_trailer``)."""
+
+    name: str
+    ok: bool
+    size: int | None = None
+    sha256: str | None = None
+    checks: dict[str, bool] = field(default_factory=dict)
+    message: str = ""  # why it failed, for people
+
+
+@dataclass
+class Verification:
+    """The last verification of a snapshot in one target (``verification.json``)."""
+
+    snapshot_id: str
+    time: datetime
+    ok: bool
+    results: list[ArtifactCheck] = field(default_factory=list)
+    tool_version: str = ""
+    duration: float | None = None
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        self.time = _utc(self.time)
+
+    def to_json(self) -> bytes:
+        return _dump(_VERIFICATION, self)
+
+    @classmethod
+    def from_json(cls, data: bytes | str, where: str = VERIFICATION_NAME) -> Verification:
+        verification: Verification = _load(_VERIFICATION, data, where)
+        return verification
+
+
+_MANIFEST: TypeAdapter[Manifest] = TypeAdapter(Manifest)
+_VERIFICATION: TypeAdapter[Verification] = TypeAdapter(Verification)
+
+
+def _dump(adapter: TypeAdapter[Any], value: Any) -> bytes:
+    data = adapter.dump_python(value, mode="json")
+    data = {"format_version": data.pop("format_version"), **data}  # first: what a reader checks first
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _load(adapter: TypeAdapter[Any], data: bytes | str, where: str) -> Any:
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ManifestError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where} is not a JSON object")
+    version = raw.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ManifestError(f"{where} has no format_version")
+    if version > FORMAT_VERSION:
+        raise ManifestError(
+            f"{where} has format {version}, written by a newer maintkit (this one reads up to "
+            f"{FORMAT_VERSION}); upgrade maintkit"
+        )
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        path = ".".join(str(part) for part in first["loc"])
+        raise ManifestError(f"{where} is invalid: {path}: {first['msg']}") from None
+
+
+def manifest_key(site: str, env: str, snapshot_id: str) -> str:
+    return snapshot_key(site, env, snapshot_id, MANIFEST_NAME)
+
+
+def verification_key(site: str, env: str, snapshot_id: str) -> str:
+    return snapshot_key(site, env, snapshot_id, VERIFICATION_NAME)
+
+
+def write_manifest(target: Target, manifest: Manifest) -> str:
+    """Write ``manifest`` into its snapshot's folder (last, after every artifact); return its key."""
+    key = manifest_key(manifest.site, manifest.env, manifest.snapshot_id)
+    target.put_bytes(key, manifest.to_json())
+    return key
+
+
+def read_manifest(target: Target, site: str, env: str, snapshot_id: str) -> Manifest | None:
+    """The snapshot's manifest, or None when the folder has none (an unfinished snapshot)."""
+    key = manifest_key(site, env, snapshot_id)
+    if not target.exists(key):
+        return None
+    return Manifest.from_json(target.get_bytes(key), f"{target.name}:{key}")
+
+
+def write_verification(target: Target, site: str, env: str, verification: Verification) -> str:
+    """Write the verification record beside the snapshot's manifest; return its key."""
+    key = verification_key(site, env, verification.snapshot_id)
+    target.put_bytes(key, verification.to_json())
+    return key
+
+
+def read_verification(target: Target, site: str, env: str, snapshot_id: str) -> Verification | None:
+    """The snapshot's last verification in ``target``, or None when it was never verified."""
+    key = verification_key(site, env, snapshot_id)
+    if not target.exists(key):
+        return None
+    return Verification.from_json(target.get_bytes(key), f"{target.name}:{key}")
+
+
+def list_snapshots(target: Target, site: str, env: str) -> list[SnapshotInfo]:
+    """Return what retention needs to know of every snapshot folder of ``site``/``env``, oldest first.
+
+    Only folders named like snapshot ids count: other folders beside them (release records, say)
+    are never taken for unfinished snapshots, so never swept. A folder is complete when it has a
+    manifest; verified when its last verification says ok; its size is that of all its objects.
+    A manifest that does not read (corrupt, or from a newer maintkit) sets ``problem``: retention
+    then keeps the folder, neither counting it as good nor sweeping it.
+    """
+    infos: list[SnapshotInfo] = []
+    sizes: dict[str, int] = {}
+    names: dict[str, set[str]] = {}
+    prefix = snapshot_prefix(site, env)
+    for key, size, _modified in target.list_keys(prefix):
+        snapshot_id, _, name = key[len(prefix) :].partition("/")
+        sizes[snapshot_id] = sizes.get(snapshot_id, 0) + size
+        names.setdefault(snapshot_id, set()).add(name)
+    for snapshot_id in target.list_dir(prefix):
+        time = parse_snapshot_id(snapshot_id)
+        if time is None:
+            continue
+        found = names.get(snapshot_id, set())
+        complete = MANIFEST_NAME in found
+        problem = _manifest_problem(target, site, env, snapshot_id) if complete else None
+        verified = False
+        if complete and problem is None and VERIFICATION_NAME in found:
+            verification = _verification_or_none(target, site, env, snapshot_id)
+            verified = verification is not None and verification.ok
+        size = sizes.get(snapshot_id, 0)
+        infos.append(SnapshotInfo(snapshot_id, time, complete, verified, size, problem))
+    return sorted(infos, key=lambda info: (info.time, info.id))
+
+
+def _manifest_problem(target: Target, site: str, env: str, snapshot_id: str) -> str | None:
+    """None when the snapshot's manifest reads, else why not."""
+    key = manifest_key(site, env, snapshot_id)
+    try:
+        Manifest.from_json(target.get_bytes(key), f"{target.name}:{key}")
+    except StorageError as error:
+        return str(error)
+    return None
+
+
+def _verification_or_none(target: Target, site: str, env: str, snapshot_id: str) -> Verification | None:
+    try:
+        return read_verification(target, site, env, snapshot_id)
+    except ManifestError:
+        return None
