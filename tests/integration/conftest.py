@@ -6,6 +6,7 @@ its own home, so files a test creates "on prod1" are in prod1's home only.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,15 @@ import yaml
 
 from tests.sshd import SSHHost, SSHServers, empty_home, write_known_hosts
 
+#: Unix user names start with this; a second test session on the same machine (a developer running
+#: one part of the suite while another runs) sets MAINTKIT_TEST_USER_PREFIX so the homes stay apart.
+USER_PREFIX = os.environ.get("MAINTKIT_TEST_USER_PREFIX", "mk")
+
 #: inventory name -> (Unix user, inventory group)
 HOSTS: dict[str, tuple[str, str]] = {
-    "stage1": ("mk-stage1", "staging"),
-    "prod1": ("mk-prod1", "production"),
-    "prod2": ("mk-prod2", "production"),
+    "stage1": (f"{USER_PREFIX}-stage1", "staging"),
+    "prod1": (f"{USER_PREFIX}-prod1", "production"),
+    "prod2": (f"{USER_PREFIX}-prod2", "production"),
 }
 
 
