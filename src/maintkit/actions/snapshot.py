@@ -10,6 +10,7 @@ trailer arrived); the manifest is written last, so a folder without one is an un
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ from pydantic import Field, model_validator
 
 from maintkit import __version__
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
-from maintkit.errors import StepFailed
+from maintkit.errors import MaintkitError, StepFailed
 from maintkit.sources.appconfig import fingerprint_command, parse_fingerprint
 from maintkit.sources.compression import SUFFIX, Compression, strip_markers
 from maintkit.sources.database import DatabaseSource, dump_command, parse_tables, tables_command
@@ -26,6 +27,7 @@ from maintkit.sources.probe import parse_probe, probe_command
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.base import FanOut, Target, new_snapshot_id, snapshot_key, snapshot_prefix
 from maintkit.storage.manifest import Artifact, DatabaseInfo, Manifest, Table, write_manifest
+from maintkit.storage.operations import resolve_snapshot
 from maintkit.storage.sites import site_name, site_targets
 from maintkit.transport.base import CommandResult
 
@@ -64,18 +66,27 @@ class Tee:
 
 
 class Progress:
-    """Emit ``progress`` events (bytes, rate) at most once a second while an artifact streams."""
+    """Emit ``progress`` events (bytes, rate, ETA) every few seconds while an artifact streams.
 
-    def __init__(self, ctx: StepContext, artifact: str) -> None:
-        self.ctx, self.artifact = ctx, artifact
+    The ETA uses the size of the same artifact in the previous snapshot: a shop's dump grows slowly.
+    """
+
+    EVERY = 5.0
+
+    def __init__(self, ctx: StepContext, artifact: str, expected: int | None) -> None:
+        self.ctx, self.artifact, self.expected = ctx, artifact, expected
         self.started = self.last = time.monotonic()
 
     def __call__(self, size: int) -> None:
         now = time.monotonic()
-        if now - self.last >= 1.0:
-            self.last = now
-            rate = size / max(now - self.started, 1e-6)
-            self.ctx.emit("progress", artifact=self.artifact, bytes=size, rate=round(rate))
+        if now - self.last < self.EVERY:
+            return
+        self.last = now
+        rate = size / max(now - self.started, 1e-6)
+        eta = None
+        if self.expected and self.expected > size and rate > 0:
+            eta = round((self.expected - size) / rate)
+        self.ctx.emit("progress", artifact=self.artifact, bytes=size, rate=round(rate), eta=eta)
 
 
 class Snapshot(Action):
@@ -90,19 +101,56 @@ class Snapshot(Action):
             plan.append(dump_command(params.database, params.compression)[0])
         if params.files:
             plan.append(tar_command(params.files, params.compression))
-        targets = ", ".join(t.describe() for t in site_targets(ctx.vars, params.targets))
+        targets = ", ".join(t.describe() for t in site_targets(ctx.vars, params.targets, ctx.redactor))
         plan.append(f"(control node) stream, hash and write each artifact to: {targets}; manifest last")
         return plan
 
     def run(self, params: SnapshotParams, ctx: StepContext) -> ActionResult:
-        targets = site_targets(ctx.vars, params.targets)
+        targets = site_targets(ctx.vars, params.targets, ctx.redactor)
         for target in targets:
             target.check()  # a missing bucket or Object Lock fails before the host does any work
+        job = SnapshotJob.start(params, ctx, targets)
+        if params.database:
+            job.database(params.database)
+        if params.files:
+            job.files(params.files)
+        manifest = job.finish()
+        return ActionResult(
+            changed=True,
+            msg=f"snapshot {manifest.snapshot_id}: {len(manifest.artifacts)} artifact(s), "
+            f"{manifest.size} bytes, to {', '.join(t.name for t in targets)}",
+            data={
+                "snapshot_id": manifest.snapshot_id,
+                "bytes": manifest.size,
+                "targets": {
+                    t.name: snapshot_prefix(manifest.site, manifest.env, manifest.snapshot_id)
+                    for t in targets
+                },
+                "artifacts": {a.name: {"size": a.size, "sha256": a.sha256} for a in manifest.artifacts},
+            },
+        )
+
+
+@dataclass
+class SnapshotJob:
+    """One snapshot being taken: its targets, its manifest so far, what the host can do.
+
+    Why an object per run and not state on the action: one action instance serves every host of a
+    run, in parallel threads.
+    """
+
+    params: SnapshotParams
+    ctx: StepContext
+    targets: list[Target]
+    manifest: Manifest
+    compression: Compression
+    previous_sizes: dict[str, int]
+
+    @classmethod
+    def start(cls, params: SnapshotParams, ctx: StepContext, targets: list[Target]) -> SnapshotJob:
         site, env = site_name(ctx.vars), str(ctx.vars["maintkit_env"])
         created = datetime.now(UTC)
-        existing = targets[0].list_dir(snapshot_prefix(site, env))
-        snapshot_id = new_snapshot_id(created, existing)
-        compression = self._compression(params, ctx)
+        snapshot_id = new_snapshot_id(created, targets[0].list_dir(snapshot_prefix(site, env)))
         manifest = Manifest(
             snapshot_id=snapshot_id,
             site=site,
@@ -113,143 +161,78 @@ class Snapshot(Action):
             created=created,
             finished=created,
         )
-        if params.database:
-            self._database(params, ctx, targets, manifest, compression)
-        if params.files:
-            self._files(params, ctx, targets, manifest, compression)
-            manifest.fingerprint = self._fingerprint(params.files, ctx)
-        manifest.finished = datetime.now(UTC)
-        for target in targets:
-            write_manifest(target, manifest)
-        size = manifest.size
-        return ActionResult(
-            changed=True,
-            msg=f"snapshot {snapshot_id}: {len(manifest.artifacts)} artifact(s), {size} bytes, "
-            f"to {', '.join(t.name for t in targets)}",
-            data={
-                "snapshot_id": snapshot_id,
-                "bytes": size,
-                "targets": {t.name: snapshot_prefix(site, env, snapshot_id) for t in targets},
-                "artifacts": {a.name: {"size": a.size, "sha256": a.sha256} for a in manifest.artifacts},
-            },
-        )
+        compression = _compression(params, ctx)
+        return cls(params, ctx, targets, manifest, compression, _previous_sizes(targets[0], site, env))
 
-    # -- phases ------------------------------------------------------------------------------------
-
-    def _compression(self, params: SnapshotParams, ctx: StepContext) -> Compression:
-        """Ask the host what it has (one round trip); fail before any upload opens if it can't work."""
-        probe = ctx.run(probe_command(), timeout=60)
-        tools = parse_probe(probe.stdout)
-        problems = tools.problems(
-            database=params.database is not None,
-            files=params.files is not None,
-            app_config=bool(params.database and params.database.from_),
-        )
-        if problems:
-            raise StepFailed(f"{ctx.host.name} cannot take this snapshot: {'; '.join(problems)}")
-        if params.compression != "auto":
-            return params.compression
-        return tools.compression
-
-    def _database(
-        self,
-        params: SnapshotParams,
-        ctx: StepContext,
-        targets: list[Target],
-        manifest: Manifest,
-        compression: Compression,
-    ) -> None:
-        assert params.database is not None
-        source = params.database
+    def database(self, source: DatabaseSource) -> None:
+        """Count rows, then stream the dump; commit it only when it exited 0 and its trailer arrived."""
         counts: dict[str, int] = {}
-        started = time.monotonic()
-        if params.count_rows:
+        database = source.name or ""
+        if self.params.count_rows:
+            started = time.monotonic()
             command, stdin = tables_command(source)
-            listed = ctx.run(command, stdin=stdin, timeout=params.timeout)
+            listed = self.ctx.run(command, stdin=stdin, timeout=self.params.timeout)
             _require(listed, "counting the database's rows")
             listing = parse_tables(listed.stdout)
-            counts = listing.tables
-            manifest.timings["count_rows"] = round(time.monotonic() - started, 3)
-        name = f"db.sql{SUFFIX[compression]}"
-        watcher = DumpTrailerWatcher(compression)
-        command, stdin = dump_command(source, compression)
-        result, fan = self._stream(ctx, targets, manifest, name, command, stdin, params.timeout, watcher)
+            counts, database = listing.tables, listing.database
+            self.manifest.timings["count_rows"] = round(time.monotonic() - started, 3)
+        name = f"db.sql{SUFFIX[self.compression]}"
+        watcher = DumpTrailerWatcher(self.compression)
+        command, stdin = dump_command(source, self.compression)
+        result, fan = self._stream(name, command, stdin, watcher)
         watcher.close()
         if result.rc != 0 or not watcher.ok:
             fan.abort()
             why = f"exit status {result.rc}" if result.rc != 0 else watcher.reason
             raise StepFailed(f"database dump failed ({why}); nothing was kept. {_stderr(result)}")
         fan.commit()
-        manifest.artifacts.append(
-            Artifact(
-                name,
-                fan.writers[0].key,
-                fan.size,
-                fan.sha256,
-                compression,
-                "none",
-                f"dump of {source.describe()} on {ctx.host.name}",
-            )
-        )
-        database = listing.database if params.count_rows else source.name or ""
-        manifest.database = DatabaseInfo(database, [Table(t, counts.get(t)) for t in watcher.tables])
+        self._record(name, fan, f"dump of {source.describe()} on {self.ctx.host.name}")
+        self.manifest.database = DatabaseInfo(database, [Table(t, counts.get(t)) for t in watcher.tables])
 
-    def _files(
-        self,
-        params: SnapshotParams,
-        ctx: StepContext,
-        targets: list[Target],
-        manifest: Manifest,
-        compression: Compression,
-    ) -> None:
-        assert params.files is not None
-        name = f"files.tar{SUFFIX[compression]}"
-        result, fan = self._stream(
-            ctx, targets, manifest, name, tar_command(params.files, compression), None, params.timeout
-        )
+    def files(self, source: FilesSource) -> None:
+        """Stream the tar of the site's files; commit it only when tar and the compressor succeeded."""
+        name = f"files.tar{SUFFIX[self.compression]}"
+        result, fan = self._stream(name, tar_command(source, self.compression), None)
         if result.rc != 0:
             fan.abort()
             raise StepFailed(
-                f"archiving {params.files.root} failed (exit status {result.rc}); nothing was kept. "
+                f"archiving {source.root} failed (exit status {result.rc}); nothing was kept. "
                 f"{_stderr(result)}"
             )
         fan.commit()
-        paths = " ".join(params.files.paths)
-        manifest.artifacts.append(
-            Artifact(
-                name,
-                fan.writers[0].key,
-                fan.size,
-                fan.sha256,
-                compression,
-                "none",
-                f"tar of {paths} under {params.files.root} on {ctx.host.name}",
-            )
+        paths = " ".join(source.paths)
+        self._record(name, fan, f"tar of {paths} under {source.root} on {self.ctx.host.name}")
+        result = self.ctx.run(fingerprint_command(source.cms, source.root), timeout=60)
+        self.manifest.fingerprint = parse_fingerprint(result.stdout) if result.rc == 0 else {}
+
+    def finish(self) -> Manifest:
+        """Write the manifest to every target, last: only now is the snapshot complete."""
+        self.manifest.finished = datetime.now(UTC)
+        for target in self.targets:
+            write_manifest(target, self.manifest)
+        return self.manifest
+
+    def _record(self, name: str, fan: FanOut, source: str) -> None:
+        key = fan.writers[0].key
+        self.manifest.artifacts.append(
+            Artifact(name, key, fan.size, fan.sha256, self.compression, "none", source)
         )
 
     def _stream(
-        self,
-        ctx: StepContext,
-        targets: list[Target],
-        manifest: Manifest,
-        name: str,
-        command: str,
-        stdin: bytes | None,
-        timeout: float | None,
-        *extra: Any,
+        self, name: str, command: str, stdin: bytes | None, *extra: Any
     ) -> tuple[CommandResult, FanOut]:
         """Run ``command`` with its stdout streamed into every target; abort the uploads on any error."""
-        key = snapshot_key(manifest.site, manifest.env, manifest.snapshot_id, name)
-        fan = FanOut.open(targets, key, progress=Progress(ctx, name))
+        key = snapshot_key(self.manifest.site, self.manifest.env, self.manifest.snapshot_id, name)
+        fan = FanOut.open(self.targets, key, progress=Progress(self.ctx, name, self.previous_sizes.get(name)))
         started = time.monotonic()
         try:
-            result = ctx.run(command, stdin=stdin, stdout=Tee(fan, *extra), timeout=timeout)
+            result = self.ctx.run(command, stdin=stdin, stdout=Tee(fan, *extra), timeout=self.params.timeout)
         except BaseException:
             fan.abort()
             raise
         elapsed = time.monotonic() - started
-        manifest.timings[name] = round(elapsed, 3)
-        ctx.emit(
+        self.manifest.timings[name] = round(elapsed, 3)
+        self.ctx.emit(
             "transferred",
             artifact=name,
             bytes=fan.size,
@@ -258,9 +241,27 @@ class Snapshot(Action):
         )
         return result, fan
 
-    def _fingerprint(self, files: FilesSource, ctx: StepContext) -> dict[str, Any]:
-        result = ctx.run(fingerprint_command(files.cms, files.root), timeout=60)
-        return parse_fingerprint(result.stdout) if result.rc == 0 else {}
+
+def _compression(params: SnapshotParams, ctx: StepContext) -> Compression:
+    """Ask the host what it has (one round trip); fail before any upload opens if it can't work."""
+    tools = parse_probe(ctx.run(probe_command(), timeout=60).stdout)
+    problems = tools.problems(
+        database=params.database is not None,
+        files=params.files is not None,
+        app_config=bool(params.database and params.database.from_),
+    )
+    if problems:
+        raise StepFailed(f"{ctx.host.name} cannot take this snapshot: {'; '.join(problems)}")
+    return tools.compression if params.compression == "auto" else params.compression
+
+
+def _previous_sizes(target: Target, site: str, env: str) -> dict[str, int]:
+    """Artifact sizes of the newest complete snapshot (for the ETA); empty when there is none."""
+    try:
+        manifest = resolve_snapshot(target, site, env, "latest")
+    except MaintkitError:
+        return {}
+    return {a.name: a.size for a in manifest.artifacts}
 
 
 def _require(result: CommandResult, what: str) -> None:

@@ -103,6 +103,21 @@ class ConsoleSink:
             f"({escape(str(e.get('error', '')))}); retrying in {e.get('wait', 0)} s"
         )
 
+    def _on_progress(self, e: dict[str, Any]) -> str:
+        eta = f", ETA {e['eta']} s" if e.get("eta") is not None else ""
+        return (
+            f"  [dim]⇣ {escape(e['host'])} {escape(e['artifact'])}: {_size(e['bytes'])} "
+            f"at {_size(e['rate'])}/s{eta}[/]"
+        )
+
+    def _on_transferred(self, e: dict[str, Any]) -> str | None:
+        if self.verbosity < 1:
+            return None
+        return (
+            f"  [dim]⇣ {escape(e['host'])} {escape(e['artifact'])}: {_size(e['bytes'])} in {e['seconds']} s "
+            f"({_size(e['rate'])}/s)[/]"
+        )
+
     def _on_rollback_start(self, e: dict[str, Any]) -> str:
         return f"[yellow]⟲ {escape(e['host'])}: rolling back after {escape(str(e.get('failed_step')))}[/]"
 
@@ -140,6 +155,14 @@ class ConsoleSink:
                 f"{host.duration:.2f}s",
             )
         self.console.print(table)
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
 
 
 def _is_bad(event: dict[str, Any]) -> bool:
