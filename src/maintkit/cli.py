@@ -6,10 +6,13 @@ Only parsing and rendering live here (pyinfra's split): every decision is made i
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +36,12 @@ def _load(
     from maintkit.config.validate import load_run
     from maintkit.errors import InvalidInput
     from maintkit.secrets import Redactor
+    from maintkit.storage.sites import check_sites
 
     if not env and not inventory:
         raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
     try:
-        return load_run(
+        config = load_run(
             playbook,
             env,
             inventory,
@@ -48,6 +52,10 @@ def _load(
             run_id=run_id,
             check=check,
         )
+        problems = check_sites(config.variables.values(), config.inventory.path, config.redactor)
+        if problems:
+            raise InvalidInput(problems)
+        return config
     except InvalidInput as error:
         redactor = Redactor()
         redactor.add(list(_env_values_in(var)))
@@ -115,16 +123,19 @@ def run(
     Exit codes: 0 done; 1 failed and rolled back cleanly; 2 invalid input, nothing ran;
     3 failed and the rollback failed or was incomplete (a human must look); 4 another run holds the lock.
     """
-    from rich.console import Console
+    with _startup():
+        from rich.console import Console
 
-    from maintkit.engine.journal import EventBus, JournalSink, JsonLinesSink, new_run_id
-    from maintkit.engine.journal import journal_dir as resolve_journal_dir
-    from maintkit.engine.monitoring import Monitoring
-    from maintkit.engine.runner import Runner, RunOptions
-    from maintkit.reporting.console import ConsoleSink
+        from maintkit.engine.journal import EventBus, JournalSink, JsonLinesSink, new_run_id
+        from maintkit.engine.journal import journal_dir as resolve_journal_dir
+        from maintkit.engine.monitoring import Monitoring
+        from maintkit.engine.runner import Runner, RunOptions
+        from maintkit.reporting.console import ConsoleSink
 
-    run_id = new_run_id()
-    config = _load(playbook, env, inventory, limit, var, vars_file, run_id, check)
+        run_id = new_run_id()
+        config = _load(playbook, env, inventory, limit, var, vars_file, run_id, check)
+        if any(host.connection != "local" for host in config.hosts):
+            import maintkit.transport.ssh  # noqa: F401  (paramiko & co. load now, collector off)
     redactor = config.redactor  # validation collected every secret value already
     _print_warnings(config.warnings, quiet)
     journal = JournalSink(resolve_journal_dir(journal_dir), run_id)
@@ -154,7 +165,24 @@ def run(
         if not quiet:
             console_sink.console.print(f"[dim]journal: {journal.path}[/]")
     bus.close()
+    gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     sys.exit(int(outcome.exit_code))
+
+
+@contextmanager
+def _startup() -> Iterator[None]:
+    """Collect no garbage while the heavy modules load and the run is validated, then freeze it all.
+
+    Why: importing pydantic, paramiko, jinja2 and rich allocates a few hundred thousand objects that
+    live until exit, and the collector kept walking them while they piled up: about a quarter of
+    ``maintkit run``'s start-up (docs/performance.md). Frozen, later collections skip them.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _print_warnings(warnings: list[Any], quiet: bool) -> None:

@@ -182,12 +182,21 @@ def verify(
 
     Exit 0 when every artifact in every target checks out, 1 otherwise (with the reason).
     """
-    from maintkit.errors import StepFailed
+    from maintkit.errors import InvalidInput, StepFailed
+    from maintkit.storage.encryption import EncryptionError
     from maintkit.storage.operations import resolve_snapshot
+    from maintkit.storage.sites import site_encryption
     from maintkit.storage.verify import verify_snapshot
 
     failures = 0
     for site in _sites(env, inventory, limit, target):
+        try:
+            encryption = site_encryption(site.variables)
+            identities = encryption.load_identities() if encryption and encryption.identity_file else None
+        except InvalidInput as error:
+            fail_invalid(error)
+        except EncryptionError as error:
+            raise click.ClickException(str(error)) from error
         for store in site.targets:
             try:
                 manifest = resolve_snapshot(store, site.name, site.env, snapshot_id)
@@ -195,7 +204,7 @@ def verify(
                 click.echo(f"FAILED {site.name} {store.name}: {error}")
                 failures += 1
                 continue
-            result = verify_snapshot(store, manifest)
+            result = verify_snapshot(store, manifest, identities=identities)
             for check in result.results:
                 mark = "ok" if check.ok else "FAILED"
                 detail = "" if check.ok else f": {check.message}"

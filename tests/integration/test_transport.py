@@ -201,7 +201,9 @@ def test_env_values_are_quoted(transport: SSHTransport) -> None:
 
 def test_timeout_kills_the_whole_remote_command(transport: SSHTransport, stage1: SSHHost) -> None:
     started = time.monotonic()
-    with pytest.raises(CommandTimeout, match=r"stage1 \(mk-stage1@127\.0\.0\.1:\d+\): command timed out"):
+    with pytest.raises(
+        CommandTimeout, match=rf"stage1 \({stage1.user}@127\.0\.0\.1:\d+\): command timed out"
+    ):
         transport.run("sleep 621 & sleep 622; echo never", timeout=0.5)
     assert time.monotonic() - started < 5
     wait_for(lambda: not running(stage1.user, "sleep 62"), what="the remote sleeps to be killed")
@@ -317,7 +319,7 @@ def test_unknown_host_key_is_refused_and_nothing_is_written(
         transport.run("true")
     message = str(caught.value)
     assert not isinstance(caught.value, TransportError)  # never retried
-    assert f"mk-stage1@127.0.0.1:{stage1.port}" in message
+    assert f"{stage1.user}@127.0.0.1:{stage1.port}" in message
     assert "ssh-ed25519" in message
     assert fingerprint_of(stage1.host_public_key_line, tmp_path) in message
     assert "--accept-new-host-keys" in message and "accept_new_host_keys: true" in message
@@ -435,7 +437,7 @@ def test_a_closed_port_raises_transport_error(connect: Callable[..., SSHTranspor
     port = free_port()
     host = inventory_host(stage1, None, port=port)
     started = time.monotonic()
-    with pytest.raises(TransportError, match=rf"mk-stage1@127\.0\.0\.1:{port}.*cannot connect"):
+    with pytest.raises(TransportError, match=rf"{stage1.user}@127\.0\.0\.1:{port}.*cannot connect"):
         connect(host).run("true")
     assert time.monotonic() - started < 5
 
@@ -514,5 +516,5 @@ def test_proxyjump_from_ssh_config_is_honoured_and_the_gateway_key_is_checked(
     assert f"{stage1.user}@127.0.0.1:{stage1.port}" in transport.label
     # the gateway's key is checked like any other
     only_target = write_known_hosts(tmp_path / "only_target", [stage1])
-    with pytest.raises(HostKeyError, match=rf"gateway mk-prod1@localhost:{prod1.port} of behind"):
+    with pytest.raises(HostKeyError, match=rf"gateway {prod1.user}@localhost:{prod1.port} of behind"):
         connect(Host(name="behind", address="behind-jump", known_hosts=str(only_target))).connect()

@@ -26,9 +26,10 @@ from maintkit.sources.files import FilesSource, tar_command
 from maintkit.sources.probe import parse_probe, probe_command
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.base import FanOut, Target, new_snapshot_id, snapshot_key, snapshot_prefix
-from maintkit.storage.manifest import Artifact, DatabaseInfo, Manifest, Table, write_manifest
+from maintkit.storage.encryption import AGE_SUFFIX, Encryptor, Recipient
+from maintkit.storage.manifest import Artifact, DatabaseInfo, Encryption, Manifest, Table, write_manifest
 from maintkit.storage.operations import resolve_snapshot
-from maintkit.storage.sites import site_name, site_targets
+from maintkit.storage.sites import site_encryption, site_name, site_targets
 from maintkit.transport.base import CommandResult
 
 
@@ -102,7 +103,11 @@ class Snapshot(Action):
         if params.files:
             plan.append(tar_command(params.files, params.compression))
         targets = ", ".join(t.describe() for t in site_targets(ctx.vars, params.targets, ctx.redactor))
-        plan.append(f"(control node) stream, hash and write each artifact to: {targets}; manifest last")
+        encryption = site_encryption(ctx.vars, ctx.redactor)
+        encrypt = f", encrypt with age to {len(encryption.recipients)} recipient(s)" if encryption else ""
+        plan.append(
+            f"(control node) stream{encrypt}, hash and write each artifact to: {targets}; manifest last"
+        )
         return plan
 
     def run(self, params: SnapshotParams, ctx: StepContext) -> ActionResult:
@@ -145,6 +150,7 @@ class SnapshotJob:
     manifest: Manifest
     compression: Compression
     previous_sizes: dict[str, int]
+    recipients: list[Recipient]  # empty: not encrypted
 
     @classmethod
     def start(cls, params: SnapshotParams, ctx: StepContext, targets: list[Target]) -> SnapshotJob:
@@ -161,8 +167,12 @@ class SnapshotJob:
             created=created,
             finished=created,
         )
+        encryption = site_encryption(ctx.vars, ctx.redactor)  # a bad recipient fails before the dump
+        recipients = encryption.load_recipients() if encryption else []
+        manifest.encrypted_to = encryption.fingerprints if encryption else []
         compression = _compression(params, ctx)
-        return cls(params, ctx, targets, manifest, compression, _previous_sizes(targets[0], site, env))
+        previous = _previous_sizes(targets[0], site, env)
+        return cls(params, ctx, targets, manifest, compression, previous, recipients)
 
     def database(self, source: DatabaseSource) -> None:
         """Count rows, then stream the dump; commit it only when it exited 0 and its trailer arrived."""
@@ -176,7 +186,7 @@ class SnapshotJob:
             listing = parse_tables(listed.stdout)
             counts, database = listing.tables, listing.database
             self.manifest.timings["count_rows"] = round(time.monotonic() - started, 3)
-        name = f"db.sql{SUFFIX[self.compression]}"
+        name = self._name(f"db.sql{SUFFIX[self.compression]}")
         watcher = DumpTrailerWatcher(self.compression)
         command, stdin = dump_command(source, self.compression)
         result, fan = self._stream(name, command, stdin, watcher)
@@ -191,7 +201,7 @@ class SnapshotJob:
 
     def files(self, source: FilesSource) -> None:
         """Stream the tar of the site's files; commit it only when tar and the compressor succeeded."""
-        name = f"files.tar{SUFFIX[self.compression]}"
+        name = self._name(f"files.tar{SUFFIX[self.compression]}")
         result, fan = self._stream(name, tar_command(source, self.compression), None)
         if result.rc != 0:
             fan.abort()
@@ -212,22 +222,37 @@ class SnapshotJob:
             write_manifest(target, self.manifest)
         return self.manifest
 
+    def _name(self, name: str) -> str:
+        """An encrypted artifact says so in its name (``db.sql.zst.age``), as ``age`` users expect."""
+        return name + AGE_SUFFIX if self.recipients else name
+
     def _record(self, name: str, fan: FanOut, source: str) -> None:
         key = fan.writers[0].key
+        encryption: Encryption = "age" if self.recipients else "none"
         self.manifest.artifacts.append(
-            Artifact(name, key, fan.size, fan.sha256, self.compression, "none", source)
+            Artifact(name, key, fan.size, fan.sha256, self.compression, encryption, source)
         )
 
     def _stream(
         self, name: str, command: str, stdin: bytes | None, *extra: Any
     ) -> tuple[CommandResult, FanOut]:
-        """Run ``command`` with its stdout streamed into every target; abort the uploads on any error."""
+        """Run ``command`` with its stdout streamed into every target; abort the uploads on any error.
+
+        With encryption, the ``extra`` sinks (the trailer check) still get the compressed plaintext
+        and the targets get ciphertext: the manifest's size and SHA-256 are those of the stored bytes.
+        """
         key = snapshot_key(self.manifest.site, self.manifest.env, self.manifest.snapshot_id, name)
         fan = FanOut.open(self.targets, key, progress=Progress(self.ctx, name, self.previous_sizes.get(name)))
+        encryptor = Encryptor(fan, self.recipients) if self.recipients else None
         started = time.monotonic()
         try:
-            result = self.ctx.run(command, stdin=stdin, stdout=Tee(fan, *extra), timeout=self.params.timeout)
+            stdout = Tee(encryptor or fan, *extra)
+            result = self.ctx.run(command, stdin=stdin, stdout=stdout, timeout=self.params.timeout)
+            if encryptor:
+                encryptor.close()  # the age stream's last, authenticated chunk
         except BaseException:
+            if encryptor:
+                encryptor.abort()
             fan.abort()
             raise
         elapsed = time.monotonic() - started

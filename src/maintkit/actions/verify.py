@@ -9,7 +9,7 @@ from pydantic import Field
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
 from maintkit.storage.operations import resolve_snapshot
-from maintkit.storage.sites import site_name, site_targets
+from maintkit.storage.sites import site_encryption, site_name, site_targets
 from maintkit.storage.verify import verify_snapshot
 
 
@@ -34,10 +34,12 @@ class Verify(Action):
         verdicts: dict[str, bool] = {}
         problems: list[str] = []
         snapshot_ids = set()
+        encryption = site_encryption(ctx.vars, ctx.redactor)
+        identities = encryption.load_identities() if encryption and encryption.identity_file else None
         for target in site_targets(ctx.vars, params.targets, ctx.redactor):
             manifest = resolve_snapshot(target, site, env, params.snapshot)
             snapshot_ids.add(manifest.snapshot_id)
-            verification = verify_snapshot(target, manifest, emit=ctx.emit)
+            verification = verify_snapshot(target, manifest, emit=ctx.emit, identities=identities)
             verdicts[target.name] = verification.ok
             problems += [f"{target.name}: {r.name}: {r.message}" for r in verification.results if not r.ok]
         ids = ", ".join(sorted(snapshot_ids))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,6 +34,9 @@ from maintkit.config.yamlload import did_you_mean, key_path, locate, type_name
 from maintkit.errors import InvalidInput, Problem
 from maintkit.storage.base import Target
 from maintkit.storage.retention import RetentionPolicy
+
+if TYPE_CHECKING:
+    from maintkit.storage.encryption import EncryptionSettings
 
 DEFAULT_PATH = "./.maintkit/snapshots"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -105,6 +108,15 @@ class RetentionModel(_Model):
     keep_weekly: int = Field(0, ge=0)
     keep_monthly: int = Field(0, ge=0)
     keep_yearly: int = Field(0, ge=0)
+
+
+class EncryptionModel(_Model):
+    recipients: list[str] = Field(
+        min_length=1, description="age public keys (age1…) or SSH public keys; needed to take snapshots."
+    )
+    identity_file: str | None = Field(
+        None, min_length=1, description="age identity file; needed only to verify and restore."
+    )
 
 
 TargetModel = LocalTargetModel | S3TargetModel
@@ -270,3 +282,51 @@ def retention_from_vars(value: Any, *, file: str = "inventory") -> RetentionPoli
     if problems:
         raise InvalidInput(problems)
     return RetentionPolicy(**model.model_dump())
+
+
+def encryption_from_vars(
+    value: Any, base_dir: str | Path, *, file: str = "inventory"
+) -> EncryptionSettings | None:
+    """Return the settings the ``encryption`` var describes, or None (no encryption) when absent.
+
+    ``{recipients: [age1…], identity_file: PATH}``: every recipient is parsed now, so a typo in a
+    key fails before any dump starts (exit 2), not after. A relative ``identity_file`` starts at
+    ``base_dir``; the file itself is read only when something must be decrypted.
+    """
+    if value is None:
+        return None
+    from maintkit.storage.encryption import EncryptionError, EncryptionSettings, parse_recipient
+
+    problems: list[Problem] = []
+
+    def fail(path: tuple[Any, ...], message: str) -> None:
+        line, column = locate(value, path)
+        problems.append(Problem(file, line, column, key_path(("encryption", *path)), message))
+
+    if not isinstance(value, Mapping):
+        fail((), f"must be a mapping such as {{recipients: [age1…]}}, not {type_name(value)}")
+        raise InvalidInput(problems)
+    accepted = list(EncryptionModel.model_fields)
+    for key in value:
+        if key not in accepted:
+            hint = did_you_mean(key, accepted) or "; keys: " + ", ".join(accepted)
+            fail((key,), f"unknown key '{key}'{hint}")
+    try:
+        model = EncryptionModel.model_validate(dict(value))
+    except ValidationError as error:
+        for problem in error.errors():
+            if problem["type"] != "extra_forbidden":
+                fail(tuple(problem["loc"]), _message(problem))
+        raise InvalidInput(problems) from None
+    for index, recipient in enumerate(model.recipients):
+        try:
+            parse_recipient(recipient)
+        except EncryptionError as error:
+            fail(("recipients", index), str(error))
+    if problems:
+        raise InvalidInput(problems)
+    identity = None
+    if model.identity_file:
+        identity = Path(model.identity_file).expanduser()
+        identity = identity if identity.is_absolute() else Path(base_dir) / identity
+    return EncryptionSettings(tuple(r.strip() for r in model.recipients), identity)

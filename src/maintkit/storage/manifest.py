@@ -89,6 +89,9 @@ class Manifest:
     database: DatabaseInfo | None = None
     fingerprint: dict[str, Any] = field(default_factory=dict)  # {"composer.lock": "sha256..."}
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    # fingerprints of the age recipients of the artifacts whose encryption is "age" (not the keys:
+    # see storage/encryption.py); an addition within format 1, so older readers ignore it
+    encrypted_to: list[str] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:

@@ -6,16 +6,20 @@ commands must agree on a site's name and targets, or one would write where anoth
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maintkit.config.templating import render
-from maintkit.errors import StepFailed
+from maintkit.errors import InvalidInput, Problem, StepFailed
 from maintkit.secrets import Redactor
 from maintkit.storage.base import Target
-from maintkit.storage.config import retention_from_vars, targets_from_vars
+from maintkit.storage.config import encryption_from_vars, retention_from_vars, targets_from_vars
 from maintkit.storage.retention import RetentionPolicy
+
+if TYPE_CHECKING:
+    from maintkit.storage.encryption import EncryptionSettings
 
 
 def site_name(variables: Mapping[str, Any]) -> str:
@@ -44,6 +48,40 @@ def site_targets(
 def site_retention(variables: Mapping[str, Any], redactor: Redactor | None = None) -> RetentionPolicy:
     """The host's retention policy (``retention`` variable; keep everything when absent)."""
     return retention_from_vars(_value(variables, "retention", redactor))
+
+
+def site_encryption(
+    variables: Mapping[str, Any], redactor: Redactor | None = None
+) -> EncryptionSettings | None:
+    """The host's age encryption (``encryption`` variable), or None: snapshots are not encrypted.
+
+    Recipients are needed to take snapshots; ``identity_file`` (relative to the inventory's folder)
+    only to verify and restore them.
+    """
+    base = Path(str(variables.get("inventory_dir") or "."))
+    return encryption_from_vars(_value(variables, "encryption", redactor), base)
+
+
+def check_sites(
+    hosts_variables: Iterable[Mapping[str, Any]], inventory_file: str, redactor: Redactor
+) -> list[Problem]:
+    """Check every host's ``storage`` and ``retention`` before a run starts; return the problems.
+
+    Why here and not when a snapshot starts: a typo in a bucket option must stop the run before any
+    command reaches a host, like every other invalid input.
+    """
+    problems: list[Problem] = []
+    for variables in hosts_variables:
+        for check in (site_targets, site_retention, site_encryption):
+            try:
+                check(variables, redactor=redactor)
+            except InvalidInput as error:
+                problems += [_in_file(p, inventory_file) for p in error.problems if p not in problems]
+    return list(dict.fromkeys(problems))
+
+
+def _in_file(problem: Problem, inventory_file: str) -> Problem:
+    return problem if problem.file != "inventory" else replace(problem, file=inventory_file)
 
 
 def _value(variables: Mapping[str, Any], name: str, redactor: Redactor | None = None) -> Any:

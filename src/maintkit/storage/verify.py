@@ -3,6 +3,9 @@
 Checks per artifact (the record says which passed): ``size`` and ``sha256`` against the manifest,
 ``decompress`` (every zstd frame / gzip member complete), then by kind: ``tar_listing`` (the whole
 archive lists, member by member) or ``dump_trailer`` (the dump ends with ``-- Dump completed``).
+An age-encrypted artifact is decrypted on the way when an identity is given (``decrypt``: every
+chunk authenticated, the stream not truncated), and then gets the same checks; without an identity
+only its size and SHA-256 can be checked, and the record's message says so.
 Everything streams: memory stays bounded whatever the artifact's size. The result is written beside
 the manifest (``verification.json``) so retention knows the newest verified snapshot.
 """
@@ -21,6 +24,7 @@ from maintkit import __version__
 from maintkit.errors import MaintkitError
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.base import Target
+from maintkit.storage.encryption import DecryptionError, Identity, decrypting_reader
 from maintkit.storage.manifest import Artifact, ArtifactCheck, Manifest, Verification, write_verification
 
 CHUNK = 1024 * 1024
@@ -46,16 +50,21 @@ class HashingReader:
 
 
 def verify_snapshot(
-    target: Target, manifest: Manifest, emit: Callable[..., None] = lambda *a, **k: None, record: bool = True
+    target: Target,
+    manifest: Manifest,
+    emit: Callable[..., None] = lambda *a, **k: None,
+    record: bool = True,
+    identities: list[Identity] | None = None,
 ) -> Verification:
     """Given a target and a snapshot's manifest, re-read every artifact and return the verdict.
 
     With ``record``, the verdict is stored beside the manifest (``verification.json``).
+    ``identities`` decrypt age-encrypted artifacts (see :func:`verify_artifact`).
     """
     started = time.monotonic()
     results = []
     for artifact in manifest.artifacts:
-        check = verify_artifact(target, artifact)
+        check = verify_artifact(target, artifact, identities)
         emit("artifact_verified", target=target.name, artifact=artifact.name, ok=check.ok, msg=check.message)
         results.append(check)
     verification = Verification(
@@ -71,15 +80,27 @@ def verify_snapshot(
     return verification
 
 
-def verify_artifact(target: Target, artifact: Artifact) -> ArtifactCheck:
-    """Stream one artifact from ``target`` and check it; never raises for a bad artifact."""
+def verify_artifact(
+    target: Target, artifact: Artifact, identities: list[Identity] | None = None
+) -> ArtifactCheck:
+    """Stream one artifact from ``target`` and check it; never raises for a bad artifact.
+
+    An ``age`` artifact is decrypted with ``identities`` while it streams (the SHA-256 is still
+    that of the stored ciphertext); without identities only its size and SHA-256 are checked.
+    """
     check = ArtifactCheck(artifact.name, ok=False)
-    if artifact.encryption != "none":
-        check.message = f"encrypted with {artifact.encryption}: only size and sha256 can be checked"
+    decrypt = artifact.encryption == "age" and bool(identities)
+    if artifact.encryption != "none" and not decrypt:
+        check.message = (
+            f"encrypted with {artifact.encryption} and no identity to decrypt it (encryption.identity_file): "
+            "only size and sha256 were checked"
+        )
     try:
         with target.open_reader(artifact.key) as raw:
             reader = HashingReader(raw)
-            if artifact.encryption == "none":
+            if decrypt:
+                _check_encrypted(reader, artifact, check, identities or [])
+            elif artifact.encryption == "none":
                 _check_content(reader, artifact, check)
             reader.drain()
     except (MaintkitError, OSError) as error:
@@ -97,7 +118,24 @@ def verify_artifact(target: Target, artifact: Artifact) -> ArtifactCheck:
     return check
 
 
-def _check_content(reader: HashingReader, artifact: Artifact, check: ArtifactCheck) -> None:
+def _check_encrypted(
+    reader: HashingReader, artifact: Artifact, check: ArtifactCheck, identities: list[Identity]
+) -> None:
+    """Decrypt while checking the content; ``decrypt`` passes only when the whole stream authenticated."""
+    plain = decrypting_reader(reader, identities)
+    try:
+        _check_content(plain, artifact, check)
+        while plain.read(CHUNK):  # the content checks may stop early; age proves the end
+            pass
+        check.checks["decrypt"] = True
+    except DecryptionError as error:  # the root cause, whatever a content check made of it
+        check.checks["decrypt"] = False
+        check.message = str(error)
+    finally:
+        plain.close()  # stops the worker before ``reader`` is read again on this thread
+
+
+def _check_content(reader: Any, artifact: Artifact, check: ArtifactCheck) -> None:
     """Decompress and check the artifact's content by kind, recording each check."""
     if ".sql" in artifact.name:
         watcher = DumpTrailerWatcher(None if artifact.compression == "none" else artifact.compression)
