@@ -20,6 +20,8 @@ import click
 
 from maintkit import __version__
 from maintkit.cli_common import fail_invalid, split_values
+from maintkit.releases_cli import releases, rollback
+from maintkit.restore_cli import drill, restore
 from maintkit.snapshots_cli import snapshots
 
 
@@ -335,6 +337,10 @@ def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
 
 
 cli.add_command(snapshots)
+cli.add_command(restore)
+cli.add_command(drill)
+cli.add_command(releases)
+cli.add_command(rollback)
 
 
 def main() -> None:

@@ -14,8 +14,10 @@ import json
 import os
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,12 +78,15 @@ class EnvironmentLock:
         playbook: str,
         break_lock: bool = False,
         emit: Callable[..., None] = lambda *a, **k: None,
+        parallel: int = 1,
     ) -> None:
         self.targets = targets
         self.run_id = run_id
         self.break_lock = break_lock
         self.emit = emit
+        self.parallel = parallel
         self.held: list[LockTarget] = []
+        self._held_lock = threading.Lock()
         self.record = {
             "run_id": run_id,
             "env": env,
@@ -94,13 +99,33 @@ class EnvironmentLock:
         }
 
     def acquire(self) -> None:
-        """Take the lock on every target, or release what was taken and raise LockHeld."""
+        """Take the lock on every target, or release what was taken and raise LockHeld.
+
+        All targets at once (up to ``parallel``): one round trip for the fleet instead of one per
+        server. If any target fails, the first failure in target order is raised after every
+        attempt has finished and whatever was taken is released: all or nothing, as before.
+        """
         try:
-            for target in self.targets:
-                self._acquire_one(target)
+            errors = self._each(self.targets, self._acquire_one)
+            if errors:
+                raise errors[0]
         except BaseException:
             self.release()
             raise
+
+    def _each(self, targets: list[LockTarget], work: Callable[[LockTarget], None]) -> list[BaseException]:
+        """Run ``work`` for every target, ``parallel`` at a time; return the errors in target order."""
+        if self.parallel <= 1 or len(targets) <= 1:
+            for target in targets:
+                try:
+                    work(target)
+                except Exception as error:
+                    return [error]
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(targets))) as pool:
+            futures = [pool.submit(work, target) for target in targets]
+            outcomes = [future.exception() for future in futures]
+        return [error for error in outcomes if error is not None]
 
     def _acquire_one(self, target: LockTarget, broken: bool = False) -> None:
         directory = remote_path(target.lock_dir)
@@ -117,7 +142,8 @@ class EnvironmentLock:
                 f"{target.host}: could not create lock {target.lock_dir}: {result.stderr.strip()}"
             )
         if first.strip() == "acquired":
-            self.held.append(target)
+            with self._held_lock:
+                self.held.append(target)
             self.emit("lock_acquired", host=target.host, lock_dir=target.lock_dir)
             return
         holder = _parse_holder(rest)
@@ -150,18 +176,23 @@ class EnvironmentLock:
 
     def release(self) -> None:
         """Remove the lock directories this run holds (only if they still name this run)."""
-        for target in reversed(self.held):
-            directory = remote_path(target.lock_dir)
-            command = (
-                f"if grep -q {shlex.quote(self.run_id)} {directory}/holder.json 2>/dev/null; "
-                f"then rm -rf {directory}; fi"
-            )
-            try:
-                target.transport.run(command, timeout=30)
-                self.emit("lock_released", host=target.host, lock_dir=target.lock_dir)
-            except MaintkitError as error:
-                self.emit("lock_release_failed", host=target.host, lock_dir=target.lock_dir, error=str(error))
-        self.held = []
+        with self._held_lock:
+            held, self.held = list(reversed(self.held)), []
+        errors = self._each(held, self._release_one)  # transport errors are events, not exceptions
+        if errors:
+            raise errors[0]
+
+    def _release_one(self, target: LockTarget) -> None:
+        directory = remote_path(target.lock_dir)
+        command = (
+            f"if grep -q {shlex.quote(self.run_id)} {directory}/holder.json 2>/dev/null; "
+            f"then rm -rf {directory}; fi"
+        )
+        try:
+            target.transport.run(command, timeout=30)
+            self.emit("lock_released", host=target.host, lock_dir=target.lock_dir)
+        except MaintkitError as error:
+            self.emit("lock_release_failed", host=target.host, lock_dir=target.lock_dir, error=str(error))
 
 
 def _parse_holder(text: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +81,8 @@ class Monitoring:
                 self.emit("monitoring_error", hook="metrics_file", error=str(error))
 
     def _ping(self, url: str, body: str) -> None:
+        import urllib.request  # here: http.client, email and ssl cost ~25 ms at every start otherwise
+
         try:
             for attempt in Retrying(
                 stop=stop_after_attempt(3), wait=wait_exponential(0.5, max=4), reraise=True

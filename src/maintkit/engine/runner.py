@@ -26,6 +26,7 @@ from maintkit.config.templating import HostVars, render
 from maintkit.config.validate import RunConfig
 from maintkit.engine.journal import EventBus
 from maintkit.engine.lock import EnvironmentLock, LockTarget
+from maintkit.engine.manual import manual_steps
 from maintkit.engine.results import ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.engine.steps import CONNECT_ATTEMPTS, HostState, run_step
 from maintkit.errors import LockHeld, MaintkitError, TransportError
@@ -143,6 +144,7 @@ class Runner:
             playbook=self.playbook.name,
             break_lock=self.options.break_lock,
             emit=self.bus.emit,
+            parallel=self.playbook.max_parallel,
         )
         lock.acquire()
         try:
@@ -231,6 +233,8 @@ class Runner:
             outcome.rollback_failed = not self._run_section(
                 self.playbook.rollback, "rollback", state, outcome
             )
+            if outcome.rollback_failed:
+                self.bus.emit("manual_steps", **manual_steps(self.playbook, state, outcome))
         if self.options.check and self.playbook.rollback and not outcome.rollback_ran:
             self._run_section(self.playbook.rollback, "rollback", state, outcome)
         if self.playbook.always:

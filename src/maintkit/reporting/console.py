@@ -46,7 +46,7 @@ class ConsoleSink:
         if text is None:
             return
         if self.verbosity < 0:
-            if kind in {"step_end", "run_end", "retry", "lock_broken"} and _is_bad(event):
+            if kind in {"step_end", "run_end", "retry", "lock_broken", "manual_steps"} and _is_bad(event):
                 self._held.append(text)
             return
         self.console.print(text, highlight=False, soft_wrap=True)
@@ -121,6 +121,24 @@ class ConsoleSink:
     def _on_rollback_start(self, e: dict[str, Any]) -> str:
         return f"[yellow]⟲ {escape(e['host'])}: rolling back after {escape(str(e.get('failed_step')))}[/]"
 
+    def _on_manual_steps(self, e: dict[str, Any]) -> str:
+        host = escape(e["host"])
+        lines = [f"[bold red reverse] {host}: THE ROLLBACK DID NOT FINISH: a human must finish it [/]"]
+        if e.get("rollback_failed_step"):
+            lines.append(
+                f"[red]  rollback step failed: {escape(e['rollback_failed_step'])}: "
+                f"{escape(str(e.get('rollback_error') or ''))}[/]"
+            )
+        if e.get("rolled_back"):
+            lines.append("  done: " + escape(", ".join(e["rolled_back"])))
+        if e.get("not_done"):
+            lines.append("[bold]  not done:[/]")
+            lines += [f"    - {escape(step)}" for step in e["not_done"]]
+        if e.get("instructions"):
+            lines.append("[bold]  left to do by hand:[/]")
+            lines += [f"    {n}. {escape(text)}" for n, text in enumerate(e["instructions"], 1)]
+        return "\n".join(lines)
+
     def _on_lock_broken(self, e: dict[str, Any]) -> str:
         return f"[yellow]lock on {escape(e['host'])} broken (--break-lock); previous holder recorded[/]"
 
@@ -168,6 +186,8 @@ def _size(count: float) -> str:
 def _is_bad(event: dict[str, Any]) -> bool:
     if event["event"] == "run_end":
         return event.get("exit_code") != 0
+    if event["event"] == "manual_steps":
+        return True
     return event.get("status") in {"failed", "ignored"} or event["event"] in {"retry", "lock_broken"}
 
 

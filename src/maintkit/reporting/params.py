@@ -27,5 +27,5 @@ def describe_params(model: type[BaseModel]) -> list[tuple[str, str, str, str]]:
             default = ""
         else:
             default = repr(field.default)
-        rows.append((name, type_name(field.annotation), default, field.description or ""))
+        rows.append((field.alias or name, type_name(field.annotation), default, field.description or ""))
     return rows

@@ -14,8 +14,9 @@ remote command instead of killing it. So commands run on raw paramiko channels w
   ``kill -- -PGID`` (TERM, then KILL) so nothing keeps running on the host.
 
 Connection setup also fixes three things paramiko/fabric leave out: host keys are checked (see
-:mod:`maintkit.transport.hostkeys`), keep-alives are on, and ``TCP_NODELAY`` is set (without it each
-short command pays ~40 ms of Nagle + delayed-ACK latency).
+:mod:`maintkit.transport.hostkeys`), keep-alives are on, and ``TCP_NODELAY`` is set before the
+handshake (without it each short command, and the handshake itself, pays ~40 ms of Nagle +
+delayed-ACK latency; see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ import os
 import re
 import select
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import paramiko
 from fabric import Connection
 
 from maintkit.config.models import Host
 from maintkit.errors import CommandTimeout, HostKeyError, Interrupted, TransportError
+from maintkit.transport import openssh
 from maintkit.transport.base import CommandResult, Sink, Tail, Transport, with_env
 from maintkit.transport.hostkeys import (
     USER_KNOWN_HOSTS,
@@ -54,6 +57,7 @@ from maintkit.transport.local import (
     abort_reason,
     wait_slice,
 )
+from maintkit.transport.openssh import BulkTarget, BulkUnavailable, PinnedHostKey
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +127,23 @@ def _set_nodelay(sock: object) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _connect_direct(conn: Connection) -> None:
+    """Open the TCP connection ourselves, with ``TCP_NODELAY`` set *before* the SSH handshake.
+
+    Why: the handshake is a dozen small request/response packets; with Nagle on, several of them wait
+    for a delayed ACK (~40 ms each), and a connection took ~80 ms on loopback instead of ~15 ms.
+    paramiko creates its socket inside ``SSHClient.connect`` and never sets the option, but it takes
+    a ready socket (``sock=``) and still uses ``hostname``/``port`` for the host-key lookup. Only for
+    direct connections: a ProxyJump or ProxyCommand hop brings its own transport (its gateway's
+    socket gets the option after it opens).
+    """
+    if conn.gateway or "sock" in conn.connect_kwargs:
+        return
+    sock = socket.create_connection((conn.host, conn.port), timeout=conn.connect_timeout)
+    _set_nodelay(sock)
+    conn.connect_kwargs["sock"] = sock
+
+
 def _chain(conn: Connection) -> Iterator[Connection]:
     """The connection and, for ProxyJump, every gateway connection behind it."""
     while isinstance(conn, Connection):
@@ -170,6 +191,12 @@ class SSHTransport(Transport):
         self.connect_count = 0
         self._conn: Connection | None = None
         self._lock = threading.Lock()
+        #: why bulk streams no longer go through ``ssh`` on this host (None: they do)
+        self.bulk_off: str | None = None
+        #: bulk streams that went through the system OpenSSH client (tests and benchmarks read it)
+        self.bulk_count = 0
+        self._pin: PinnedHostKey | None = None
+        self._pinned: tuple[str, str] | None = None
         address = host.address or host.name
         self._target = f"{host.user or getpass.getuser()}@{address}:{host.port or 22}"
 
@@ -205,8 +232,11 @@ class SSHTransport(Transport):
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
+            pin, self._pin, self._pinned = self._pin, None, None
         if conn is not None:
             _close_chain(conn)
+        if pin is not None:
+            pin.remove()
 
     def _ensure_connected(self) -> tuple[paramiko.Transport, bool]:
         """Return the live paramiko transport, (re)connecting if needed, and whether it is new."""
@@ -260,6 +290,7 @@ class SSHTransport(Transport):
                 save_to=self.save_new_keys_to,
             )
         try:
+            _connect_direct(conn)
             conn.open()
             for hop in hops:
                 assert hop.transport is not None
@@ -286,6 +317,7 @@ class SSHTransport(Transport):
             assert hop.transport is not None
             hop.transport.set_keepalive(KEEPALIVE_INTERVAL)
             _set_nodelay(hop.transport.sock)
+            _avoid_rekey_deadlock(hop.transport)
         return conn
 
     def _open_channel(self) -> tuple[paramiko.Transport, paramiko.Channel]:
@@ -329,16 +361,18 @@ class SSHTransport(Transport):
         secret: bool = False,
         cancel: threading.Event | None = None,
     ) -> CommandResult:
+        if stdout is not None and (stdin is None or isinstance(stdin, bytes)) and self.bulk_off is None:
+            try:
+                return self._run_bulk(
+                    command, stdin=stdin, stdout=stdout, timeout=timeout, env=env, secret=secret,
+                    cancel=cancel,
+                )  # fmt: skip
+            except BulkUnavailable as why:
+                self.bulk_off = str(why) or "ssh could not start the command"
+                log.info("%s: bulk streams go over paramiko: %s", self.label, self.bulk_off)
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
-        script = with_env(command, env)
-        if secret:
-            # Only the byte count is on the command line; the text follows on stdin.
-            prefix = script.encode("utf-8")
-            remote = f'{PID_PREAMBLE}eval "$(head -c {len(prefix)})"'
-        else:
-            prefix = b""
-            remote = PID_PREAMBLE + script
+        remote, prefix = _remote_command(command, env, secret)
 
         transport, chan = self._open_channel()
         try:
@@ -357,7 +391,12 @@ class SSHTransport(Transport):
             source=stdin,
             name=f"{self.name}-stdin",
         )
-        feeder.start()
+        if prefix or stdin is not None:
+            feeder.start()
+        else:
+            # Nothing to send but EOF: do it here. A thread per command costs ~0.3 ms of CPU,
+            # which a fleet of short steps pays hundreds of times (docs/performance.md).
+            feeder.run()
         reason: str | None = None
         try:
             reason = self._pump(chan, out, err, deadline, cancel, feeder)
@@ -367,16 +406,10 @@ class SSHTransport(Transport):
             raise
         if reason is not None:
             killed = self._kill(transport, chan, err)
-            feeder.join(timeout=0.5)
-            suffix = "and was killed" if killed else "and could not be killed: it may still be running"
-            if reason == "timeout":
-                raise CommandTimeout(f"{self.label}: command timed out after {timeout:g} s {suffix}")
-            if reason == "cancel":
-                raise Interrupted(f"{self.label}: interrupted; the command {suffix.removeprefix('and ')}")
-            assert feeder.error is not None
-            raise feeder.error
+            _join(feeder)
+            self._raise_abort(reason, killed, timeout, feeder)
         err.flush()
-        feeder.join(timeout=0.5)
+        _join(feeder)
         received_status = chan.status_event.is_set() and chan.exit_status != -1
         # A server always sends EOF before closing a channel; a channel closed without EOF and
         # without exit status was torn down with the connection.
@@ -396,6 +429,137 @@ class SSHTransport(Transport):
             stdout_bytes=out.total,
             stderr_bytes=err.tail.total,
         )
+
+    def _raise_abort(
+        self, reason: str, killed: bool, timeout: float | None, feeder: StdinFeeder
+    ) -> NoReturn:
+        suffix = "and was killed" if killed else "and could not be killed: it may still be running"
+        if reason == "timeout":
+            raise CommandTimeout(f"{self.label}: command timed out after {timeout:g} s {suffix}")
+        if reason == "cancel":
+            raise Interrupted(f"{self.label}: interrupted; the command {suffix.removeprefix('and ')}")
+        assert feeder.error is not None
+        raise feeder.error
+
+    # -- bulk streams through the system OpenSSH client (see maintkit.transport.openssh) ----------
+
+    def _run_bulk(
+        self,
+        command: str,
+        *,
+        stdin: bytes | None,
+        stdout: Sink,
+        timeout: float | None,
+        env: Mapping[str, str] | None,
+        secret: bool,
+        cancel: threading.Event | None,
+    ) -> CommandResult:
+        """Run a command whose output streams to a sink through ``ssh``; same contract as :meth:`run`.
+
+        Raises :class:`BulkUnavailable` when ``ssh`` could not start the command (nothing ran).
+        """
+        program = openssh.client()
+        if program is None:
+            raise BulkUnavailable(f"no ssh client (or {openssh.DISABLE_ENV}=paramiko)")
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        transport, _fresh = self._ensure_connected()  # the verified connection: key, user, port
+        conn = self._conn
+        if conn is None or conn.gateway:
+            raise BulkUnavailable("the host is reached through a gateway")
+        target = self._bulk_target(conn, transport)
+        pin = self._pin_key(target)
+        remote, prefix = _remote_command(command, env, secret)
+        proc = openssh.start(openssh.ssh_argv(program, target, pin.path, remote))
+        assert proc.stdin is not None
+        out = CountingSink(stdout)
+        err = _PidFilter(Tail())
+        feeder = StdinFeeder(
+            write=openssh.pipe_writer(proc.stdin),
+            close=proc.stdin.close,
+            prefix=prefix,
+            source=stdin,
+            name=f"{self.name}-stdin",
+        )
+        if prefix or stdin is not None:
+            feeder.start()
+        else:
+            feeder.run()
+        try:
+            reason = openssh.pump(proc, out, err, deadline, cancel, feeder)
+        except BaseException:
+            self._kill_bulk(transport, proc, err)
+            raise
+        if reason is not None:
+            killed = self._kill_bulk(transport, proc, err)
+            _join(feeder)
+            self._raise_abort(reason, killed, timeout, feeder)
+        err.flush()
+        _join(feeder)
+        openssh.stop(proc)
+        rc = proc.returncode
+        stderr = err.tail.text()
+        if rc == 255 and err.pgid is None and out.total == 0:
+            raise BulkUnavailable(f"ssh could not start the command: {stderr.strip()[-300:]}")
+        if rc == 255 and openssh.lost_connection(stderr.encode("utf-8", "replace")):
+            raise TransportError(
+                f"{self.label}: connection lost while a command was running; it may still be running"
+            )
+        self.bulk_count += 1
+        return CommandResult(
+            command=command,
+            rc=rc,
+            stdout="",
+            stderr=stderr,
+            duration=time.monotonic() - started,
+            stdout_bytes=out.total,
+            stderr_bytes=err.tail.total,
+        )
+
+    def _bulk_target(self, conn: Connection, transport: paramiko.Transport) -> BulkTarget:
+        key = transport.get_remote_server_key()
+        files = conn.connect_kwargs.get("key_filename") or []
+        files = [files] if isinstance(files, str) else files
+        return BulkTarget(
+            host=str(conn.host),
+            port=int(conn.port),
+            user=str(conn.user),
+            identity_files=tuple(os.path.expanduser(str(f)) for f in files),
+            connect_timeout=float(conn.connect_timeout or self.connect_timeout),
+            key_name=key.get_name(),
+            key_base64=key.get_base64(),
+            keepalive=KEEPALIVE_INTERVAL,
+        )
+
+    def _pin_key(self, target: BulkTarget) -> PinnedHostKey:
+        """The private known_hosts file holding the key this connection verified."""
+        with self._lock:
+            if self._pin is None or self._pinned != (target.key_name, target.key_base64):
+                if self._pin is not None:
+                    self._pin.remove()
+                self._pin = PinnedHostKey(target)
+                self._pinned = (target.key_name, target.key_base64)
+            return self._pin
+
+    def _kill_bulk(
+        self, transport: paramiko.Transport, proc: subprocess.Popen[bytes], err: _PidFilter
+    ) -> bool:
+        """Kill the command's process group (over paramiko), then end the local ``ssh``."""
+        try:
+            give_up = time.monotonic() + PID_GRACE
+            stream = proc.stderr
+            while stream is not None and err.pgid is None and time.monotonic() < give_up:
+                ready, _, _ = select.select([stream], [], [], 0.05)
+                if ready:
+                    data = os.read(stream.fileno(), CHUNK)
+                    if not data:
+                        break
+                    err.write(data)
+                elif proc.poll() is not None:
+                    break
+            return self._kill_group(transport, err.pgid)
+        finally:
+            openssh.stop(proc)
 
     @staticmethod
     def _pump(
@@ -451,10 +615,19 @@ class SSHTransport(Transport):
                     break
                 else:
                     select.select([chan.fileno()], [], [], 0.05)
-            pgid = err.pgid
-            if pgid is None or pgid <= 1 or not transport.is_active():
-                log.warning("%s: cannot kill the command: its process group is unknown", self.label)
-                return False
+            return self._kill_group(transport, err.pgid)
+        except _NETWORK_ERRORS as exc:
+            log.warning("%s: could not kill the command: %s", self.label, exc)
+            return False
+        finally:
+            chan.close()
+
+    def _kill_group(self, transport: paramiko.Transport, pgid: int | None) -> bool:
+        """Run the kill script for process group ``pgid`` on a fresh channel; True if it was sent."""
+        if pgid is None or pgid <= 1 or not transport.is_active():
+            log.warning("%s: cannot kill the command: its process group is unknown", self.label)
+            return False
+        try:
             killer = transport.open_session(timeout=self.connect_timeout)
             try:
                 killer.exec_command(KILL_SCRIPT.format(pgid=pgid))
@@ -463,12 +636,67 @@ class SSHTransport(Transport):
                     log.warning("%s: the kill command did not finish in %s s", self.label, KILL_WAIT)
             finally:
                 killer.close()
-            return True
         except _NETWORK_ERRORS as exc:
             log.warning("%s: could not kill the command: %s", self.label, exc)
             return False
-        finally:
-            chan.close()
+        return True
+
+
+def _remote_command(command: str, env: Mapping[str, str] | None, secret: bool) -> tuple[str, bytes]:
+    """The text the host's shell runs and the bytes to send first on its stdin.
+
+    A secret command travels on stdin: only its byte count is on the command line.
+    """
+    script = with_env(command, env)
+    if secret:
+        prefix = script.encode("utf-8")
+        return f'{PID_PREAMBLE}eval "$(head -c {len(prefix)})"', prefix
+    return PID_PREAMBLE + script, b""
+
+
+def _avoid_rekey_deadlock(transport: paramiko.Transport) -> None:
+    """Answer a channel close without blocking paramiko's reader thread during a key exchange.
+
+    paramiko#822 (open since 2016): when paramiko starts a rekey itself (every 512 MiB or 2**29
+    packets), it stops user messages until the exchange ends, and its reader thread then handles
+    what the server sent before its KEXINIT. A CHANNEL_CLOSE among those makes the reader thread
+    send its own CLOSE: it waits for the end of the exchange that only it can finish, for
+    ``clear_to_send_timeout`` (30 s), then the connection dies. Seen here on the second 1 GB stream
+    of a connection. The per-transport handler below updates the channel's state at once, as
+    paramiko does, and leaves only the sending of the reply to a short-lived thread in that case.
+    """
+    table = dict(transport._channel_handler_table)
+    table[paramiko.common.MSG_CHANNEL_CLOSE] = _handle_close
+    transport._channel_handler_table = table
+
+
+def _handle_close(chan: paramiko.Channel, message: paramiko.Message) -> None:
+    transport = chan.transport
+    if transport is None or transport.clear_to_send.is_set():
+        paramiko.Channel._handle_close(chan, message)
+        return
+    with chan.lock:
+        replies = [m for m in chan._close_internal() if m is not None]
+        transport._unlink_channel(chan.chanid)
+    if replies:
+        threading.Thread(
+            target=_send_after_rekey, args=(transport, replies), name="maintkit-close", daemon=True
+        ).start()
+
+
+def _send_after_rekey(transport: paramiko.Transport, replies: list[paramiko.Message]) -> None:
+    for reply in replies:
+        try:
+            transport._send_user_message(reply)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            log.debug("could not answer a channel close after a rekey: %s", exc)
+            return
+
+
+def _join(feeder: StdinFeeder) -> None:
+    """Give the stdin thread, if one was started, a moment to finish."""
+    if feeder.ident is not None:
+        feeder.join(timeout=0.5)
 
 
 def _channel_writer(chan: paramiko.Channel) -> Callable[[bytes], None]:

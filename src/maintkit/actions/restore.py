@@ -1,0 +1,604 @@
+"""``restore``: bring a stored snapshot back onto a host: database and files, proven, then committed.
+
+Two stages, so that a restore that fails leaves the target as it was (``docs/restore.md``):
+
+* **stage**: each artifact streams from its storage target through the control node (size and
+  SHA-256 checked on the fly, the last chunk held back until both match; the dump decompressed and
+  its rows counted; every tar member checked) to the host, which decompresses it and loads the dump
+  into a staging database ``TARGET_mkrestore`` / extracts the archive into a sibling folder. Then
+  the staged tables are counted and compared with the dump, and URLs are rewritten if asked.
+* **commit**, only when every artifact of the step staged and passed every check: the staged
+  tables are renamed into the target database (views, triggers, routines and events re-created),
+  and the extracted folder is swapped in place of the root. Both are metadata operations.
+
+Anything failing before the commit drops the staging database and the extracted folder: the
+target database and files are untouched. The snapshot is read from this environment's storage, or,
+restoring into another environment, from the source given by ``source`` (``maintkit restore
+--into`` / ``maintkit drill`` set it; see :mod:`maintkit.restore.source`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from contextlib import suppress
+from typing import Any, BinaryIO, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.errors import MaintkitError, StepFailed
+from maintkit.restore import commands, sql
+from maintkit.restore.guard import marked_production, place_of, production_reasons
+from maintkit.restore.inspect import ArchiveInspector, DumpInspector
+from maintkit.restore.record import Cause, Phase, RestoreRecord, TableCheck, now_iso
+from maintkit.restore.source import RestoreSource
+from maintkit.restore.stream import IntegrityError, PrefixedReader, UnsafeContent, VerifyingReader
+from maintkit.sources.appconfig import CONFIG_FILES
+from maintkit.sources.compression import parse_markers, strip_markers
+from maintkit.sources.database import DatabaseSource
+from maintkit.sources.files import FilesSource
+from maintkit.sources.probe import parse_probe, probe_command
+from maintkit.sources.script import bash_command, host_path
+from maintkit.storage.base import Target
+from maintkit.storage.encryption import EncryptionError, Identity, load_identities
+from maintkit.storage.manifest import Artifact, Manifest
+from maintkit.storage.operations import resolve_snapshot
+from maintkit.storage.sites import site_encryption, site_name, site_targets
+from maintkit.transport.base import CommandResult
+
+#: seconds for the short metadata commands (inspect, swap, drop)
+META_TIMEOUT = 600.0
+#: seconds for the cleanup of a failed restore
+ABORT_TIMEOUT = 120.0
+
+
+class RewriteUrls(BaseModel):
+    """Point the restored copy at its own URL (so it never links to, or redirects to, the source)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app: Literal["magento", "wordpress"] = Field(description="Whose settings: magento or wordpress.")
+    url: str = Field(
+        description="The copy's base URL (Magento: unsecure and secure; WordPress: siteurl/home)."
+    )
+    secure_url: str | None = Field(None, description="Magento's secure base URL, when it differs.")
+    table_prefix: str | None = Field(None, description="Table prefix (default: none / 'wp_').")
+
+    @field_validator("url", "secure_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+
+class RestoreFailed(StepFailed):
+    """A restore stopped before its commit (or its commit failed); ``cause`` says why."""
+
+    def __init__(self, cause: Cause, message: str, artifact: str | None = None) -> None:
+        self.cause = cause
+        self.artifact = artifact
+        super().__init__(message)
+
+
+class RestoreParams(ActionParams):
+    snapshot: str = Field("latest", description="Snapshot id, or 'latest' (the newest complete one).")
+    source: dict[str, Any] | None = Field(
+        None,
+        description="Where the snapshot comes from when restoring into another environment "
+        "(set by 'maintkit restore --into' and 'maintkit drill'; default: this environment's storage).",
+    )
+    site: str | None = Field(
+        None, description="The site whose snapshot to restore (default: this host's site)."
+    )
+    target: str | None = Field(None, description="Storage target to read (default: the first holding it).")
+    database: DatabaseSource | None = Field(
+        None,
+        description="Where to load the dump: {name, user, password, host, port} or {from: magento, root}.",
+    )
+    files: FilesSource | None = Field(None, description="Where to extract the files: {root, paths, cms}.")
+    create_database: bool = Field(False, description="Create the database when it does not exist.")
+    force: bool = Field(False, description="Replace a database that is not empty (else refused).")
+    definers: Literal["keep", "current"] = Field(
+        "keep",
+        description="DEFINER of views, triggers, routines: as dumped (keep), or the restoring user "
+        "(current).",
+    )
+    rewrite_urls: RewriteUrls | None = Field(None, description="Rewrite the shop's base URLs in the copy.")
+    keep: list[str] | None = Field(
+        None,
+        description="Paths under root kept from the live folder (default: the cms's config file, "
+        "e.g. app/etc/env.php).",
+    )
+    count_rows: bool = Field(True, description="Count the restored rows and compare them with the dump.")
+    drill: bool = Field(False, description="A drill: refuse production targets (see docs/restore.md).")
+    timeout: float | None = Field(None, description="Seconds each transfer may take (default: the step's).")
+
+    @field_validator("keep")
+    @classmethod
+    def _relative(cls, value: list[str] | None) -> list[str] | None:
+        for path in value or []:
+            norm = posixpath.normpath(path)
+            if not path or path.startswith("/") or norm == "." or norm.startswith(".."):
+                raise ValueError(f"keep path {path!r} must be a relative path under root")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> RestoreParams:
+        if self.database is None and self.files is None:
+            raise ValueError("give 'database', 'files' or both")
+        return self
+
+    def kept_paths(self) -> list[str]:
+        if self.keep is not None:
+            return self.keep
+        if self.files is not None and self.files.cms in CONFIG_FILES:
+            return [CONFIG_FILES[self.files.cms]]
+        return []
+
+
+class Restore(Action):
+    name = "restore"
+    summary = "Restore a snapshot's database and files onto the host: verified, staged, then swapped in."
+    Params = RestoreParams
+
+    def plan(self, params: RestoreParams, ctx: StepContext) -> list[str]:
+        source = "this environment" if params.source is None else f"environment {params.source.get('env')}"
+        plan = [
+            f"(control node) find snapshot {params.snapshot} of {params.site or site_name(ctx.vars)} "
+            f"in the storage of {source}; stream each artifact, checking size and SHA-256",
+        ]
+        if params.database:
+            plan.append(f"load the dump into a staging database beside {params.database.describe()}")
+            plan.append("count the staged rows; commit: RENAME TABLE into the target, re-create views etc.")
+        if params.files:
+            plan.append(f"extract the files beside {params.files.root}; commit: swap the folder in place")
+        return plan
+
+    def run(self, params: RestoreParams, ctx: StepContext) -> ActionResult:
+        job = RestoreJob(params, ctx)
+        try:
+            job.run()
+        except RestoreFailed as error:
+            job.abort()
+            return job.failed(error.cause, str(error), error.artifact)
+        except (IntegrityError, UnsafeContent) as error:
+            job.abort()
+            cause: Cause = "integrity" if isinstance(error, IntegrityError) else "unsafe_archive"
+            return job.failed(cause, str(error), error.artifact)
+        except BaseException:
+            job.abort()
+            raise
+        record = job.record
+        return ActionResult(
+            changed=True,
+            msg=f"restored snapshot {record.snapshot_id} of {record.site} ({record.source_env}): "
+            + ", ".join(filter(None, [_db_summary(record), _files_summary(record)])),
+            data=record.as_dict(),
+        )
+
+
+def _db_summary(record: RestoreRecord) -> str:
+    if not record.database:
+        return ""
+    rows = sum(t.restored_rows or 0 for t in record.tables)
+    return f"database {record.database.get('name')} ({len(record.tables)} tables, {rows} rows)"
+
+
+def _files_summary(record: RestoreRecord) -> str:
+    if not record.files:
+        return ""
+    return f"files {record.files.get('root')} ({record.files.get('members')} entries)"
+
+
+class RestoreJob:
+    """One restore on one host (an object per run: one action instance serves hosts in parallel)."""
+
+    def __init__(self, params: RestoreParams, ctx: StepContext) -> None:
+        self.params = params
+        self.ctx = ctx
+        self.record = RestoreRecord()
+        self.staging_db: str | None = None
+        self.staging_dir: str | None = None
+        self.commit_db: str | None = None  # the commit script, once the database is staged and proven
+        self.source: RestoreSource | None = None
+        self.identities: list[Identity] | None = None
+
+    # -- the stages -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        target, manifest, source = self._snapshot()
+        self.source = source
+        db_artifact = self._artifact(manifest, ".sql") if self.params.database else None
+        files_artifact = self._artifact(manifest, ".tar") if self.params.files else None
+        self._guard(source)
+        self._probe(db_artifact, files_artifact)
+        if db_artifact is not None:
+            self._stage_database(target, db_artifact, manifest)
+        if files_artifact is not None:
+            self._stage_files(target, files_artifact)
+        self._commit()
+
+    def _snapshot(self) -> tuple[Target, Manifest, RestoreSource | None]:
+        ctx, params = self.ctx, self.params
+        site = params.site or site_name(ctx.vars)
+        source = RestoreSource.from_value(params.source) if params.source is not None else None
+        if source is not None:
+            env, targets = source.env, source.targets(site)
+        else:
+            env, targets = str(ctx.vars["maintkit_env"]), site_targets(ctx.vars, None, ctx.redactor)
+        if params.target is not None:
+            targets = [t for t in targets if t.name == params.target]
+            if not targets:
+                raise RestoreFailed("error", f"no storage target named {params.target!r} for {site}/{env}")
+        problems = []
+        for target in targets:
+            try:
+                manifest = resolve_snapshot(target, site, env, params.snapshot)
+            except MaintkitError as error:
+                problems.append(str(error))
+                continue
+            self.record = RestoreRecord(
+                snapshot_id=manifest.snapshot_id,
+                site=site,
+                source_env=env,
+                storage_target=target.name,
+                snapshot_created=manifest.created.isoformat(),
+                snapshot_finished=manifest.finished.isoformat(),
+            )
+            return target, manifest, source
+        raise RestoreFailed("error", "; ".join(problems) or f"no storage target for {site}/{env}")
+
+    def _artifact(self, manifest: Manifest, kind: str) -> Artifact:
+        artifact = next((a for a in manifest.artifacts if kind in a.name), None)
+        what = "database dump" if kind == ".sql" else "files archive"
+        if artifact is None:
+            raise RestoreFailed("error", f"snapshot {manifest.snapshot_id} holds no {what}")
+        if artifact.encryption != "none" and self.identities is None:
+            self.identities = self._load_identities(artifact)
+        return artifact
+
+    def _load_identities(self, artifact: Artifact) -> list[Identity]:
+        """The age identities of the source (its ``encryption.identity_file``), read on this node."""
+        if self.source is not None:
+            path = self.source.identity_file(self.record.site)
+        else:
+            encryption = site_encryption(self.ctx.vars, self.ctx.redactor)
+            path = str(encryption.identity_file) if encryption and encryption.identity_file else None
+        if path is None:
+            raise RestoreFailed(
+                "error",
+                f"{artifact.name} is encrypted: set encryption.identity_file for the source environment",
+                artifact.name,
+            )
+        try:
+            return load_identities(path)
+        except EncryptionError as error:
+            raise RestoreFailed("error", str(error), artifact.name) from None
+
+    def _guard(self, source: RestoreSource | None) -> None:
+        """A drill refuses a production target (env name, `production: true`, a source host's place)."""
+        if not self.params.drill:
+            return
+        ctx, host = self.ctx, self.ctx.host
+        place = place_of(
+            host.name,
+            host.address or host.name,
+            host.port,
+            host.user,
+            self.params.files.model_dump() if self.params.files else None,
+            self.params.database.model_dump(by_alias=True) if self.params.database else None,
+        )
+        marked = marked_production(ctx.vars.get("production"))
+        reasons = production_reasons(
+            str(ctx.vars["maintkit_env"]), place, marked, source.places() if source else []
+        )
+        if reasons:
+            raise RestoreFailed("production", f"refusing to drill into {host.name}: " + "; ".join(reasons))
+        files = self.params.files
+        if files is not None and files.cms in CONFIG_FILES and self.params.keep is None:
+            config = f"{files.root.rstrip('/')}/{CONFIG_FILES[files.cms]}"
+            check = self.ctx.run(bash_command(f"[ -e {host_path(config)} ]"), timeout=60)
+            if check.rc != 0:
+                raise RestoreFailed(
+                    "refused",
+                    f"{config} does not exist on {host.name}: the drill copy would run with the source's "
+                    "own config (its database!). Put the drill's config there first (it is kept)",
+                )
+
+    def _probe(self, db: Artifact | None, files: Artifact | None) -> None:
+        tools = parse_probe(self.ctx.run(probe_command(), timeout=60).stdout)
+        problems = []
+        if db is not None and not tools.client_tool:
+            problems.append("neither the mariadb nor the mysql client is installed")
+        if files is not None and not tools.gnu_tar:
+            problems.append("GNU tar is not installed")
+        needs_zstd = any(a is not None and a.compression == "zstd" for a in (db, files))
+        if needs_zstd and tools.compression != "zstd":
+            problems.append("zstd is not installed (the snapshot is zstd-compressed)")
+        if problems:
+            raise RestoreFailed("error", f"{self.ctx.host.name} cannot restore: {'; '.join(problems)}")
+
+    # -- database ---------------------------------------------------------------------------------
+
+    def _sql(self, text: str, what: str) -> CommandResult:
+        assert self.params.database is not None
+        command, payload = commands.sql_command(self.params.database)
+        result = self.ctx.run(command, stdin=payload + text.encode("utf-8") + b"\n", timeout=META_TIMEOUT)
+        if result.rc != 0:
+            raise RestoreFailed("error", f"{what} failed (exit {result.rc}): {_stderr(result)}")
+        return result
+
+    def _stage_database(self, target: Target, artifact: Artifact, manifest: Manifest) -> None:
+        params, record = self.params, self.record
+        assert params.database is not None
+        name = params.database.name if params.database.from_ is None else None
+        state = sql.parse_target(self._sql(sql.inspect_target_sql(name), "inspecting the database").stdout)
+        database = state.database
+        record.database = {"name": database, "server": state.version, "existed": state.exists}
+        if not state.exists and not params.create_database:
+            raise RestoreFailed(
+                "refused", f"database {database} does not exist (create_database: true creates it)"
+            )
+        if state.exists and state.objects and not params.force:
+            raise RestoreFailed(
+                "refused",
+                f"database {database} is not empty ({state.objects} objects): refusing to replace it "
+                "without force: true (--force)",
+            )
+        staging = sql.staging_name(database)
+        record.database["staging"] = staging
+        inspector = DumpInspector(artifact)
+        command, payload = commands.import_command(
+            params.database,
+            staging,
+            sql.stage_sql(staging, state.charset, state.collation),
+            artifact.compression,  # type: ignore[arg-type]
+            strip_definers=params.definers == "current",
+        )
+        self.staging_db = staging
+        result = self._stream(target, artifact, inspector, command, payload, "import")
+        if result.rc != 0:
+            raise RestoreFailed("error", f"loading the dump failed (exit {result.rc}): {_stderr(result)}")
+        inspector.finish()
+        with record.phase("verify", artifact.name, "row counts of the staged tables") as phase:
+            inspection = sql.inspect_sql(staging, database, count_rows=params.count_rows)
+            staged = sql.parse_inspection(self._sql(inspection, "inspecting the staged database").stdout)
+            self._check_tables(manifest, inspector, staged)
+            phase.note = f"{len(record.tables)} tables checked"
+        if params.rewrite_urls is not None:
+            self._rewrite_urls(staging, staged)
+        definitions = sql.parse_definitions(
+            self._sql(sql.definitions_sql(staging, staged.staging), "reading the staged definitions").stdout,
+            staging,
+        )
+        create = None if state.exists else f"{state.charset} {state.collation}"
+        self.commit_db = sql.commit_sql(staging, database, staged, definitions, create)
+
+    def _check_tables(self, manifest: Manifest, inspector: DumpInspector, staged: sql.Staged) -> None:
+        """Every table of the dump (and of the manifest) must be staged, with the dump's row count."""
+        recorded = {t.name: t.rows for t in manifest.database.tables} if manifest.database else {}
+        in_dump = inspector.watcher.tables
+        names = list(dict.fromkeys([*recorded, *in_dump]))
+        staged_names = set(staged.staging.table)
+        problems = []
+        for table in names:
+            dump_rows = inspector.rows.rows.get(table, 0) if table in in_dump else None
+            restored = staged.rows.get(table) if self.params.count_rows else None
+            problem = ""
+            if table not in in_dump:
+                problem = "listed in the manifest but not in the dump"
+            elif table not in staged_names:
+                problem = "missing after the import"
+            elif self.params.count_rows and restored != dump_rows:
+                problem = f"{restored} rows restored, the dump holds {dump_rows}"
+            self.record.tables.append(
+                TableCheck(table, recorded.get(table), dump_rows, restored, not problem, problem)
+            )
+            if problem:
+                problems.append(f"{table}: {problem}")
+        if problems:
+            missing = [t.name for t in self.record.tables if t.problem and "rows" not in t.problem]
+            what = f"missing table(s) {', '.join(missing)}" if missing else "row counts differ"
+            raise RestoreFailed("tables", f"{what}: {'; '.join(problems)} (nothing was committed)")
+
+    def _rewrite_urls(self, staging: str, staged: sql.Staged) -> None:
+        rewrite = self.params.rewrite_urls
+        assert rewrite is not None
+        table = sql.url_table(rewrite.app, rewrite.table_prefix)
+        if table not in staged.staging.table:
+            raise RestoreFailed("error", f"cannot rewrite {rewrite.app} URLs: the dump has no table {table}")
+        text = sql.rewrite_urls_sql(
+            staging, rewrite.app, rewrite.url, rewrite.secure_url, rewrite.table_prefix
+        )
+        rows = sql.tagged_rows(self._sql(text, "rewriting the URLs").stdout)
+        self.record.urls = {values[0]: int(values[1]) for values in rows.get("#rewritten", [])}
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def _stage_files(self, target: Target, artifact: Artifact) -> None:
+        files = self.params.files
+        assert files is not None
+        inspector = ArchiveInspector(artifact)
+        command = commands.extract_command(files.root, artifact.compression)  # type: ignore[arg-type]
+        result = self._stream(target, artifact, inspector, command, b"", "extract")
+        if result.rc != 0:
+            raise RestoreFailed(
+                "extract", f"extracting the files failed (exit {result.rc}): {_stderr(result)}", artifact.name
+            )
+        inspector.finish()
+        self.record.files = {"root": files.root, "members": inspector.guard.members}
+
+    # -- streaming --------------------------------------------------------------------------------
+
+    def _stream(
+        self,
+        target: Target,
+        artifact: Artifact,
+        inspector: DumpInspector | ArchiveInspector,
+        command: str,
+        payload: bytes,
+        stage: str,
+    ) -> CommandResult:
+        """Run ``command`` with the artifact on its stdin (after ``payload``); integrity errors raise.
+
+        The phases are recorded whatever happens, so a failed drill still shows how far it got."""
+        with target.open_reader(artifact.key) as raw:
+            reader = VerifyingReader(raw, artifact, inspector, identities=self.identities)
+            started, clock = now_iso(), time.monotonic()
+            try:
+                # A kill (integrity error, refused member, timeout) lets the host script's trap remove
+                # its extraction folder; a folder left by SIGKILL is swept by the next restore.
+                stdin = cast(BinaryIO, PrefixedReader(payload, reader))
+                result = self.ctx.run(command, stdin=stdin, timeout=self.params.timeout)
+            finally:
+                reader.close()
+                seconds = time.monotonic() - clock
+                self._streamed(artifact, reader, started, seconds, stage, inspector.plain_bytes)
+            if ".tar" in artifact.name:
+                self.staging_dir = parse_markers(result.stderr).get("staging")
+        if result.rc == 0 and not reader.verified:
+            raise IntegrityError(
+                artifact.name, "the host stopped reading before the end (nothing was committed)"
+            )
+        self.ctx.emit(
+            "transferred",
+            artifact=artifact.name,
+            bytes=reader.size,
+            seconds=round(seconds, 3),
+            rate=round(reader.size / max(seconds, 1e-6)),
+        )
+        return result
+
+    def _streamed(
+        self,
+        artifact: Artifact,
+        reader: VerifyingReader,
+        started: str,
+        seconds: float,
+        stage: str,
+        plain: int,
+    ) -> None:
+        """Record the overlapping phases of one streamed artifact."""
+        record = self.record
+        opened = reader.opened_at.isoformat(timespec="milliseconds")
+        rate = reader.size / max(reader.elapsed, 1e-6) / 2**20
+        decrypt = (
+            Phase(
+                "decrypt",
+                opened,
+                round(reader.elapsed, 3),
+                artifact.name,
+                reader.plain_size,
+                f"{artifact.encryption}, on the control node; {reader.decrypt_seconds:.2f} s waiting on it",
+            )
+            if reader.encrypted
+            else Phase("decrypt", opened, 0.0, artifact.name, note="not encrypted")
+        )
+        record.phases += [
+            Phase(
+                "download",
+                opened,
+                round(reader.elapsed, 3),
+                artifact.name,
+                reader.size,
+                f"{rate:.1f} MiB/s; {reader.read_seconds:.2f} s waiting on storage",
+            ),
+            decrypt,
+            Phase(
+                "decompress",
+                opened,
+                round(reader.elapsed, 3),
+                artifact.name,
+                plain,
+                f"{artifact.compression}, streamed on the host; {reader.inspect_seconds:.2f} s to check "
+                "it on the control node",
+            ),
+            Phase(
+                stage,
+                started,
+                round(seconds, 3),
+                artifact.name,
+                plain,
+                "into the staging database" if stage == "import" else "into a sibling folder",
+            ),
+        ]
+        record.bytes += reader.size
+        record.plain_bytes += plain
+
+    # -- commit and abort -------------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        """Swap everything staged into place: only reached when every artifact passed every check."""
+        params, record = self.params, self.record
+        parts = ["RENAME TABLE into the target"] if self.commit_db else []
+        parts += ["folder swapped in place"] if params.files else []
+        with record.phase("commit", note="; ".join(parts)):
+            if self.commit_db is not None and self.staging_db is not None:
+                assert params.database is not None
+                # From here on the staging database is never dropped automatically: if the commit
+                # stops half-way, it holds the restored tables.
+                staging, self.staging_db = self.staging_db, None
+                command, payload = commands.sql_command(params.database)
+                stdin = payload + self.commit_db.encode("utf-8") + b"\n"
+                result = self.ctx.run(command, stdin=stdin, timeout=META_TIMEOUT)
+                if result.rc != 0 or "#committed" not in result.stdout:
+                    raise RestoreFailed(
+                        "commit",
+                        f"the database commit failed (exit {result.rc}): {_stderr(result)}; the target "
+                        f"database may be incomplete, the restored tables are in {staging}: restore again",
+                    )
+                record.database_created = not record.database.get("existed", True)
+            if params.files is not None and self.staging_dir is not None:
+                result = self.ctx.run(
+                    commands.swap_command(
+                        params.files.root, self.staging_dir, params.files.paths, params.kept_paths()
+                    ),
+                    timeout=META_TIMEOUT,
+                )
+                if result.rc != 0:
+                    raise RestoreFailed("commit", f"swapping the files in failed: {_stderr(result)}")
+                kept = [v for k, v in _marker_lines(result.stderr) if k == "kept"]
+                record.files["kept"] = kept
+                self.staging_dir = None
+        record.committed = True
+
+    def abort(self) -> None:
+        """Best effort: drop what was staged; the target database and files were never touched.
+
+        Runs on the transport directly, without the step's cancel event: after an interrupt the
+        cleanup must still run (the host script's own trap removes an extraction folder anyway).
+        """
+        transport = self.ctx.transport
+        if self.staging_db is not None and self.params.database is not None:
+            command, payload = commands.sql_command(self.params.database)
+            drop = f"DROP DATABASE IF EXISTS {sql.name(self.staging_db)};\n".encode()
+            with suppress(Exception):
+                transport.run(command, stdin=payload + drop, timeout=ABORT_TIMEOUT)
+            self.staging_db = None
+        if self.staging_dir is not None and self.params.files is not None:
+            with suppress(Exception):
+                transport.run(
+                    commands.discard_command(self.params.files.root, self.staging_dir), timeout=ABORT_TIMEOUT
+                )
+            self.staging_dir = None
+
+    def failed(self, cause: Cause, message: str, artifact: str | None) -> ActionResult:
+        self.record.cause = cause
+        self.record.artifact = artifact
+        self.record.error = message
+        return ActionResult(failed=True, msg=message, data=self.record.as_dict())
+
+
+def _marker_lines(stderr: str) -> list[tuple[str, str]]:
+    out = []
+    for line in stderr.splitlines():
+        if line.startswith("maintkit:") and "=" in line:
+            key, _, value = line[len("maintkit:") :].partition("=")
+            out.append((key, value))
+    return out
+
+
+def _stderr(result: CommandResult) -> str:
+    return strip_markers(result.stderr).strip()[-2000:] or "(no message)"

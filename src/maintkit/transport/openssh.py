@@ -1,0 +1,209 @@
+"""Bulk streams through the system OpenSSH client, under the host key maintkit already verified.
+
+Why: paramiko moves every byte through Python: 150-240 MB/s at 3-4 s of CPU per GB, in threads that
+share one GIL with every other host of the run, and its client-side rekey (every 512 MiB) can
+deadlock against a channel close (paramiko#822). A snapshot is gigabytes; ``ssh`` moves them at
+about 1 s of CPU per GB in its own process and rekeys correctly (docs/performance.md has the
+figures). Short commands stay on the paramiko connection: a channel on an open connection is
+cheaper than a process and a handshake per command.
+
+Same trust, same account as the paramiko connection:
+
+* the host key is the one the paramiko connection verified (known_hosts files, ``@revoked``,
+  accept-new): it is written, alone, to a private known_hosts file, and ``ssh`` runs with
+  ``StrictHostKeyChecking=yes``, that file only, ``HostKeyAlias`` and ``HostKeyAlgorithms`` pinned
+  to it: any other key is refused, nothing is ever added;
+* host, port, user and identity files are the ones fabric resolved (inventory, then
+  ``~/.ssh/config``); ``-F /dev/null`` keeps any ssh_config option from changing them; the agent is
+  used as paramiko uses it; ``BatchMode`` forbids prompts;
+* direct connections only: a ProxyJump or ProxyCommand host keeps paramiko for everything.
+
+When ``ssh`` cannot start the command (no client installed, a key that needs a passphrase, a refused
+host key) nothing ran on the host: the caller sends the command over paramiko instead, and keeps
+doing so for that host. ``MAINTKIT_BULK_SSH=paramiko`` turns bulk streaming through ``ssh`` off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import selectors
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from maintkit.transport.local import StdinFeeder, abort_reason, wait_slice
+
+DISABLE_ENV = "MAINTKIT_BULK_SSH"
+PIN_ALIAS = "maintkit-pinned-host"
+#: read size for the client's stdout; the pipe is enlarged to match (fewer wake-ups per GB)
+BULK_CHUNK = 1 << 20
+#: ssh's own fatal messages (exit status 255 also means "the remote command exited 255")
+_SSH_FAILURE = re.compile(
+    rb"^(ssh: |client_loop: |Connection to .* closed|Connection closed by |Timeout, server |"
+    rb"Broken pipe|packet_write_wait|kex_exchange_identification)",
+    re.MULTILINE,
+)
+#: paramiko host key names that stand for several signature algorithms
+_ALGORITHMS = {"ssh-rsa": "rsa-sha2-512,rsa-sha2-256,ssh-rsa"}
+
+
+class BulkUnavailable(Exception):
+    """``ssh`` could not start the command; nothing ran on the host."""
+
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+@dataclass(frozen=True)
+class BulkTarget:
+    """Everything ``ssh`` needs to reach the host exactly as the paramiko connection did."""
+
+    host: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+    connect_timeout: float
+    key_name: str  # "ssh-ed25519", as paramiko names the verified key
+    key_base64: str
+    keepalive: int
+
+
+def client() -> str | None:
+    """The ``ssh`` program to use, or None when missing or turned off."""
+    if os.environ.get(DISABLE_ENV, "").lower() == "paramiko":
+        return None
+    return shutil.which("ssh")
+
+
+class PinnedHostKey:
+    """A private known_hosts file holding exactly one verified key, removed by :meth:`remove`."""
+
+    def __init__(self, target: BulkTarget) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="maintkit-ssh-"))  # 0700
+        self.path = self.folder / "known_hosts"
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"{PIN_ALIAS} {target.key_name} {target.key_base64}\n")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def ssh_argv(program: str, target: BulkTarget, known_hosts: Path, remote: str) -> list[str]:
+    """The ``ssh`` command line that runs ``remote`` on the pinned host, no config, no prompts."""
+    argv = [
+        program,
+        "-F", "/dev/null",
+        "-T", "-x", "-a",
+        "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={known_hosts}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", f"HostKeyAlias={PIN_ALIAS}",
+        "-o", f"HostKeyAlgorithms={_ALGORITHMS.get(target.key_name, target.key_name)}",
+        "-o", "UpdateHostKeys=no",
+        "-o", "CheckHostIP=no",
+        "-o", "ClearAllForwardings=yes",
+        "-o", "LogLevel=ERROR",
+        "-o", f"ConnectTimeout={max(1, round(target.connect_timeout))}",
+        "-o", f"ServerAliveInterval={target.keepalive}",
+        "-o", "ServerAliveCountMax=3",
+        "-p", str(target.port),
+        "-l", target.user,
+    ]  # fmt: skip
+    for identity in target.identity_files:
+        argv += ["-i", identity]
+    return [*argv, "--", target.host, remote]
+
+
+def start(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start ``ssh`` in its own session (a Ctrl-C reaches the engine, which stops the command)."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, BULK_CHUNK)
+    return proc
+
+
+def pipe_writer(stream: IO[bytes]) -> Callable[[bytes], None]:
+    """Write all of ``data`` to the client's stdin (raw pipes may take part of it)."""
+    descriptor = stream.fileno()
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(descriptor, view) :]
+
+    return write
+
+
+def pump(
+    proc: subprocess.Popen[bytes],
+    out: _Writable,
+    err: _Writable,
+    deadline: float | None,
+    cancel: threading.Event | None,
+    feeder: StdinFeeder,
+) -> str | None:
+    """Move the client's output to the sinks until it exits; return why to abort, if so."""
+    assert proc.stdout is not None and proc.stderr is not None
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ, out)
+    selector.register(proc.stderr, selectors.EVENT_READ, err)
+    try:
+        while selector.get_map():
+            reason = abort_reason(deadline, cancel, feeder)
+            if reason is not None:
+                return reason
+            for key, _events in selector.select(wait_slice(deadline)):
+                data = os.read(key.fd, BULK_CHUNK)
+                if data:
+                    key.data.write(data)
+                else:
+                    selector.unregister(key.fileobj)
+        while True:
+            try:
+                proc.wait(timeout=wait_slice(deadline) or 0.001)
+                return None
+            except subprocess.TimeoutExpired:
+                reason = abort_reason(deadline, cancel, feeder)
+                if reason is not None:
+                    return reason
+    finally:
+        selector.close()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End the client (by its PID) and close its pipes; the remote command is killed separately."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def lost_connection(stderr: bytes) -> bool:
+    """True when exit status 255 came with ssh's own failure message (not the command's)."""
+    return bool(_SSH_FAILURE.search(stderr))

@@ -1,0 +1,615 @@
+"""Restore and restore drills end to end: real sshd hosts, a real MariaDB, S3 (moto's server over HTTP).
+
+The source is ``prod1`` (environment ``production``): a seeded shop database and a site folder,
+snapshotted once for the module by ``maintkit run nightly-backup`` into S3 (the first target, the
+one restores read) and a local folder. The drill environment ``drill`` is ``stage1`` with its own
+database (``drill_stage1``, its own MariaDB user) and its own ``app/etc/env.php``. Every failure
+case works on a crafted copy of that snapshot (a flipped byte, a dump without a table, an archive
+with ``../``...), stored beside it under its own id.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import json
+import os
+import stat
+import subprocess
+import tarfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+import zstandard
+
+from maintkit.storage.config import targets_from_vars
+from maintkit.storage.manifest import Manifest, write_manifest
+from tests.integration.helpers import run_cli
+from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture, seed_shop
+from tests.s3server import FAKE_AWS_ENV, MotoServer, require_moto
+from tests.sshd import SSHHost
+
+pytestmark = pytest.mark.integration
+
+DRILL_DB = "drill_stage1"
+DRILL_USER = "mk_drill"
+DRILL_PASSWORD = "drill pa$$ 'w0rd'"
+SOURCE_URL = "https://shop.example.com/"
+DRILL_URL = "http://drill.shop.test/"
+DRILL_ENV_PHP = b"<?php return ['db' => ['connection' => ['default' => ['dbname' => 'drill_stage1']]]];\n"
+SITE_FILES = {
+    "index.php": b"<?php echo 'welcome to the shop';\n",
+    "app/etc/env.php": b"<?php return ['db' => ['connection' => ['default' => ['dbname' => 'shop']]]];\n",
+    "pub/media/catalog/mug.jpg": bytes(range(256)) * 400,
+    "pub/media/name with spaces & 'quotes'.txt": "caf\u00e9 \U0001f600\n".encode(),
+    "var/cache/mage--0": b"a cache entry: excluded by cms: magento\n",
+}
+
+
+def seed(server: MariaDBServer) -> None:
+    """The shop, plus Magento's core_config_data (base URLs to rewrite) and the drill's own user."""
+    seed_shop(server, products=500, customers=250, orders=400, bulk_bytes=128 * 1024)
+    server.sql(
+        "CREATE TABLE core_config_data (config_id INT UNSIGNED AUTO_INCREMENT PRIMARY KEY, "
+        "scope VARCHAR(8) NOT NULL DEFAULT 'default', scope_id INT NOT NULL DEFAULT 0, "
+        "path VARCHAR(255) NOT NULL, value TEXT NULL) ENGINE=InnoDB;"
+        "INSERT INTO core_config_data (path, value) VALUES "
+        f"('web/unsecure/base_url', '{SOURCE_URL}'), ('web/secure/base_url', '{SOURCE_URL}'), "
+        f"('web/secure/base_media_url', '{SOURCE_URL}media/'), "
+        "('web/unsecure/base_static_url', '{{unsecure_base_url}}static/'), ('general/locale/code', 'fr_FR');",
+        SHOP_DB,
+    )
+    server.create_user(DRILL_USER, DRILL_PASSWORD)
+    server.sql(f"GRANT ALL PRIVILEGES ON `drill\\_%`.* TO '{DRILL_USER}'@'%';")
+
+
+mariadb = mariadb_fixture("mariadb", scope="module", seed=seed)
+
+
+# -- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    require_moto()
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def aws_env() -> Iterator[None]:
+    """Fake credentials for this module (the CLI subprocesses inherit them); ~/.aws never read."""
+    saved = {k: os.environ.get(k) for k in [*FAKE_AWS_ENV, "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"]}
+    os.environ.update(FAKE_AWS_ENV)
+    os.environ["AWS_CONFIG_FILE"] = os.environ["AWS_SHARED_CREDENTIALS_FILE"] = "/nonexistent"
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def s3(moto_server: MotoServer, aws_env: None) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+
+
+@pytest.fixture(scope="module")
+def smoke_server(ssh_hosts: dict[str, SSHHost]) -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 serving the drill copy (stage1's ~/shop): what the smoke checks hit."""
+    root = Path(ssh_hosts["stage1"].home) / "shop"
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield int(server.server_address[1])
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _write_tree(root: Path, files: dict[str, bytes], owner: str) -> None:
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    subprocess.run(["chown", "-R", f"{owner}:{owner}", str(root)], check=True)
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory,
+    ssh_hosts: dict[str, SSHHost],
+    known_hosts_file: Path,
+    mariadb: MariaDBServer,
+    moto_server: MotoServer,
+    s3: Any,
+    smoke_server: int,
+) -> Iterator[dict[str, Any]]:
+    """Inventories for ``production`` (prod1) and ``drill`` (stage1), and one real snapshot of prod1."""
+    work = tmp_path_factory.mktemp("restore")
+    bucket = f"mk-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    prod1, stage1 = ssh_hosts["prod1"], ssh_hosts["stage1"]
+    source_root = Path(prod1.home) / "shop"
+    _write_tree(source_root, SITE_FILES, prod1.user)
+    storage = [
+        {
+            "name": "offsite",
+            "type": "s3",
+            "bucket": bucket,
+            "region": "us-east-1",
+            "endpoint_url": moto_server.endpoint_url,
+        },
+        {"name": "local", "type": "local", "path": str(work / "backups")},
+    ]
+
+    def host(h: SSHHost, **more: Any) -> dict[str, Any]:
+        return {
+            "ansible_host": h.address,
+            "ansible_port": h.port,
+            "ansible_user": h.user,
+            "ansible_ssh_private_key_file": str(h.key_file),
+            **more,
+        }
+
+    production = {
+        "all": {
+            "vars": {"known_hosts": str(known_hosts_file), "storage": storage},
+            "children": {
+                "production": {
+                    "hosts": {
+                        "prod1": host(
+                            prod1,
+                            database={
+                                "name": SHOP_DB,
+                                "user": SHOP_USER,
+                                "password": SHOP_PASSWORD,
+                                "host": "127.0.0.1",
+                                "port": mariadb.port,
+                            },
+                            files={"root": "~/shop", "cms": "magento"},
+                        )
+                    }
+                }
+            },
+        }
+    }
+    drill_host = host(
+        stage1,
+        site="prod1",
+        database={
+            "name": DRILL_DB,
+            "user": DRILL_USER,
+            "password": DRILL_PASSWORD,
+            "host": "127.0.0.1",
+            "port": mariadb.port,
+        },
+        files={"root": "~/shop", "cms": "magento"},
+        rewrite_urls={"app": "magento", "url": DRILL_URL},
+        smoke=[
+            {"name": "home page", "url": f"http://127.0.0.1:{smoke_server}/index.php", "contains": "welcome"},
+            {"url": f"http://127.0.0.1:{smoke_server}/pub/media/catalog/mug.jpg"},
+        ],
+    )
+    drill = {
+        "all": {
+            "vars": {"known_hosts": str(known_hosts_file)},
+            "children": {"drill": {"hosts": {"drill1": drill_host}}},
+        }
+    }
+    (work / "inventories").mkdir()
+    (work / "inventories" / "production.yml").write_text(yaml.safe_dump(production, sort_keys=False))
+    (work / "inventories" / "drill.yml").write_text(yaml.safe_dump(drill, sort_keys=False))
+
+    backup = run_cli(
+        "run", "nightly-backup", "--env", "production", "--journal-dir", work / "journal", cwd=work
+    )
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+    [snapshot_id] = sorted(p.name for p in (work / "backups" / "prod1" / "production").iterdir())
+    targets = targets_from_vars(storage, work)
+    manifest = Manifest.from_json(targets[0].get_bytes(f"prod1/production/{snapshot_id}/manifest.json"))
+    yield {
+        "work": work,
+        "bucket": bucket,
+        "snapshot_id": snapshot_id,
+        "manifest": manifest,
+        "targets": targets,
+        "source_root": source_root,
+        "drill_root": Path(stage1.home) / "shop",
+        "drill_user": stage1.user,
+    }
+    subprocess.run(["rm", "-rf", str(source_root), str(Path(stage1.home) / "shop")], check=False)
+
+
+@pytest.fixture
+def drill_env(world: dict[str, Any], mariadb: MariaDBServer) -> Iterator[dict[str, Any]]:
+    """Before each test: stage1's ~/shop holds only the drill's env.php; the drill database is gone."""
+    root = world["drill_root"]
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    _write_tree(root, {"app/etc/env.php": DRILL_ENV_PHP}, world["drill_user"])
+    mariadb.drop_database(DRILL_DB)
+    mariadb.drop_database(DRILL_DB + "_mkrestore")
+    yield world
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def cli(world: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, "--journal-dir", str(world["work"] / "journal"), cwd=world["work"])
+
+
+def drill(world: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return cli(world, "drill", "--env", "production", "--into", "drill", *args)
+
+
+def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    line = next(x for x in result.stdout.splitlines() if x.startswith("report: "))
+    html_path = Path(line.removeprefix("report: "))
+    assert html_path.is_file()
+    report: dict[str, Any] = json.loads(
+        html_path.with_name(html_path.name.replace(".html", ".json")).read_text()
+    )
+    report["_html"] = html_path.read_text()
+    return report
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Relative path -> content of every file under ``root`` (symlinks as their target)."""
+    out: dict[str, bytes] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_symlink():
+            out[str(path.relative_to(root))] = os.readlink(path).encode()
+        elif stat.S_ISREG(path.lstat().st_mode):
+            out[str(path.relative_to(root))] = path.read_bytes()
+    return out
+
+
+def craft(world: dict[str, Any], suffix: str, **artifacts: bytes) -> str:
+    """Store a copy of the real snapshot under ``ID-suffix`` in S3 with some artifacts replaced (their
+    manifest entries updated, so only what the test changed is wrong); return the new id."""
+    base: Manifest = world["manifest"]
+    new_id = f"{base.snapshot_id}-{suffix}"
+    manifest = Manifest.from_json(base.to_json())
+    manifest.snapshot_id = new_id
+    s3_target = world["targets"][0]
+    for artifact in manifest.artifacts:
+        data = artifacts.get(artifact.name.split(".")[0]) or s3_target.get_bytes(artifact.key)
+        artifact.key = f"prod1/production/{new_id}/{artifact.name}"
+        artifact.size, artifact.sha256 = len(data), hashlib.sha256(data).hexdigest()
+        s3_target.put_bytes(artifact.key, data)
+    write_manifest(s3_target, manifest)
+    return new_id
+
+
+def zstd(data: bytes) -> bytes:
+    return zstandard.ZstdCompressor().compress(data)
+
+
+def tar_of(members: list[tuple[str, bytes | None]]) -> bytes:
+    """A tar holding (name, content) files, or directories when content is None."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                archive.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def sentinel(mariadb: MariaDBServer) -> None:
+    """The drill database holds something a failed restore must not touch."""
+    mariadb.create_database(DRILL_DB, owner=DRILL_USER)
+    mariadb.sql("CREATE TABLE sentinel (id INT PRIMARY KEY); INSERT INTO sentinel VALUES (1), (2);", DRILL_DB)
+
+
+def assert_untouched(mariadb: MariaDBServer, world: dict[str, Any]) -> None:
+    assert mariadb.table_row_counts(DRILL_DB) == {"sentinel": 2}
+    assert not mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}\\_mkrestore'")
+    assert tree(world["drill_root"]) == {"app/etc/env.php": DRILL_ENV_PHP}
+    leftovers = [p.name for p in world["drill_root"].parent.iterdir() if ".mkrestore." in p.name]
+    assert leftovers == []
+
+
+# -- the drill --------------------------------------------------------------------------------------
+
+
+def test_drill_restores_identical_rows_checksums_and_files(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    world = drill_env
+    result = drill(world, "--keep", "--rto", "120")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "drill passed" in result.stdout
+    report = report_of(result)
+    assert report["verdict"]["passed"] and report["verdict"]["causes"] == []
+    [host] = report["hosts"]
+    assert host["snapshot_id"] == world["snapshot_id"]
+    names = {p["name"] for p in host["phases"]}
+    assert names == {
+        "prepare",
+        "download",
+        "decrypt",
+        "decompress",
+        "import",
+        "verify",
+        "extract",
+        "commit",
+    } | {"smoke"}
+    assert set(host["phase_totals"]) == names
+    assert 0 < report["rto_seconds"] < 120 and host["data_loss_window_seconds"] > 0
+    assert [c["ok"] for c in host["smoke"]] == [True, True]
+    page = report["_html"]  # self-contained: no script, no external resource
+    assert "<svg" in page and "PASSED" in page and not any(x in page for x in ("<script", "src=", "href="))
+
+    # every table of the dump, with the rows the source holds; same checksums and schema objects
+    source_rows = mariadb.table_row_counts(SHOP_DB)
+    assert {t["name"]: t["restored_rows"] for t in host["tables"]} == source_rows
+    assert {t["name"]: t["manifest_rows"] for t in host["tables"]} == source_rows
+    assert mariadb.table_row_counts(DRILL_DB) == source_rows
+    source_sums = mariadb.checksum_tables(SHOP_DB)
+    drill_sums = mariadb.checksum_tables(DRILL_DB)
+    assert drill_sums.pop("core_config_data") != source_sums.pop("core_config_data")  # rewritten below
+    assert drill_sums == source_sums
+    assert mariadb.schema_objects(DRILL_DB) == mariadb.schema_objects(SHOP_DB)
+    assert mariadb.sql("SELECT price_with_tax(100, 0.2);", DRILL_DB) == [("120.000000",)]
+    urls = dict(mariadb.sql("SELECT path, value FROM core_config_data ORDER BY path;", DRILL_DB))
+    assert urls["web/unsecure/base_url"] == urls["web/secure/base_url"] == DRILL_URL
+    assert urls["web/secure/base_media_url"] == "http://drill.shop.test/media/"
+    assert urls["web/unsecure/base_static_url"] == "{{unsecure_base_url}}static/"
+    assert not mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}\\_mkrestore'")
+
+    # the files, byte for byte, minus Magento's caches; the drill's own env.php kept
+    expected = {k: v for k, v in SITE_FILES.items() if not k.startswith("var/cache")}
+    expected["app/etc/env.php"] = DRILL_ENV_PHP
+    assert tree(world["drill_root"]) == expected
+    assert [p.name for p in world["drill_root"].parent.iterdir() if ".mk" in p.name] == []
+
+    # no password in any output, journal or report (the source's never even reached the run)
+    written = "".join(p.read_text() for p in (world["work"] / "journal").iterdir())
+    for password in (DRILL_PASSWORD, SHOP_PASSWORD):
+        assert password not in written + result.stdout + result.stderr
+
+    # without --keep the drill cleans up: the database it created is dropped, the files reset
+    result = drill(world)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert report_of(result)["hosts"][0]["cleanup"]["status"] == "done"
+    assert mariadb.table_row_counts(DRILL_DB) == {}
+    assert tree(world["drill_root"]) == {"app/etc/env.php": DRILL_ENV_PHP}
+
+
+def test_rto_smaller_than_the_measured_time_fails_the_drill(drill_env: dict[str, Any]) -> None:
+    result = drill(drill_env, "--rto", "0.01")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "took longer than the RTO" in result.stderr and "the objective is 0.01 s" in result.stderr
+    report = report_of(result)
+    assert [c["cause"] for c in report["verdict"]["causes"]] == ["rto"]
+    assert report["hosts"][0]["restore"]["status"] == "changed"  # everything else passed
+    assert "FAILED" in report["_html"]
+
+
+def test_a_flipped_byte_in_the_bucket_fails_before_import_naming_the_artifact(
+    drill_env: dict[str, Any], mariadb: MariaDBServer, s3: Any
+) -> None:
+    world = drill_env
+    key = f"prod1/production/{world['snapshot_id']}/db.sql.zst"
+    data = bytearray(s3.get_object(Bucket=world["bucket"], Key=key)["Body"].read())
+    new_id = craft(world, "flipped")
+    data[len(data) // 2] ^= 0x01
+    s3.put_object(Bucket=world["bucket"], Key=f"prod1/production/{new_id}/db.sql.zst", Body=bytes(data))
+    sentinel(mariadb)
+
+    result = drill(world, "--snapshot", new_id, "--keep")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "snapshot integrity check failed" in result.stderr and "db.sql.zst" in result.stderr
+    report = report_of(result)
+    assert [c["cause"] for c in report["verdict"]["causes"]] == ["integrity"]
+    assert report["hosts"][0]["restore"]["artifact"] == "db.sql.zst"
+    assert not report["hosts"][0]["restore"]["committed"]
+    assert_untouched(mariadb, world)
+
+
+def test_a_missing_table_is_detected_and_named(drill_env: dict[str, Any], mariadb: MariaDBServer) -> None:
+    # a dump made without one table; the manifest still lists it (as a dump that lost it would)
+    dump = subprocess.run(
+        [
+            "mariadb-dump",
+            f"--defaults-file={mariadb.defaults_file()}",
+            "--single-transaction",
+            "--routines",
+            "--triggers",
+            "--hex-blob",
+            f"--ignore-table={SHOP_DB}.sales_order_item",
+            SHOP_DB,
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    new_id = craft(drill_env, "notable", db=zstd(dump))
+    result = drill(drill_env, "--snapshot", new_id, "--keep")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "tables missing or incomplete" in result.stderr
+    assert "sales_order_item: listed in the manifest but not in the dump" in result.stderr
+    report = report_of(result)
+    [bad] = [t for t in report["hosts"][0]["tables"] if not t["ok"]]
+    assert bad["name"] == "sales_order_item" and bad["dump_rows"] is None
+    assert mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}'") == []  # nothing committed, nothing created
+
+
+def test_the_drill_refuses_production(drill_env: dict[str, Any]) -> None:
+    world = drill_env
+    result = cli(world, "drill", "--env", "production", "--into", "production")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "its environment is named 'production'" in result.stderr and "nothing ran" in result.stderr
+
+    # a drill host whose database is the source's (same server, same name)
+    inventory = yaml.safe_load((world["work"] / "inventories" / "drill.yml").read_text())
+    drill1 = inventory["all"]["children"]["drill"]["hosts"]["drill1"]
+    drill1["database"] = {**drill1["database"], "name": SHOP_DB}
+    (world["work"] / "inventories" / "danger.yml").write_text(yaml.safe_dump(inventory))
+    result = cli(world, "drill", "--env", "production", "--into", "danger")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"its database is prod1's ({SHOP_DB} on 127.0.0.1)" in result.stderr
+
+
+# -- restore ------------------------------------------------------------------------------------------
+
+
+def restore(world: dict[str, Any], snapshot: str, *args: str) -> subprocess.CompletedProcess[str]:
+    # the drill database's own user may not create objects DEFINER=shop: they become its own
+    return cli(
+        world,
+        "restore",
+        snapshot,
+        "--env",
+        "production",
+        "--into",
+        "drill",
+        "--create-database",
+        "--var",
+        "definers=current",
+        *args,
+    )
+
+
+def test_a_non_empty_database_is_refused_without_force(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    sentinel(mariadb)
+    result = restore(drill_env, "latest")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"database {DRILL_DB} is not empty" in result.stdout and "--force" in result.stdout
+    assert_untouched(mariadb, drill_env)
+
+
+def test_a_failed_extraction_leaves_the_previous_files_and_database(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # a safe archive the host cannot extract: a file, then a file "inside" it
+    archive = tar_of([("./", None), ("./index.php", b"x"), ("./index.php/inside", b"y")])
+    new_id = craft(drill_env, "badtar", files=zstd(archive))
+    sentinel(mariadb)
+    result = restore(drill_env, new_id, "--force")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "extracting the files failed" in result.stdout and "Not a directory" in result.stdout
+    assert_untouched(mariadb, drill_env)  # the database staged fine, but nothing was committed
+
+
+def test_a_tar_with_dotdot_members_is_refused(
+    drill_env: dict[str, Any], mariadb: MariaDBServer, ssh_hosts: dict[str, SSHHost]
+) -> None:
+    archive = tar_of([("./", None), ("./index.php", b"x"), ("../escaped.txt", b"pwned")])
+    new_id = craft(drill_env, "dotdot", files=zstd(archive))
+    sentinel(mariadb)
+    result = restore(drill_env, new_id, "--force")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "'../escaped.txt' would be written outside the restore root" in result.stdout
+    assert not (Path(ssh_hosts["stage1"].home) / "escaped.txt").exists()
+    assert_untouched(mariadb, drill_env)
+
+
+def php_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def test_a_drill_reads_its_database_settings_from_the_drill_copys_env_php(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    world = drill_env
+    settings = {
+        "host": f"127.0.0.1:{mariadb.port}",
+        "dbname": DRILL_DB,
+        "username": DRILL_USER,
+        "password": DRILL_PASSWORD,
+    }
+    pairs = ", ".join(f"{php_string(k)} => {php_string(v)}" for k, v in settings.items())
+    env_php = f"<?php return ['db' => ['connection' => ['default' => [{pairs}]]]];\n"
+    _write_tree(world["drill_root"], {"app/etc/env.php": env_php.encode()}, world["drill_user"])
+    inventory = yaml.safe_load((world["work"] / "inventories" / "drill.yml").read_text())
+    drill1 = inventory["all"]["children"]["drill"]["hosts"]["drill1"]
+    drill1["database"] = {"from": "magento", "root": "~/shop"}
+    (world["work"] / "inventories" / "drillapp.yml").write_text(yaml.safe_dump(inventory))
+
+    result = cli(world, "drill", "--env", "production", "--into", "drillapp")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tables = report_of(result)["hosts"][0]["tables"]
+    assert {t["name"]: t["restored_rows"] for t in tables} == mariadb.table_row_counts(SHOP_DB)
+    assert (world["drill_root"] / "app" / "etc" / "env.php").read_bytes() == env_php.encode()  # kept
+    assert mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}'") == []  # created by the drill, dropped after it
+
+
+def test_an_encrypted_snapshot_is_decrypted_on_the_control_node(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    import pyrage
+
+    world = drill_env
+    identity = pyrage.x25519.Identity.generate()
+    key = world["work"] / "backup-age.txt"
+    key.write_text(f"{identity}\n")
+    key.chmod(0o600)
+    inventory = yaml.safe_load((world["work"] / "inventories" / "production.yml").read_text())
+    inventory["all"]["vars"]["encryption"] = {
+        "recipients": [str(identity.to_public())],
+        "identity_file": "../backup-age.txt",  # relative to the inventory's folder
+    }
+    (world["work"] / "inventories" / "sealed.yml").write_text(yaml.safe_dump(inventory))
+    backup = cli(world, "run", "nightly-backup", "--env", "sealed")
+    assert backup.returncode == 0, backup.stdout + backup.stderr
+
+    result = cli(world, "drill", "--env", "sealed", "--into", "drill", "--keep")
+    assert result.returncode == 0, result.stdout + result.stderr
+    host = report_of(result)["hosts"][0]
+    decrypt = {p["artifact"]: p for p in host["phases"] if p["name"] == "decrypt"}
+    assert set(decrypt) == {"db.sql.zst.age", "files.tar.zst.age"}
+    assert (
+        decrypt["db.sql.zst.age"]["seconds"] > 0
+        and "age, on the control node" in decrypt["db.sql.zst.age"]["note"]
+    )
+    assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+    assert str(identity) not in "".join(p.read_text() for p in (world["work"] / "journal").iterdir())
+
+
+def test_wordpress_urls_are_rewritten_with_the_table_prefix(mariadb: MariaDBServer) -> None:
+    from maintkit.restore.sql import rewrite_urls_sql
+
+    mariadb.drop_database("drill_wp")
+    mariadb.create_database("drill_wp")
+    try:
+        mariadb.sql(
+            "CREATE TABLE blog_options (option_id INT AUTO_INCREMENT PRIMARY KEY, option_name VARCHAR(191) "
+            "UNIQUE, option_value LONGTEXT) COLLATE utf8mb4_unicode_520_ci;"
+            "INSERT INTO blog_options (option_name, option_value) VALUES ('siteurl', 'https://blog.example'),"
+            "('home', 'https://blog.example'), ('blogname', 'https://blog.example');",
+            "drill_wp",
+        )
+        out = mariadb.sql(
+            rewrite_urls_sql("drill_wp", "wordpress", "https://drill.blog.test/", table_prefix="blog_")
+        )
+        assert out == [("#rewritten", "siteurl/home", "2")]
+        assert dict(mariadb.sql("SELECT option_name, option_value FROM blog_options;", "drill_wp")) == {
+            "siteurl": "https://drill.blog.test",
+            "home": "https://drill.blog.test",
+            "blogname": "https://blog.example",
+        }
+    finally:
+        mariadb.drop_database("drill_wp")

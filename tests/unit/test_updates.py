@@ -1,0 +1,375 @@
+"""Updates: command building (every value quoted), lock diffs, audit thresholds, release operations on
+a real folder through the local transport, promotion rules, the manual steps of a failed rollback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maintkit.actions.audit import AuditParams, composer_audit_command, wordpress_commands
+from maintkit.actions.base import ActionResult, StepContext, get_action
+from maintkit.actions.composer import ComposerParams, composer_command
+from maintkit.actions.magento import MagentoParams, magento_command
+from maintkit.actions.maintenance import MaintenanceParams, set_command, status_command
+from maintkit.actions.prestashop import PrestashopParams, console_command
+from maintkit.actions.release import ReleaseParams
+from maintkit.actions.wp import WpParams, commands
+from maintkit.config.models import Host, Playbook, Position, Step
+from maintkit.engine.manual import manual_steps
+from maintkit.engine.results import HostOutcome, StepOutcome
+from maintkit.engine.steps import HostState
+from maintkit.secrets import Redactor
+from maintkit.transport.local import LocalTransport
+from maintkit.updates import promotable as prom
+from maintkit.updates.audit import at_or_above, parse_composer_audit
+from maintkit.updates.composerlock import Move, diff_versions, lock_versions, parse_dry_run
+from maintkit.updates.releases import History, Release
+
+HOSTILE = 'it\'s $(rm -rf /) `x` "y"; z'
+
+
+def words(command: str) -> list[str]:
+    return shlex.split(command)
+
+
+class TestComposer:
+    def test_every_value_is_quoted(self) -> None:
+        p = ComposerParams(command="update", working_dir="/srv/a b", packages=[HOSTILE], env={"K": HOSTILE})
+        command = composer_command(p)
+        assert command.startswith(f"export K={shlex.quote(HOSTILE)}; cd '/srv/a b' && composer update")
+        assert words(command.split("&& ", 1)[1])[-1] == HOSTILE
+        assert "--no-interaction" in command and "--with-all-dependencies" in command
+
+    def test_dry_run_and_no_dev(self) -> None:
+        p = ComposerParams(command="install", working_dir="~/shop", no_dev=True, packages=["ignored/x"])
+        command = composer_command(p, dry_run=True)
+        assert command.startswith('cd "$HOME"/shop && ')
+        assert words(command.split("&& ", 1)[1]) == [
+            "composer",
+            "install",
+            "--no-interaction",
+            "--no-progress",
+            "--no-ansi",
+            "--no-dev",
+            "--dry-run",
+        ]
+
+    def test_packages_given_as_one_string_are_split(self) -> None:
+        p = ComposerParams(command="update", working_dir="/x", packages="a/b:1.1.*, c/d")  # type: ignore[arg-type]
+        assert p.packages == ["a/b:1.1.*", "c/d"]
+
+    def test_lock_diff(self) -> None:
+        before = lock_versions(
+            json.dumps(
+                {"packages": [{"name": "a/b", "version": "1.0.0"}, {"name": "gone/x", "version": "2.0"}]}
+            ).encode()
+        )
+        after = lock_versions(
+            json.dumps(
+                {
+                    "packages": [{"name": "a/b", "version": "1.1.0"}],
+                    "packages-dev": [{"name": "new/y", "version": "0.1"}],
+                }
+            ).encode()
+        )
+        assert diff_versions(before, after) == [
+            Move("a/b", "1.0.0", "1.1.0"),
+            Move("gone/x", "2.0", None),
+            Move("new/y", None, "0.1"),
+        ]
+        assert lock_versions(None) == {}
+
+    def test_dry_run_output(self) -> None:
+        output = """Loading composer repositories with package information
+Updating dependencies
+Lock file operations: 1 install, 1 update, 1 removal
+  - Removing old/pkg (3.0.0)
+  - Locking new/pkg (1.2.3)
+  - Upgrading acme/module-banner (1.0.0 => 1.1.0)
+Installing dependencies from lock file (including require-dev)
+  - Downgrading acme/module-reviews (1.2.0 => 1.1.0)
+  - Upgrading acme/module-banner (1.0.0 => 1.1.0): Mirroring from ../../packages
+"""
+        assert [m.describe() for m in parse_dry_run(output)] == [
+            "acme/module-banner 1.0.0 → 1.1.0",
+            "acme/module-reviews 1.2.0 → 1.1.0",
+            "new/pkg (none) → 1.2.3",
+            "old/pkg 3.0.0 → (removed)",
+        ]
+
+
+class TestAudit:
+    ADVISORIES = {
+        "advisories": {
+            "a/b": [
+                {"packageName": "a/b", "title": "XSS", "cve": "CVE-1", "severity": "medium"},
+                {"packageName": "a/b", "title": "RCE", "cve": None, "severity": "critical"},
+            ],
+            "c/d": [{"packageName": "c/d", "title": "no severity (composer < 2.6)"}],
+        },
+        "abandoned": {"old/x": None},
+    }
+
+    def test_thresholds_and_unknown_severity(self) -> None:
+        advisories, abandoned = parse_composer_audit("warning line\n" + json.dumps(self.ADVISORIES))
+        assert abandoned == ["old/x"]
+        assert {a.title: a.severity for a in advisories}["no severity (composer < 2.6)"] == "high"
+        assert len(at_or_above(advisories, "low")) == 3
+        assert [a.title for a in at_or_above(advisories, "critical")] == ["RCE"]
+        assert len(at_or_above(advisories, "high")) == 2
+        assert at_or_above(advisories, "never") == []
+
+    def test_no_advisories_is_an_empty_list(self) -> None:
+        assert parse_composer_audit('{\n    "advisories": []\n}') == ([], [])
+
+    def test_commands(self) -> None:
+        command = composer_audit_command(AuditParams(working_dir="/w"))
+        assert words(command.split("&& ", 1)[1]) == [
+            "composer",
+            "audit",
+            "--format=json",
+            "--locked",
+            "--no-interaction",
+            "--no-ansi",
+            "--no-dev",
+        ]
+        wp = wordpress_commands(AuditParams(tool="wordpress", working_dir=HOSTILE, strict=True))
+        assert [words(c) for c in wp] == [
+            ["wp", "core", "verify-checksums", f"--path={HOSTILE}"],
+            ["wp", "plugin", "verify-checksums", "--all", f"--path={HOSTILE}", "--strict"],
+        ]
+
+
+class TestCmsCommands:
+    def test_magento(self) -> None:
+        p = MagentoParams(command="setup:static-content:deploy", args=["-f", HOSTILE], root="/r")
+        assert words(magento_command(p).split("&& ", 1)[1]) == [
+            "php",
+            "bin/magento",
+            "setup:static-content:deploy",
+            "-f",
+            HOSTILE,
+            "--no-interaction",
+        ]
+
+    def test_maintenance(self) -> None:
+        p = MaintenanceParams(cms="wordpress", state="on", root=HOSTILE)  # type: ignore[arg-type]
+        assert p.root == [HOSTILE]
+        assert words(set_command(p, HOSTILE, True)) == [
+            "wp",
+            "maintenance-mode",
+            "activate",
+            f"--path={HOSTILE}",
+        ]
+        magento = MaintenanceParams(cms="magento", state="on", root=["/a", "/b"])
+        assert "maintenance:status" in status_command(magento, "/a")
+        with pytest.raises(ValueError, match="table prefix"):
+            MaintenanceParams(cms="prestashop", state="on", root="/p", table_prefix="ps_; DROP")  # type: ignore[arg-type]
+
+    def test_wp(self) -> None:
+        update = WpParams(command="plugin-update", root="/w", exclude=["woocommerce", "x y"])
+        assert words(commands(update)[0]) == [
+            "wp",
+            "plugin",
+            "update",
+            "--all",
+            "--exclude=woocommerce,x y",
+            "--format=json",
+            "--path=/w",
+        ]
+        apply = WpParams(
+            command="apply-versions",
+            root="/w",
+            versions={"core": "6.5.2", "plugins": {"woocommerce": "8.9.1"}},
+        )
+        assert [words(c)[1:4] for c in commands(apply)] == [
+            ["core", "update", "--version=6.5.2"],
+            ["plugin", "install", "woocommerce"],
+            ["core", "update-db", "--path=/w"],
+        ]
+
+    def test_prestashop_config_travels_in_a_heredoc(self) -> None:
+        p = PrestashopParams(
+            command="update:start", root="/ps", admin_dir="admin1", config={"channel": HOSTILE}
+        )
+        command = console_command(p)
+        assert '--config-file-path="$cfg" --chain admin1' in command
+        assert json.dumps(HOSTILE) in command  # literal, inside the quoted here-document
+
+
+# -- releases on a real folder ---------------------------------------------------------------------
+
+
+def local_ctx(tmp_path: Path) -> StepContext:
+    variables = {
+        "playbook_name": "test",
+        "maintkit_env": "test",
+        "inventory_hostname": "h",
+        "storage": [{"name": "local", "type": "local", "path": str(tmp_path / "store")}],
+    }
+    return StepContext(Host("h", connection="local"), LocalTransport(), variables, Redactor(), "run-1")
+
+
+def site(tmp_path: Path) -> Path:
+    root = tmp_path / "site with space"
+    first = root / "releases" / "20200101T000000Z"
+    for path, text in {
+        "lib/code.php": "code",
+        "composer.lock": "{}",
+        "vendor/a.php": "a",
+        "var/cache/x": "c",
+    }.items():
+        (first / path).parent.mkdir(parents=True, exist_ok=True)
+        (first / path).write_text(text)
+    (root / "shared/app/etc").mkdir(parents=True)
+    (root / "shared/app/etc/env.php").write_text("env")
+    (root / "shared/pub/media").mkdir(parents=True)
+    (root / "current").symlink_to("releases/20200101T000000Z")
+    return root
+
+
+def release(ctx: StepContext, **params: Any) -> ActionResult:
+    action = get_action("release")
+    assert action is not None
+    return action.run(ReleaseParams.model_validate(params), ctx)
+
+
+class TestReleases:
+    def test_prepare_switch_rollback_cleanup(self, tmp_path: Path) -> None:
+        root, ctx = site(tmp_path), local_ctx(tmp_path)
+        lists = {
+            "shared": ["app/etc/env.php", "pub/media"],
+            "copy": ["vendor", "composer.lock"],
+            "clear": ["var/cache"],
+        }
+        prepared = release(ctx, op="prepare", root=str(root), **lists)
+        assert not prepared.failed, prepared.msg
+        new, old = Path(prepared.data["path"]), root / "releases/20200101T000000Z"
+        assert prepared.data["previous"] == "20200101T000000Z"
+        assert (new / "lib/code.php").stat().st_ino == (old / "lib/code.php").stat().st_ino  # hard link
+        assert (new / "vendor/a.php").stat().st_ino != (old / "vendor/a.php").stat().st_ino  # real copy
+        assert (new / "composer.lock").stat().st_ino != (old / "composer.lock").stat().st_ino
+        assert list((new / "var/cache").iterdir()) == [] and (old / "var/cache/x").exists()
+        assert os.readlink(new / "app/etc/env.php") == str(root / "shared/app/etc/env.php")
+        switched = release(ctx, op="switch", root=str(root), release=prepared.data["id"])
+        assert switched.data["previous"] == "20200101T000000Z"
+        assert os.readlink(root / "current") == f"releases/{prepared.data['id']}"
+        assert not (root / ".current.maintkit-tmp").exists()
+        back = release(ctx, op="rollback", root=str(root), release=prepared.data["id"])
+        assert back.changed and os.readlink(root / "current") == "releases/20200101T000000Z"
+        history = History.parse((root / ".maintkit/releases.json").read_bytes())
+        assert history.current == "20200101T000000Z"
+        assert history.get(prepared.data["id"]).state == "failed"  # type: ignore[union-attr]
+        # a second rollback of the same release changes nothing
+        again = release(ctx, op="rollback", root=str(root), release=prepared.data["id"])
+        assert not again.changed and os.readlink(root / "current") == "releases/20200101T000000Z"
+        cleaned = release(ctx, op="cleanup", root=str(root), keep=1)
+        assert cleaned.data["removed"] == [prepared.data["id"]] and not new.exists()
+        listed = release(ctx, op="list", root=str(root))
+        assert [r["id"] for r in listed.data["releases"]] == ["20200101T000000Z"]
+
+    def test_prepare_refuses_a_site_without_the_layout_and_missing_shared_paths(self, tmp_path: Path) -> None:
+        ctx = local_ctx(tmp_path)
+        (tmp_path / "plain").mkdir()
+        (tmp_path / "plain/current").mkdir()
+        with pytest.raises(Exception, match=r"not a symlink|releases layout"):
+            release(ctx, op="prepare", root=str(tmp_path / "plain"))
+        root = site(tmp_path)
+        failed = release(ctx, op="prepare", root=str(root), shared=["var/log"], copy=[], clear=[])
+        assert failed.failed and "shared path missing" in failed.msg
+        assert [p.name for p in (root / "releases").iterdir()] == ["20200101T000000Z"]  # no half release
+
+    def test_paths_must_stay_inside_the_release(self) -> None:
+        with pytest.raises(ValueError, match="inside the release"):
+            ReleaseParams(op="prepare", root="/r", shared=["../../etc/passwd"])
+
+    def test_rollback_target_skips_failed_and_removed(self) -> None:
+        history = History(
+            [
+                Release("a", "2026-01-01T00:00:00+00:00", state="old"),
+                Release("b", "2026-01-02T00:00:00+00:00", state="failed"),
+                Release("c", "2026-01-03T00:00:00+00:00", state="current", from_release="b"),
+            ]
+        )
+        assert history.rollback_target("c") == "a"
+
+
+# -- promotion ---------------------------------------------------------------------------------------
+
+
+def record(days: float) -> prom.Record:
+    made = datetime(2026, 11, 22, tzinfo=UTC) - timedelta(days=days)
+    return prom.Record("R1", "shop", "staging", "stage1", made.isoformat(), "magento", "run")
+
+
+class TestPromotion:
+    NOW = datetime(2026, 11, 22, tzinfo=UTC)
+
+    def test_refusals(self) -> None:
+        week = prom.parse_age("7d")
+        none = prom.Production(None, None, None)
+        assert "no promotable record" in (prom.refusal(None, none, week, self.NOW) or "")
+        assert "stale" in (prom.refusal(record(8), none, week, self.NOW) or "")
+        assert prom.refusal(record(1), none, week, self.NOW) is None
+        newer = prom.Production("P", self.NOW - timedelta(hours=1), None)
+        assert "not newer than production's release P" in (
+            prom.refusal(record(1), newer, week, self.NOW) or ""
+        )
+        same = prom.Production("P", None, "R1")
+        assert "already runs" in (prom.refusal(record(1), same, week, self.NOW) or "")
+
+    def test_ages(self) -> None:
+        assert prom.parse_age("12h") == timedelta(hours=12)
+        assert prom.parse_age(90) == timedelta(seconds=90)
+        with pytest.raises(ValueError, match="invalid age"):
+            prom.parse_age("soon")
+
+    def test_record_round_trip_and_tamper_check(self, tmp_path: Path) -> None:
+        from maintkit.storage.local import LocalTarget
+
+        target = LocalTarget("local", tmp_path)
+        rec = record(0)
+        prom.write_record([target], rec, {"composer.lock": b"lock"})
+        found = prom.latest_record(target, "shop", "staging")
+        assert found is not None and found.files["composer.lock"]["size"] == 4
+        assert prom.read_file(target, found, "composer.lock") == b"lock"
+        (tmp_path / "shop/staging/promotable/R1/composer.lock").write_bytes(b"LOCK")
+        with pytest.raises(Exception, match="does not match its SHA-256"):
+            prom.read_file(target, found, "composer.lock")
+
+
+# -- the manual steps of a rollback that failed --------------------------------------------------------
+
+
+def test_manual_steps_name_what_failed_what_is_left_and_the_playbooks_instructions() -> None:
+    steps = [
+        Step(n, "shell", {"cmd": "true"}, Position("p"))
+        for n in ("switch back", "restore {{ snap }}", "maint off")
+    ]
+    book = Playbook(name="p", path="p.yml", rollback=steps)
+    variables = {"snap": "S1", "manual_steps": ["restore {{ snap }} by hand", "{{ undefined_thing }}"]}
+    state = HostState(Host("h"), None, variables, Redactor(), "run", lambda *a, **k: None)  # type: ignore[arg-type]
+    outcome = HostOutcome("h", failed_step="setup:upgrade")
+    outcome.steps = [
+        StepOutcome("switch back", "shell", "rollback", "changed", ActionResult()),
+        StepOutcome("restore S1", "shell", "rollback", "failed", ActionResult(failed=True, msg="gone")),
+    ]
+    event = manual_steps(book, state, outcome)
+    assert event["rollback_failed_step"] == "restore S1" and event["rollback_error"] == "gone"
+    assert event["rolled_back"] == ["switch back"]
+    assert event["not_done"] == ["restore S1", "maint off"]
+    assert event["instructions"] == ["restore S1 by hand", "{{ undefined_thing }} (could not be rendered)"]
+
+
+def test_fixture_console_is_valid_php() -> None:
+    console = Path(__file__).parents[1] / "fixtures/shop/project/bin/magento"
+    if subprocess.run(["which", "php"], capture_output=True).returncode != 0:
+        pytest.skip("php is missing")
+    assert subprocess.run(["php", "-l", str(console)], capture_output=True).returncode == 0
