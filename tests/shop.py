@@ -127,11 +127,7 @@ class Shop:
         return self.root / "releases" / (release_id or self.current)
 
     def get(self) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(self.url, timeout=10) as response:
-                return response.status, response.read().decode("utf-8", "replace")
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode("utf-8", "replace")
+        return get_page(self.url)
 
     def magento(self, *args: str) -> subprocess.CompletedProcess[str]:
         return as_user(self.host, ["php", "bin/magento", *args], cwd=self.root / "current")
@@ -145,6 +141,15 @@ class Shop:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+def get_page(url: str) -> tuple[int, str]:
+    """The status and body of ``url`` (an HTTP error status is an answer, not an exception)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
 
 
 def as_user(host: SSHHost, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -166,8 +166,12 @@ class TestCmsCommands:
             "wp",
             "maintenance-mode",
             "activate",
+            "--force",  # plain activate fails when maintenance is already on
             f"--path={HOSTILE}",
         ]
+        # off tolerates a site WordPress's upgrader already took out of maintenance
+        off = set_command(p, HOSTILE, False)
+        assert "is-active" in off and "deactivate" in off and "[ $rc -ne 1 ]" in off
         magento = MaintenanceParams(cms="magento", state="on", root=["/a", "/b"])
         assert "maintenance:status" in status_command(magento, "/a")
         with pytest.raises(ValueError, match="table prefix"):
@@ -373,3 +377,33 @@ def test_fixture_console_is_valid_php() -> None:
     if subprocess.run(["which", "php"], capture_output=True).returncode != 0:
         pytest.skip("php is missing")
     assert subprocess.run(["php", "-l", str(console)], capture_output=True).returncode == 0
+
+
+class TestWpParsing:
+    """wp-cli's real output shapes (wp-cli/extension-command): JSON rows, trailing text, nothing."""
+
+    def test_json_with_trailing_text_and_empty_output(self) -> None:
+        from maintkit.actions.wp import _json
+
+        rows = '[{"name":"akismet","old_version":"4.1","new_version":"4.2","status":"Updated"}]\nSuccess: x'
+        assert _json(rows) == [
+            {"name": "akismet", "old_version": "4.1", "new_version": "4.2", "status": "Updated"}
+        ]
+        assert _json("") is None  # --format=json with nothing to update prints nothing
+
+    def test_versions_leave_must_use_plugins_apart_and_apply_only_differences(self) -> None:
+        from maintkit.actions.wp import apply_commands, differences, parse_versions
+
+        have = parse_versions(
+            "6.4.1\n",
+            '[{"name":"a","version":"1.0","status":"active"},{"name":"mu","version":"2","status":"must-use"}]',
+            '[{"name":"t","version":"1.0","status":"active"}]',
+        )
+        assert have == {"core": "6.4.1", "plugins": {"a": "1.0"}, "themes": {"t": "1.0"}, "unmanaged": ["mu"]}
+        wanted = {"core": "6.4.1", "plugins": {"a": "1.1"}, "themes": {"t": "1.0"}}
+        p = WpParams(command="apply-versions", root="/w", versions=wanted)
+        assert [words(c)[1:5] for c in apply_commands(p, have)] == [
+            ["plugin", "install", "a", "--version=1.1"],
+            ["core", "update-db", "--path=/w"],
+        ]
+        assert differences(wanted, have) == ["plugin a: 1.0 (wanted 1.1)"]

@@ -3,7 +3,8 @@
 * Magento: ``bin/magento maintenance:status|enable|disable`` in each ``root`` (the flag lives in
   the release's ``var/``, so an update enables it in ``current`` *and* in the new release: the
   site stays in maintenance across the switch until the cache flush is done; deployer#1968).
-* WordPress: ``wp maintenance-mode is-active|activate|deactivate``.
+* WordPress: ``wp maintenance-mode is-active|activate --force|deactivate`` (off tolerates a site
+  that WordPress's upgrader has already taken out of maintenance).
 * PrestaShop: the ``PS_SHOP_ENABLE`` setting (0 in maintenance), read and written with the shop's
   own database credentials from ``app/config/parameters.php`` (never on a command line).
 
@@ -67,7 +68,17 @@ def set_command(p: MaintenanceParams, root: str, on: bool) -> str:
         verb = "maintenance:enable" if on else "maintenance:disable"
         return f"cd {host_path(root)} && {shlex.quote(p.php)} bin/magento {verb} --no-interaction"
     if p.cms == "wordpress":
-        return shlex.join([p.wp, "maintenance-mode", "activate" if on else "deactivate", f"--path={root}"])
+        path = f"--path={root}"
+        if on:  # --force: plain activate fails when maintenance is already on
+            return shlex.join([p.wp, "maintenance-mode", "activate", "--force", path])
+        # deactivate fails ("already deactivated") when WordPress's upgrader has already removed
+        # .maintenance, as it does at the end of every core or active plugin/theme update
+        status = shlex.join([p.wp, "maintenance-mode", "is-active", path])
+        return (
+            f"{status}; rc=$?; if [ $rc -eq 0 ]; then "
+            f"{shlex.join([p.wp, 'maintenance-mode', 'deactivate', path])}; "
+            "elif [ $rc -ne 1 ]; then exit $rc; fi"
+        )
     value = "0" if on else "1"
     # the prefix is checked (letters, digits, _), the value is a constant
     sql = f"UPDATE {p.table_prefix}configuration SET value = '{value}' WHERE name = 'PS_SHOP_ENABLE'"  # noqa: S608

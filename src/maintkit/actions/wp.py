@@ -3,12 +3,27 @@
 Commands (each runs ``wp … --path=ROOT``):
 
 * ``core-update`` (``version``: exact, or ``minor`` for ``--minor``), ``core-update-db``;
-* ``plugin-update`` / ``theme-update``: ``--all`` unless ``names`` are given, ``exclude`` honoured,
-  ``--format=json`` read back into ``data.updated`` (name, old → new);
+* ``plugin-update`` / ``theme-update``: ``--all`` unless ``names`` are given, ``exclude`` honoured
+  (``--exclude=a,b``), ``--format=json`` read back into ``data.updated`` (name, old → new);
 * ``versions``: core, plugins and themes with their versions (``data``), what staging records as
-  promotable and what production then installs exactly (``apply_versions``);
-* ``apply-versions``: install exactly ``versions`` (``core update --version=X --force``,
-  ``plugin install NAME --version=V --force``...), the promotion of a WordPress site.
+  promotable and what production then installs exactly (``apply-versions``). Must-use plugins and
+  drop-ins are listed apart (``data.unmanaged``): wp-cli cannot install them by name;
+* ``apply-versions``: make the site run exactly ``versions``: reads what is installed, then
+  ``core update --version=X --force`` and ``plugin|theme install NAME --version=V --force`` only
+  for what differs, ``core update-db``, and reads the versions again: any difference fails the
+  step (the promotion of a WordPress site).
+
+Facts of the real wp-cli this relies on (wp-cli/extension-command ``CommandWithUpgrade``):
+
+* with ``--format=json`` an update prints only the JSON rows ``{name, old_version, new_version,
+  status}`` (its Quiet logger), and *nothing* when there is nothing to update; a failed item makes
+  it exit 1. The JSON is decoded from the first ``[`` with trailing text ignored;
+* WordPress's upgrader removes ``.maintenance`` at the end of a core update, and of a plugin or
+  theme update touching an active plugin or the active theme, whoever had created it. So with
+  ``hold_maintenance`` (default), when the site was in maintenance before an update command,
+  maintenance is activated again right after it: the site must not serve half-updated code
+  between the update steps (the gap left is the instant between wp-cli's exit and the next
+  command).
 """
 
 from __future__ import annotations
@@ -26,6 +41,11 @@ Command = Literal[
     "core-update", "core-update-db", "plugin-update", "theme-update", "versions", "apply-versions"
 ]
 
+#: commands after which WordPress may have removed .maintenance
+UPDATES = ("core-update", "plugin-update", "theme-update", "apply-versions")
+#: plugin statuses wp-cli can install by name (must-use plugins and drop-ins it cannot)
+INSTALLABLE = ("active", "inactive", "active-network")
+
 
 class WpParams(ActionParams):
     command: Command = Field(
@@ -41,6 +61,11 @@ class WpParams(ActionParams):
         default_factory=dict, description="apply-versions: {core: X, plugins: {name: v}, themes: {name: v}}."
     )
     dry_run: bool = Field(False, description="plugin/theme-update: --dry-run.")
+    hold_maintenance: bool = Field(
+        True,
+        description="Updates: when the site was in maintenance, activate it again after each wp-cli "
+        "update (WordPress's upgrader removes .maintenance when it finishes).",
+    )
     wp: str = Field("wp", description="The wp-cli program on the host.")
     env: dict[str, str] = Field(default_factory=dict, description="Environment for the commands.")
 
@@ -49,8 +74,34 @@ def _wp(p: WpParams, *args: str) -> str:
     return with_env(shlex.join([p.wp, *args, f"--path={p.root}"]), p.env)
 
 
+def read_commands(p: WpParams) -> list[str]:
+    """The three reads behind ``versions``: core version, plugin list, theme list (JSON)."""
+    return [
+        _wp(p, "core", "version"),
+        _wp(p, "plugin", "list", "--fields=name,version,status", "--format=json"),
+        _wp(p, "theme", "list", "--fields=name,version,status", "--format=json"),
+    ]
+
+
+def apply_commands(p: WpParams, installed: dict[str, Any] | None) -> list[str]:
+    """``apply-versions``: the installs making the site run ``p.versions`` (all of them when what is
+    installed is unknown, as in ``--check``), then ``core update-db``."""
+    have = installed or {}
+    out = []
+    core = p.versions.get("core")
+    if core and core != have.get("core"):
+        out.append(_wp(p, "core", "update", f"--version={core}", "--force"))
+    for kind in ("plugin", "theme"):
+        current = have.get(f"{kind}s") or {}
+        for name, version in sorted((p.versions.get(f"{kind}s") or {}).items()):
+            if current.get(name) != version:
+                out.append(_wp(p, kind, "install", name, f"--version={version}", "--force"))
+    out.append(_wp(p, "core", "update-db"))
+    return out
+
+
 def commands(p: WpParams) -> list[str]:
-    """Every wp-cli command the step runs, in order."""
+    """Every wp-cli command the step runs, in order (``apply-versions``: at most these)."""
     if p.command == "core-update":
         extra = ["--minor"] if p.version == "minor" else ([f"--version={p.version}"] if p.version else [])
         return [_wp(p, "core", "update", *extra)]
@@ -63,27 +114,49 @@ def commands(p: WpParams) -> list[str]:
         extra += ["--dry-run"] if p.dry_run else []
         return [_wp(p, kind, "update", *targets, *extra, "--format=json")]
     if p.command == "versions":
-        return [
-            _wp(p, "core", "version"),
-            _wp(p, "plugin", "list", "--fields=name,version,status", "--format=json"),
-            _wp(p, "theme", "list", "--fields=name,version,status", "--format=json"),
-        ]
-    out = []
-    if p.versions.get("core"):
-        out.append(_wp(p, "core", "update", f"--version={p.versions['core']}", "--force"))
-    for kind in ("plugin", "theme"):
-        for name, version in sorted((p.versions.get(f"{kind}s") or {}).items()):
-            out.append(_wp(p, kind, "install", name, f"--version={version}", "--force"))
-    out.append(_wp(p, "core", "update-db"))
-    return out
+        return read_commands(p)
+    return apply_commands(p, None)
+
+
+def reactivate_command(p: WpParams) -> str:
+    """Maintenance on again unless it still is (``activate`` alone fails when it is active)."""
+    return f"{_wp(p, 'maintenance-mode', 'is-active')} || {_wp(p, 'maintenance-mode', 'activate')}"
 
 
 def _json(text: str) -> Any:
+    """The JSON value wp-cli printed: from the first ``[`` or ``{``, ignoring anything after it."""
     start = min((i for i in (text.find("["), text.find("{")) if i >= 0), default=-1)
+    if start < 0:
+        return None
     try:
-        return json.loads(text[start:]) if start >= 0 else None
+        return json.JSONDecoder().raw_decode(text[start:])[0]
     except ValueError:
         return None
+
+
+def parse_versions(core: str, plugins_json: str, themes_json: str) -> dict[str, Any]:
+    """``versions`` data from the three reads; must-use plugins and drop-ins go to ``unmanaged``."""
+    plugins = [p for p in _json(plugins_json) or [] if isinstance(p, dict)]
+    themes = [t for t in _json(themes_json) or [] if isinstance(t, dict)]
+    return {
+        "core": core.strip(),
+        "plugins": {p["name"]: p["version"] for p in plugins if p.get("status") in INSTALLABLE},
+        "themes": {t["name"]: t["version"] for t in themes},
+        "unmanaged": sorted(p["name"] for p in plugins if p.get("status") not in INSTALLABLE),
+    }
+
+
+def differences(wanted: dict[str, Any], have: dict[str, Any]) -> list[str]:
+    """What ``have`` (versions data) lacks of ``wanted``: ``"plugin x: 1.0 (wanted 1.1)"``..."""
+    out = []
+    if wanted.get("core") and wanted["core"] != have.get("core"):
+        out.append(f"core: {have.get('core')} (wanted {wanted['core']})")
+    for kind in ("plugins", "themes"):
+        for name, version in sorted((wanted.get(kind) or {}).items()):
+            got = (have.get(kind) or {}).get(name)
+            if got != version:
+                out.append(f"{kind[:-1]} {name}: {got or 'not installed'} (wanted {version})")
+    return out
 
 
 class Wp(Action):
@@ -92,30 +165,33 @@ class Wp(Action):
     Params = WpParams
 
     def plan(self, params: WpParams, ctx: StepContext) -> list[str]:
-        return commands(params)
+        plan = commands(params)
+        if params.command == "apply-versions":
+            plan = [*read_commands(params), "(install only what differs:)", *plan, *read_commands(params)]
+        if params.command in UPDATES and params.hold_maintenance:
+            plan.append(f"(when the site was in maintenance, after each update) {reactivate_command(params)}")
+        return plan
 
     def run(self, params: WpParams, ctx: StepContext) -> ActionResult:
-        outputs = []
-        for command in commands(params):
-            result = ctx.run(command)
-            outputs.append(result.stdout)
-            if result.rc != 0:
-                return ActionResult(
-                    failed=True,
-                    rc=result.rc,
-                    stdout=result.stdout,
-                    stderr=result.stderr,
-                    msg=f"{command.split('; ')[-1]}: exit status {result.rc}",
-                )
-        data: dict[str, Any] = {}
+        held = False
+        if params.command in UPDATES and params.hold_maintenance and not params.dry_run:
+            held = ctx.run(_wp(params, "maintenance-mode", "is-active")).rc == 0
+        before: dict[str, Any] | None = None
+        if params.command == "apply-versions":
+            reads = self._run_all(ctx, read_commands(params), held=False, params=params)
+            if isinstance(reads, ActionResult):
+                return reads
+            before = parse_versions(*reads)
+            todo = apply_commands(params, before)
+        else:
+            todo = commands(params)
+        outputs = self._run_all(ctx, todo, held=held, params=params)
+        if isinstance(outputs, ActionResult):
+            return outputs
+        data: dict[str, Any] = {"maintenance_held": held} if held else {}
         msg = f"wp {params.command}: done"
         if params.command == "versions":
-            plugins, themes = _json(outputs[1]) or [], _json(outputs[2]) or []
-            data = {
-                "core": outputs[0].strip(),
-                "plugins": {p["name"]: p["version"] for p in plugins if isinstance(p, dict)},
-                "themes": {t["name"]: t["version"] for t in themes if isinstance(t, dict)},
-            }
+            data = parse_versions(*outputs)
             msg = (
                 f"WordPress {data['core']}, {len(data['plugins'])} plugin(s), {len(data['themes'])} theme(s)"
             )
@@ -126,10 +202,49 @@ class Wp(Action):
                 for r in rows
                 if isinstance(r, dict) and r.get("status") != "Error"
             ]
-            data = {"updated": updated}
+            data["updated"] = updated
             msg = "updated: " + (
                 ", ".join(f"{u['name']} {u['old']} → {u['new']}" for u in updated) or "nothing"
             )
+        elif params.command == "apply-versions":
+            reads = self._run_all(ctx, read_commands(params), held=False, params=params)
+            if isinstance(reads, ActionResult):
+                return reads
+            after = parse_versions(*reads)
+            missing = differences(params.versions, after)
+            data.update(before=before, after=after, installed=len(todo) - 1)
+            if missing:
+                return ActionResult(
+                    failed=True,
+                    changed=True,
+                    msg="the site does not run the promotable versions: " + "; ".join(missing),
+                    data=data,
+                )
+            msg = f"runs exactly the promotable versions ({len(todo) - 1} install(s))"
         return ActionResult(
-            changed=params.command != "versions", stdout="\n".join(outputs)[-8192:], msg=msg, data=data
+            changed=params.command != "versions" and not params.dry_run,
+            stdout="\n".join(outputs)[-8192:],
+            msg=msg,
+            data=data,
         )
+
+    def _run_all(
+        self, ctx: StepContext, todo: list[str], *, held: bool, params: WpParams
+    ) -> list[str] | ActionResult:
+        """Run ``todo`` in order; their stdouts, or the failed result of the first that failed."""
+        outputs = []
+        for command in todo:
+            result = ctx.run(command)
+            outputs.append(result.stdout)
+            again = ctx.run(reactivate_command(params)) if held else None
+            if result.rc != 0 or (again is not None and again.rc != 0):
+                bad = result if result.rc != 0 else again
+                assert bad is not None
+                return ActionResult(
+                    failed=True,
+                    rc=bad.rc,
+                    stdout=bad.stdout,
+                    stderr=bad.stderr,
+                    msg=f"{bad.command.split('; ')[-1]}: exit status {bad.rc}: {bad.stderr.strip()[-500:]}",
+                )
+        return outputs
