@@ -18,7 +18,7 @@ from maintkit.actions.base import ActionResult, StepContext, get_action
 from maintkit.actions.composer import ComposerParams, composer_command
 from maintkit.actions.magento import MagentoParams, magento_command
 from maintkit.actions.maintenance import MaintenanceParams, set_command, status_command
-from maintkit.actions.prestashop import PrestashopParams, console_command
+from maintkit.actions.prestashop import PrestashopParams, console_command, pin_refusal
 from maintkit.actions.release import ReleaseParams
 from maintkit.actions.wp import WpParams, commands
 from maintkit.config.models import Host, Playbook, Position, Step
@@ -206,6 +206,55 @@ class TestCmsCommands:
         command = console_command(p)
         assert '--config-file-path="$cfg" --chain admin1' in command
         assert json.dumps(HOSTILE) in command  # literal, inside the quoted here-document
+
+    def test_prestashop_version_pins_the_local_channel(self) -> None:
+        p = PrestashopParams(
+            command="update:start",
+            root="/ps",
+            admin_dir="admin1",
+            version="8.1.6",
+            config={"disable_non_native_modules": 1},
+        )
+        assert p.config == {
+            "disable_non_native_modules": 1,
+            "channel": "local",
+            "archive_zip": "prestashop_8.1.6.zip",
+            "archive_xml": "prestashop_8.1.6.xml",
+        }
+        with pytest.raises(ValueError, match="only be pinned with the local channel"):
+            PrestashopParams(
+                command="update:start",
+                root="/ps",
+                admin_dir="a",
+                version="8.1.6",
+                config={"channel": "online"},
+            )
+        with pytest.raises(ValueError, match="not a PrestaShop version"):
+            PrestashopParams(command="update:start", root="/ps", admin_dir="a", version="8.1.6; x")
+        with pytest.raises(ValueError, match="not a path"):
+            PrestashopParams(
+                command="update:start", root="/ps", admin_dir="a", version="8.1.6", archive_zip="../x.zip"
+            )
+
+    def test_prestashop_pin_refusals(self) -> None:
+        p = PrestashopParams(command="update:check", root="/ps", admin_dir="admin1", version="8.1.6")
+        ok = {"current": "8.1.5", "zip": "yes", "xml": "yes", "xml_version": "8.1.6"}
+        assert pin_refusal(p, ok) is None
+        assert "admin1/autoupgrade/download/prestashop_8.1.6.zip missing" in str(
+            pin_refusal(p, {**ok, "zip": "no"})
+        )
+        assert "describes version 8.1.7" in str(pin_refusal(p, {**ok, "xml_version": "8.1.7"}))
+        assert "already runs PrestaShop 8.1.6" in str(pin_refusal(p, {**ok, "current": "8.1.6"}))
+        assert "already runs PrestaShop 8.1.10" in str(pin_refusal(p, {**ok, "current": "8.1.10"}))
+
+
+def test_shipped_prestashop_playbooks_load() -> None:
+    from maintkit.config.playbook import load_playbook
+
+    folder = Path(__file__).parents[2] / "src" / "maintkit" / "playbooks"
+    for name in ("update-prestashop", "promote-prestashop"):
+        playbook = load_playbook(folder / f"{name}.yml")
+        assert playbook.name == name and playbook.rollback
 
 
 # -- releases on a real folder ---------------------------------------------------------------------
