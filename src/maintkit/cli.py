@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from maintkit import __version__
-from maintkit.cli_common import fail_invalid, split_values
+from maintkit.cli_common import fail_invalid, split_values, with_options
 from maintkit.releases_cli import releases, rollback
 from maintkit.restore_cli import drill, restore
 from maintkit.snapshots_cli import snapshots
@@ -86,15 +86,6 @@ run_options = [
 ]
 
 
-def with_options(options: list[Any]) -> Any:
-    def decorate(function: Any) -> Any:
-        for option in reversed(options):
-            function = option(function)
-        return function
-
-    return decorate
-
-
 @cli.command()
 @click.argument("playbook")
 @with_options(run_options)
@@ -126,19 +117,25 @@ def run(
     3 failed and the rollback failed or was incomplete (a human must look); 4 another run holds the lock.
     """
     with _startup():
-        from rich.console import Console
-
         from maintkit.engine.journal import EventBus, JournalSink, JsonLinesSink, new_run_id
         from maintkit.engine.journal import journal_dir as resolve_journal_dir
         from maintkit.engine.monitoring import Monitoring
         from maintkit.engine.runner import Runner, RunOptions
-        from maintkit.reporting.console import ConsoleSink
 
         run_id = new_run_id()
         config = _load(playbook, env, inventory, limit, var, vars_file, run_id, check)
         if any(host.connection != "local" for host in config.hosts):
             import maintkit.transport.ssh  # noqa: F401  (paramiko & co. load now, collector off)
     redactor = config.redactor  # validation collected every secret value already
+    bus = EventBus(run_id, redactor)  # its sinks are added below, before the first event
+    stop = threading.Event()
+    options = RunOptions(check=check, accept_new_host_keys=accept_new_host_keys, break_lock=break_lock)
+    runner = Runner(config, bus, redactor, options, stop)
+    runner.start_connecting()  # the SSH handshakes overlap the console and journal set-up below
+    with _startup():
+        from rich.console import Console
+
+        from maintkit.reporting.console import ConsoleSink
     _print_warnings(config.warnings, quiet)
     journal = JournalSink(resolve_journal_dir(journal_dir), run_id)
     console_sink: ConsoleSink | None = None
@@ -148,10 +145,8 @@ def run(
     else:
         console_sink = ConsoleSink(Console(highlight=False), -1 if quiet else verbose)
         sinks.append(console_sink)
-    bus = EventBus(run_id, redactor, sinks)
-    stop = threading.Event()
+    bus.sinks.extend(sinks)
     _install_signal_handlers(stop, bus)
-    options = RunOptions(check=check, accept_new_host_keys=accept_new_host_keys, break_lock=break_lock)
     monitoring = Monitoring.from_variables(
         config.inventory.name, config.playbook.name, config.variables.values(), redactor
     )
@@ -159,7 +154,7 @@ def run(
     started = time.monotonic()
     if not check:
         monitoring.start()
-    outcome = Runner(config, bus, redactor, options, stop).run()
+    outcome = runner.run()
     if not check:
         monitoring.finish(outcome, time.monotonic() - started)
     if console_sink:

@@ -24,3 +24,14 @@ def fail_invalid(error: Any, redact: Any = None) -> NoReturn:
     count = len(error.problems)
     console.print(f"[red]{count} problem{'s' if count != 1 else ''} found; nothing ran.[/]")
     sys.exit(EXIT_INVALID)
+
+
+def with_options(options: list[Any]) -> Any:
+    """Apply a shared list of click options to a command, in the order listed."""
+
+    def decorate(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate

@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from maintkit.cli_common import EXIT_INVALID, fail_invalid, split_values
+from maintkit.cli_common import EXIT_INVALID, fail_invalid, split_values, with_options
 
 
 def _source(env: str | None, inventory: str | None) -> dict[str, Any]:
@@ -119,15 +119,6 @@ _run_options = [
 ]
 
 
-def _with(options: list[Any]) -> Any:
-    def decorate(function: Any) -> Any:
-        for option in reversed(options):
-            function = option(function)
-        return function
-
-    return decorate
-
-
 @click.command()
 @click.argument("snapshot", default="latest")
 @click.option("--env", "-e", "env", help="The environment whose snapshot to restore (inventories/ENV.yml).")
@@ -136,7 +127,7 @@ def _with(options: list[Any]) -> Any:
 @click.option("--into-inventory", help="The target inventory file or folder (instead of --into).")
 @click.option("--force", is_flag=True, help="Replace databases that are not empty.")
 @click.option("--create-database", is_flag=True, help="Create databases that do not exist.")
-@_with(_run_options)
+@with_options(_run_options)
 def restore(
     snapshot: str,
     env: str | None,
@@ -187,7 +178,7 @@ def restore(
 @click.option("--rto", type=float, help="The recovery time objective, in seconds: slower fails the drill.")
 @click.option("--keep", is_flag=True, help="Keep the drill copy (do not clean the drill environment).")
 @click.option("--playbook", default="restore-drill", show_default=True, help="The drill playbook.")
-@_with(_run_options)
+@with_options(_run_options)
 def drill(
     env: str | None,
     inventory: str | None,

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from maintkit.cli_common import fail_invalid, split_values
+from maintkit.cli_common import fail_invalid, split_values, with_options
 
 
 @dataclass
@@ -58,17 +58,14 @@ def _sites(
         raise click.ClickException(str(error)) from error
 
 
-def _options(function: Any) -> Any:
-    for option in reversed(
-        [
-            click.option("--env", "-e", "env", help="Environment: reads inventories/ENV.yml."),
-            click.option("-i", "--inventory", help="Inventory file or folder."),
-            click.option("--limit", "-l", multiple=True, help="Only these hosts or groups."),
-            click.option("--target", "-t", multiple=True, help="Only these storage targets."),
-        ]
-    ):
-        function = option(function)
-    return function
+_options = with_options(
+    [
+        click.option("--env", "-e", "env", help="Environment: reads inventories/ENV.yml."),
+        click.option("-i", "--inventory", help="Inventory file or folder."),
+        click.option("--limit", "-l", multiple=True, help="Only these hosts or groups."),
+        click.option("--target", "-t", multiple=True, help="Only these storage targets."),
+    ]
+)
 
 
 @click.group()

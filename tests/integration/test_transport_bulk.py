@@ -113,6 +113,48 @@ def test_a_key_other_than_the_verified_one_is_refused_and_paramiko_takes_over(
     assert transport.bulk_off is not None and "could not start" in transport.bulk_off
 
 
+class CountingSource:
+    """A binary file-like of ``size`` deterministic bytes that records how much was read."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+        self.read_total = 0
+        self.sha = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = bytes((self.read_total + i) % 251 for i in range(n)) if n < 4096 else self._block(n)
+        self.left -= n
+        self.read_total += n
+        self.sha.update(data)
+        return data
+
+    def _block(self, n: int) -> bytes:
+        pattern = bytes(range(251)) * (n // 251 + 2)
+        offset = self.read_total % 251
+        return pattern[offset : offset + n]
+
+
+def test_a_stream_on_stdin_goes_through_ssh_and_arrives_intact(transport: SSHTransport) -> None:
+    source = CountingSource(30_000_000)
+    result = transport.run("sha256sum", stdin=source)
+    assert transport.bulk_count == 1
+    assert result.rc == 0 and result.stdout.split()[0] == source.sha.hexdigest()
+    assert source.read_total == 30_000_000
+
+
+def test_when_ssh_cannot_start_no_input_is_lost_and_paramiko_takes_over(
+    transport: SSHTransport, tmp_path: Path
+) -> None:
+    transport.run("true", stdout=HashSink())
+    assert transport._pin is not None
+    transport._pin.path.write_text(f"{openssh.PIN_ALIAS} {keygen(tmp_path / 'impostor', 'x')}\n")
+    source = CountingSource(5_000_000)
+    result = transport.run("sha256sum", stdin=source)
+    assert result.rc == 0 and result.stdout.split()[0] == source.sha.hexdigest()
+    assert source.read_total == 5_000_000 and transport.bulk_off is not None
+
+
 def test_bulk_streaming_can_be_turned_off(transport: SSHTransport, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(openssh.DISABLE_ENV, "paramiko")
     sink = HashSink()

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -75,8 +75,34 @@ class Runner:
         self._once: dict[tuple[int, int], Future[StepOutcome]] = {}
         self._once_lock = threading.Lock()
         self.transports: dict[str, Transport] = {}
+        self._connecting: list[Future[None]] | None = None
 
     # -- the run -------------------------------------------------------------------------------
+
+    def start_connecting(self) -> None:
+        """Begin opening every host's connection in the background; :meth:`run` waits for them.
+
+        Why: the SSH handshakes (tens of milliseconds each, mostly waiting for the servers) then
+        overlap what the caller still has to set up (console, journal, monitoring) instead of
+        following it. Call it only for a validated run: nothing connects before validation, and
+        nothing runs on a host before the lock, as without it. Does nothing in --check.
+        """
+        if self.options.check or self._connecting is not None:
+            return
+        hosts = self.config.hosts
+        self.transports = self._open_transports()
+        pool = ThreadPoolExecutor(
+            max_workers=max(1, min(self.playbook.max_parallel, len(hosts))),
+            thread_name_prefix="maintkit-connect",
+        )
+        self._connecting = [pool.submit(self._connect, self.transports[h.name]) for h in hosts]
+        pool.shutdown(wait=False)
+
+    def _open_transports(self) -> dict[str, Transport]:
+        return {
+            h.name: open_transport(h, accept_new_host_keys=self.options.accept_new_host_keys)
+            for h in self.config.hosts
+        }
 
     def run(self) -> RunOutcome:
         started = time.monotonic()
@@ -91,10 +117,8 @@ class Runner:
         )
         outcome = RunOutcome(self.run_id, [HostOutcome(h.name) for h in hosts])
         try:
-            self.transports = {
-                h.name: open_transport(h, accept_new_host_keys=self.options.accept_new_host_keys)
-                for h in hosts
-            }
+            if not self.transports:
+                self.transports = self._open_transports()
             if self.options.check:
                 self._run_batches(outcome)
             else:
@@ -122,7 +146,13 @@ class Runner:
     @contextmanager
     def _locked(self, hosts: list[Host]) -> Iterator[None]:
         """Connect to every host (in parallel, retried), then hold the environment lock around the body."""
-        self._parallel(hosts, lambda h: self._connect(self.transports[h.name]))
+        if self._connecting is not None:  # start_connecting() began it: wait for every host
+            futures, self._connecting = self._connecting, None
+            wait(futures)
+            for future in futures:
+                future.result()  # the first failure, in host order, as _parallel reports it
+        else:
+            self._parallel(hosts, lambda h: self._connect(self.transports[h.name]))
         targets: dict[tuple[Any, ...], LockTarget] = {}
         for host in hosts:
             variables = self.config.variables[host.name]

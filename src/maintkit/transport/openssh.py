@@ -39,11 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from maintkit.transport.local import StdinFeeder, abort_reason, wait_slice
+from maintkit.transport.local import CHUNK, StdinFeeder, abort_reason, wait_slice
 
 DISABLE_ENV = "MAINTKIT_BULK_SSH"
 PIN_ALIAS = "maintkit-pinned-host"
-#: read size for the client's stdout; the pipe is enlarged to match (fewer wake-ups per GB)
+#: read size for the client's stdout; the pipe is enlarged to match (fewer wake-ups per GB). The
+#: sinks still receive at most ``CHUNK`` (64 KiB) per write, as the transport contract says.
 BULK_CHUNK = 1 << 20
 #: ssh's own fatal messages (exit status 255 also means "the remote command exited 255")
 _SSH_FAILURE = re.compile(
@@ -160,8 +161,12 @@ def pump(
     deadline: float | None,
     cancel: threading.Event | None,
     feeder: StdinFeeder,
+    tick: Callable[[], None] = lambda: None,
 ) -> str | None:
-    """Move the client's output to the sinks until it exits; return why to abort, if so."""
+    """Move the client's output to the sinks until it exits; return why to abort, if so.
+
+    ``tick`` runs after every wake-up (the caller starts sending stdin from it).
+    """
     assert proc.stdout is not None and proc.stderr is not None
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout, selectors.EVENT_READ, out)
@@ -174,9 +179,12 @@ def pump(
             for key, _events in selector.select(wait_slice(deadline)):
                 data = os.read(key.fd, BULK_CHUNK)
                 if data:
-                    key.data.write(data)
+                    for start in range(0, len(data), CHUNK):  # sinks get at most CHUNK at a time
+                        key.data.write(data[start : start + CHUNK])
                 else:
                     selector.unregister(key.fileobj)
+            tick()
+        tick()
         while True:
             try:
                 proc.wait(timeout=wait_slice(deadline) or 0.001)
