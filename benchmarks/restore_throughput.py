@@ -165,7 +165,7 @@ class Setup:
     def fresh_target(self, tag: str) -> tuple[str, Path]:
         database = f"r_{tag}"
         self.bench.db.drop_database(database)
-        folder = self.bench.host.home / f"restored-{tag}"
+        folder = self.bench.host.home / f"restored-{self.bench.site.name}-{tag}"
         shutil.rmtree(folder, ignore_errors=True)
         return database, folder
 

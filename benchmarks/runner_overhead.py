@@ -2,7 +2,7 @@
 
 Why this workload: a maintenance run is mostly short commands on many hosts, so what a runner costs
 is connection setup plus per-command overhead, not the commands themselves. Each step writes a file
-in the host's home (``echo TAG > bench-step-NN``), and after every run the script reads those files
+in the host's home (``echo TAG > bench-RUN-step-NN``), and after every run the script reads those files
 back (the hosts are loopback users, their homes are local folders): a tool that "finished" without
 doing the work fails the benchmark instead of winning it.
 
@@ -62,6 +62,9 @@ from common import (
 from tests.sshd import SSHHost, SSHServers, write_known_hosts
 
 STEPS = 20
+#: this benchmark process's mark in file names and lock folders: the fleet's Unix users are fixed
+#: (mk-bench01...), and a CI run of --quick may share the machine with a full run
+RUN = secrets.token_hex(3)
 BASELINE = "openssh"
 #: (tool, N) -> the most a maintkit/baseline ratio may be; "peer" targets compare maintkit to a peer
 TARGETS: dict[tuple[str, int], float] = {("openssh", 20): 1.0, ("openssh", 1): 2.0}
@@ -83,7 +86,7 @@ TOOLS = ("openssh", "maintkit", "fabric", "pyinfra", "ansible", "ansible-pipelin
 
 
 def step_commands(tag: str) -> list[str]:
-    return [f"echo {tag} > bench-step-{i:02d}" for i in range(1, STEPS + 1)]
+    return [f"echo {tag} > bench-{RUN}-step-{i:02d}" for i in range(1, STEPS + 1)]
 
 
 class Fleet:
@@ -123,7 +126,7 @@ class Fleet:
         missing = []
         for host in hosts:
             for i in range(1, STEPS + 1):
-                path = host.home / f"bench-step-{i:02d}"
+                path = host.home / f"bench-{RUN}-step-{i:02d}"
                 try:
                     ok = path.read_text().strip() == tag
                 except FileNotFoundError:
@@ -158,7 +161,7 @@ def run_openssh(fleet: Fleet, hosts: list[SSHHost], tag: str, workdir: Path) -> 
 def run_maintkit(fleet: Fleet, hosts: list[SSHHost], tag: str, workdir: Path) -> Timed:
     inventory = {
         "all": {
-            "vars": {"known_hosts": str(fleet.known_hosts)},
+            "vars": {"known_hosts": str(fleet.known_hosts), "lock_dir": f"~/.maintkit/lock-{RUN}"},
             "hosts": {
                 h.name: {"host": h.address, "port": h.port, "user": h.user, "key": str(h.key_file)}
                 for h in hosts

@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,8 @@ class Bench:
         self.db = MariaDBServer().start()
         self.moto = MotoServer()
         self.moto.start()
-        self.site = self.host.home / "site"
+        # per process: a CI run of --quick may share the fixed user with a full run
+        self.site = self.host.home / f"site-{uuid.uuid4().hex[:6]}"
         self.aws_env = {
             **FAKE_AWS_ENV,
             "AWS_CONFIG_FILE": "/dev/null",
@@ -121,6 +123,7 @@ class Bench:
         self.moto.stop()
         self.db.stop()
         self.servers.stop()
+        (self.host.home / f".bench-my-{self.site.name}.cnf").unlink(missing_ok=True)
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -208,7 +211,7 @@ FROM seq_1_to_{rows};
     def host_defaults_file(self) -> str:
         """A 0600 client option file in the host user's home, for the hand-written pipeline."""
         creds = Credentials(user=DB_USER, password=DB_PASSWORD, host="127.0.0.1", port=self.db.port)
-        path = self.host.home / ".bench-my.cnf"
+        path = self.host.home / f".bench-my-{self.site.name}.cnf"
         path.write_text(creds.option_file())
         os.chmod(path, 0o600)
         shutil.chown(path, USER, USER)
