@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.s3server import MotoServer, require_moto
 from tests.sshd import SSHHost, SSHServers, empty_home, write_known_hosts
 
 #: Unix user names start with this; a second test session on the same machine (a developer running
@@ -77,3 +78,11 @@ def clean_homes(ssh_hosts: dict[str, SSHHost]) -> Iterator[dict[str, SSHHost]]:
     yield ssh_hosts
     for host in ssh_hosts.values():
         empty_home(host)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One real S3 endpoint (moto server on 127.0.0.1) for the session; each test uses its own bucket."""
+    require_moto()
+    with MotoServer() as server:
+        yield server

@@ -33,7 +33,7 @@ from maintkit.storage.config import targets_from_vars
 from maintkit.storage.manifest import Manifest, write_manifest
 from tests.integration.helpers import run_cli
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture, seed_shop
-from tests.s3server import FAKE_AWS_ENV, MotoServer, require_moto
+from tests.s3server import FAKE_AWS_ENV, MotoServer
 from tests.sshd import SSHHost
 
 pytestmark = pytest.mark.integration
@@ -74,13 +74,6 @@ mariadb = mariadb_fixture("mariadb", scope="module", seed=seed)
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    require_moto()
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import json
 import subprocess
 import tarfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,11 @@ from tests.mariadb import (
     scratch_database,
     table_lock,
 )
-from tests.s3server import MotoServer, require_moto, use_fake_aws_credentials
+from tests.s3server import MotoServer, use_fake_aws_credentials
 
 pytestmark = pytest.mark.integration
 
 mariadb = mariadb_fixture("mariadb", scope="module")
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    require_moto()
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import json
 import subprocess
 import tarfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +28,11 @@ from maintkit.storage.encryption import AGE_MAGIC, decrypting_reader, recipient_
 from tests.integration.helpers import run_cli
 from tests.integration.test_snapshot_e2e import SITE_FILES, backup, s3_client, snapshot_ids
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture, scratch_database
-from tests.s3server import MotoServer, require_moto, use_fake_aws_credentials
+from tests.s3server import MotoServer, use_fake_aws_credentials
 
 pytestmark = pytest.mark.integration
 
 mariadb = mariadb_fixture("mariadb", scope="module")
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    require_moto()
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture

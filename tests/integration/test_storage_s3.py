@@ -14,7 +14,6 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,19 +23,12 @@ import pytest
 from maintkit.storage.base import FanOut, StorageError
 from maintkit.storage.local import LocalTarget
 from maintkit.storage.s3 import BoundedPipe, PipeClosed, S3Target, UploadAborted
-from tests.s3server import FaultProxy, MotoServer, require_moto, use_fake_aws_credentials
+from tests.s3server import FaultProxy, MotoServer, use_fake_aws_credentials
 
 pytestmark = pytest.mark.integration
 
 MiB = 2**20
 CHUNK = 64 * 1024  # what the SSH transport hands to a sink
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    require_moto()
-    with MotoServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)
