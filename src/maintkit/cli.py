@@ -158,6 +158,7 @@ def run(
     if not check:
         monitoring.finish(outcome, time.monotonic() - started)
     if console_sink:
+        bus.flush()  # every step line is out before the summary
         console_sink.summary(outcome)
         if not quiet:
             console_sink.console.print(f"[dim]journal: {journal.path}[/]")

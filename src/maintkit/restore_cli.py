@@ -100,6 +100,7 @@ def _execute(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
     outcome = Runner(config, bus, config.redactor, options, stop).run()
+    bus.flush()  # every step line is out before the summary
     console.summary(outcome)
     bus.close()
     return outcome, journal.path

@@ -271,7 +271,9 @@ def test_a_failing_stdin_source_kills_the_command_instead_of_sending_eof(
 def test_secret_command_and_env_never_appear_in_the_process_list(
     transport: SSHTransport, stage1: SSHHost
 ) -> None:
-    secret, secret_env, plain = (f"CANARY-{kind}-{uuid.uuid4().hex}" for kind in ("cmd", "env", "plain"))
+    secret, secret_env, plain, quiet = (
+        f"CANARY-{kind}-{uuid.uuid4().hex}" for kind in ("cmd", "env", "plain", "session")
+    )
     results: dict[str, Any] = {}
 
     def run(key: str, command: str, **kwargs: Any) -> None:
@@ -279,13 +281,16 @@ def test_secret_command_and_env_never_appear_in_the_process_list(
 
     threads = [
         # the plain run is the control: it proves that this observation does see command lines
-        # (the trailing "true" keeps bash from exec-ing sleep, so its command line stays visible)
-        threading.Thread(target=run, args=("plain", f": {plain}; sleep 2.12; true")),
+        # (the trailing "true" keeps bash from exec-ing sleep, so its command line stays visible;
+        # stdin gives it a channel of its own, where the command is on sshd's command line)
+        threading.Thread(target=run, args=("plain", f": {plain}; sleep 2.12; true"), kwargs={"stdin": b""}),
         threading.Thread(
             target=run,
             args=("secret", f': {secret}; sleep 2.11; echo "$TOKEN"'),
             kwargs={"secret": True, "env": {"TOKEN": secret_env}, "stdin": b""},
         ),
+        # no input: the long-lived session runs it, where no command is ever on a command line
+        threading.Thread(target=run, args=("session", f": {quiet}; sleep 2.13; true")),
     ]
     for thread in threads:
         thread.start()
@@ -295,8 +300,10 @@ def test_secret_command_and_env_never_appear_in_the_process_list(
     for thread in threads:
         thread.join()
     assert any("sleep 2.11" in p for p in seen), "the secret command was never observed running"
+    assert any("sleep 2.13" in p for p in seen), "the session command was never observed running"
     assert any(plain in p for p in seen), "the control command line was never observed"
-    assert not [p for p in seen if secret in p or secret_env in p]
+    assert not [p for p in seen if secret in p or secret_env in p or quiet in p]
+    assert results["session"].rc == 0
     assert results["secret"].stdout == f"{secret_env}\n"
 
 
@@ -421,6 +428,78 @@ def test_one_connection_is_reused_for_many_commands(transport: SSHTransport) -> 
         assert transport.run(f"echo {i}").stdout == f"{i}\n"
     assert transport.connection is connection and connection.transport is paramiko_transport
     assert transport.connect_count == 1
+
+
+# -- the long-lived session that short commands share -----------------------------------------------
+
+
+def test_short_commands_share_one_session_and_keep_their_own_results(transport: SSHTransport) -> None:
+    for i in range(30):
+        result = transport.run(f"printf 'out{i}'; printf 'err{i}' >&2; exit {i % 4}")
+        assert (result.stdout, result.stderr, result.rc) == (f"out{i}", f"err{i}", i % 4)
+        assert result.stdout_bytes == len(f"out{i}") and result.stderr_bytes == len(f"err{i}")
+    assert transport.session_count == 1 and transport.connect_count == 1
+
+
+def test_session_commands_do_not_leak_state_into_the_next_one(
+    transport: SSHTransport, stage1: SSHHost
+) -> None:
+    assert transport.run("cd /tmp; export LEAK=1; LOCAL=2; set -e; umask 077; exit 0").rc == 0
+    result = transport.run('pwd; echo "[${LEAK-}][${LOCAL-}]"; false; echo after-false; umask')
+    assert result.stdout == f"{stage1.home}\n[][]\nafter-false\n{transport.run('umask').stdout}"
+    assert transport.run("cat", timeout=10).stdout == ""  # stdin is EOF, not the session's protocol
+    assert transport.session_count == 1
+
+
+def test_session_scripts_arrive_verbatim(transport: SSHTransport) -> None:
+    script = "cat <<'EOF'\n  leading spaces\\ and a backslash\n\ttab $HOME `id`\n\nEOF\nprintf 'no newline'"
+    result = transport.run(script)
+    assert result.stdout == "  leading spaces\\ and a backslash\n\ttab $HOME `id`\n\nno newline"
+    assert transport.run("echo 'unterminated").rc != 0  # a syntax error is the command's failure
+    assert transport.run("echo fine").stdout == "fine\n"
+    assert transport.session_count == 1
+
+
+def test_a_timeout_in_the_session_kills_the_command_and_a_new_session_takes_over(
+    transport: SSHTransport, stage1: SSHHost
+) -> None:
+    transport.run("true")
+    with pytest.raises(CommandTimeout, match=r"timed out after 0\.5 s and was killed"):
+        transport.run("sleep 641 & sleep 642; echo never", timeout=0.5)
+    wait_for(lambda: not running(stage1.user, "sleep 64"), what="the remote sleeps to be killed")
+    assert transport.run("echo again").stdout == "again\n"
+    assert transport.session_count == 2 and transport.connect_count == 1
+
+
+def test_a_command_that_kills_the_session_fails_alone(transport: SSHTransport) -> None:
+    assert transport.run("kill -KILL $$").rc != 0  # $$ in a session command: the runner itself
+    assert transport.run("echo next").stdout == "next\n"
+    assert transport.session_count == 2
+
+
+def test_rc_file_output_is_not_mixed_into_command_output(
+    connect: Callable[..., SSHTransport], stage1: SSHHost, known_hosts_file: Path
+) -> None:
+    bashrc = stage1.home / ".bashrc"
+    old = bashrc.read_bytes() if bashrc.exists() else None
+    bashrc.write_text("echo noisy-rc-out; echo noisy-rc-err >&2\n")
+    try:
+        result = connect(inventory_host(stage1, known_hosts_file)).run("echo clean")
+    finally:
+        if old is None:
+            bashrc.unlink()
+        else:
+            bashrc.write_bytes(old)
+    assert (result.stdout, result.stderr) == ("clean\n", "")
+
+
+def test_the_session_can_be_turned_off(
+    connect: Callable[..., SSHTransport], stage1: SSHHost, known_hosts_file: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("MAINTKIT_SSH_SESSION", "0")
+    transport = connect(inventory_host(stage1, known_hosts_file))
+    assert transport.run("echo per-command").stdout == "per-command\n"
+    assert transport.session_count == 0
 
 
 def test_tcp_nodelay_and_keepalive_are_set(transport: SSHTransport) -> None:

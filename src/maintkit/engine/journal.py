@@ -2,13 +2,23 @@
 
 Why redact here: every sink gets the same already-masked event, so no output path can leak a secret
 by forgetting to mask it.
+
+Why a writer thread: hosts run in threads, and every step emits a few events. With the sinks called
+under a lock by the emitting thread, twenty hosts queued on that lock behind whichever thread was
+writing (and waiting for the GIL to come back after its write): hosts spent most of a short step
+waiting for the journal (docs/performance.md). Now an emitting thread stamps and redacts its event
+and puts it on a queue; one thread hands the events to the sinks in order and flushes them whenever
+the queue runs empty, which is within milliseconds while a run is busy.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import queue
 import secrets as _random
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -37,31 +47,83 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+#: queue items that are not events: wake the waiter once everything before it was handled; stop
+_FLUSH, _STOP = object(), object()
+
+
 class EventBus:
-    """Stamp, redact and deliver events to every sink, from any thread."""
+    """Stamp, redact and deliver events to every sink, from any thread, in the order emitted.
+
+    ``emit`` never blocks on a sink (it is also safe in a signal handler: ``SimpleQueue.put`` is
+    reentrant). :meth:`flush` waits until every event emitted so far reached the sinks; :meth:`close`
+    flushes and closes them, and runs at interpreter exit if nobody called it.
+    """
 
     def __init__(self, run_id: str, redactor: Redactor, sinks: list[Sink] | None = None) -> None:
         self.run_id = run_id
         self.redactor = redactor
         self.sinks: list[Sink] = list(sinks or [])
-        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._closed = False
+        self._writer = threading.Thread(target=self._deliver, name="maintkit-events", daemon=True)
+        self._writer.start()
+        atexit.register(self.close)
 
     def emit(self, event: str, **fields: Any) -> None:
         record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "run_id": self.run_id}
         record["event"] = event
         record.update({k: v for k, v in fields.items() if v is not None})
-        clean = self.redactor(record)
-        with self._lock:
-            for sink in self.sinks:
-                sink.handle(clean)
+        self._queue.put(self.redactor(record))
+
+    def flush(self) -> None:
+        """Return once every event emitted before this call was handed to the sinks and flushed."""
+        if self._writer.is_alive():
+            done = threading.Event()
+            self._queue.put((_FLUSH, done))
+            done.wait()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer.is_alive():
+            self._queue.put(_STOP)
+            self._writer.join()
         for sink in self.sinks:
             sink.close()
+        atexit.unregister(self.close)
+
+    def _deliver(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                self._flush_sinks()
+                return
+            if isinstance(item, tuple) and item[0] is _FLUSH:
+                self._flush_sinks()
+                item[1].set()
+                continue
+            for sink in self.sinks:
+                try:
+                    sink.handle(item)
+                except Exception as exc:  # one broken sink must not silence the others
+                    name = type(sink).__name__
+                    print(f"maintkit: could not write an event to {name}: {exc}", file=sys.stderr)
+            if self._queue.empty():
+                self._flush_sinks()
+
+    def _flush_sinks(self) -> None:
+        for sink in self.sinks:
+            flush = getattr(sink, "flush", None)
+            if flush is not None:
+                try:
+                    flush()
+                except Exception as exc:
+                    print(f"maintkit: could not flush {type(sink).__name__}: {exc}", file=sys.stderr)
 
 
 class JournalSink:
-    """Append events as JSON lines to ``DIR/RUN_ID.jsonl``, flushed per event (a crash keeps them)."""
+    """Append events as JSON lines to ``DIR/RUN_ID.jsonl``; the bus flushes it whenever it is idle."""
 
     def __init__(self, directory: Path, run_id: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -71,6 +133,8 @@ class JournalSink:
 
     def handle(self, event: dict[str, Any]) -> None:
         self._file.write(json.dumps(event, default=str) + "\n")
+
+    def flush(self) -> None:
         self._file.flush()
 
     def close(self) -> None:

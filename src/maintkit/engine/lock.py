@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +79,11 @@ class EnvironmentLock:
         break_lock: bool = False,
         emit: Callable[..., None] = lambda *a, **k: None,
         parallel: int = 1,
+        pool: Executor | None = None,
     ) -> None:
         self.targets = targets
+        #: the caller's worker threads, if it has them (starting threads costs a run milliseconds)
+        self.pool = pool
         self.run_id = run_id
         self.break_lock = break_lock
         self.emit = emit
@@ -122,9 +125,13 @@ class EnvironmentLock:
                 except Exception as error:
                     return [error]
             return []
-        with ThreadPoolExecutor(max_workers=min(self.parallel, len(targets))) as pool:
-            futures = [pool.submit(work, target) for target in targets]
+        if self.pool is not None:
+            futures = [self.pool.submit(work, target) for target in targets]
             outcomes = [future.exception() for future in futures]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.parallel, len(targets))) as pool:
+                futures = [pool.submit(work, target) for target in targets]
+                outcomes = [future.exception() for future in futures]
         return [error for error in outcomes if error is not None]
 
     def _acquire_one(self, target: LockTarget, broken: bool = False) -> None:

@@ -76,6 +76,20 @@ class Runner:
         self._once_lock = threading.Lock()
         self.transports: dict[str, Transport] = {}
         self._connecting: list[Future[None]] | None = None
+        #: the worker threads of the run: connections, lock and hosts reuse them (see _workers)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _workers(self) -> ThreadPoolExecutor:
+        """The run's thread pool, made on first use; one worker per host, up to ``max_parallel``.
+
+        Why one pool for the whole run: a thread started while twenty others are busy waits for the
+        GIL to start, and the hosts of a batch started over ~0.1 s instead of at once at N = 20
+        (docs/performance.md). The threads that opened the connections run the hosts.
+        """
+        if self._pool is None:
+            size = max(1, min(self.playbook.max_parallel, len(self.config.hosts)))
+            self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="maintkit-host")
+        return self._pool
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -91,12 +105,8 @@ class Runner:
             return
         hosts = self.config.hosts
         self.transports = self._open_transports()
-        pool = ThreadPoolExecutor(
-            max_workers=max(1, min(self.playbook.max_parallel, len(hosts))),
-            thread_name_prefix="maintkit-connect",
-        )
+        pool = self._workers()
         self._connecting = [pool.submit(self._connect, self.transports[h.name]) for h in hosts]
-        pool.shutdown(wait=False)
 
     def _open_transports(self) -> dict[str, Transport]:
         return {
@@ -132,6 +142,9 @@ class Runner:
         finally:
             for transport in self.transports.values():
                 transport.close()
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
         outcome.interrupted = outcome.interrupted or self.stop.is_set()
         self.bus.emit(
             "run_end",
@@ -175,6 +188,7 @@ class Runner:
             break_lock=self.options.break_lock,
             emit=self.bus.emit,
             parallel=self.playbook.max_parallel,
+            pool=self._workers(),
         )
         lock.acquire()
         try:
@@ -196,9 +210,9 @@ class Runner:
         """Run ``work`` for each host on up to ``max_parallel`` threads; re-raise the first error."""
         if len(hosts) == 1:
             return [work(hosts[0])]
-        with ThreadPoolExecutor(max_workers=min(self.playbook.max_parallel, len(hosts))) as pool:
-            futures = [pool.submit(work, h) for h in hosts]
-            return [f.result() for f in futures]
+        futures = [self._workers().submit(work, h) for h in hosts]
+        wait(futures)  # every host ends before an error is raised, as before
+        return [f.result() for f in futures]
 
     def _run_batches(self, outcome: RunOutcome) -> None:
         by_name = {h.host: h for h in outcome.hosts}

@@ -69,7 +69,39 @@ class KnownHosts:
         return any(r.get_name() == key.get_name() and r.asbytes() == key.asbytes() for r in self.revoked)
 
 
+_cache: dict[tuple[tuple[str, bytes | None], ...], KnownHosts] = {}
+_cache_lock = threading.Lock()
+
+
 def load_known_hosts(files: Iterable[Path]) -> KnownHosts:
+    """The merged keys of ``files``; read once per run while the files stay as they are.
+
+    Why a cache: every host of a fleet reads the same files, and parsing a key is ~0.1 ms: twenty
+    hosts with a twenty-line known_hosts file spent 40 ms of start-up on it. The files are still
+    read every time and the cache is keyed by their bytes, so a file that changed in any way (a key
+    accept-new appended, a key replaced) is parsed again: no stale key is ever trusted.
+    """
+    paths = list(dict.fromkeys(p.expanduser() for p in files))
+    contents = {path: _read(path) for path in paths}
+    signature = tuple((str(path), contents[path]) for path in paths)
+    with _cache_lock:
+        known = _cache.get(signature)
+        if known is None:
+            known = _cache[signature] = _parse_known_hosts(contents)
+        return known
+
+
+def _read(path: Path) -> bytes | None:
+    """The file's bytes; None when it does not exist (an empty list of keys)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise HostKeyError(f"cannot read known_hosts file {path}: {exc}") from exc
+
+
+def _parse_known_hosts(contents: dict[Path, bytes | None]) -> KnownHosts:
     """Read known_hosts files in order; the first key of a type recorded for a host wins.
 
     Why not ``paramiko.HostKeys.load``: it aborts the whole file on an ``@cert-authority`` or
@@ -78,14 +110,11 @@ def load_known_hosts(files: Iterable[Path]) -> KnownHosts:
     A missing file is empty; an unreadable one is a clear error rather than a silent "unknown host".
     """
     known = KnownHosts()
-    for path in dict.fromkeys(p.expanduser() for p in files):
+    for path, data in contents.items():
         known.files.append(path)
-        try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
+        if data is None:
             continue
-        except OSError as exc:
-            raise HostKeyError(f"cannot read known_hosts file {path}: {exc}") from exc
+        text = data.decode("utf-8", errors="replace")
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
             if not line or line.startswith("#"):

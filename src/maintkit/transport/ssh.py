@@ -62,6 +62,7 @@ from maintkit.transport.local import (
     wait_slice,
 )
 from maintkit.transport.openssh import BulkTarget, BulkUnavailable, PinnedHostKey
+from maintkit.transport.session import MAX_SCRIPT, Aborted, Session, SessionLost
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ KILL_SCRIPT = (
     'kill -s KILL -- "-$g" 2>/dev/null; exit 0'
 )
 KILL_WAIT = 5.0
+#: set to ``0`` to give every command its own SSH session (the behaviour before the session runner)
+SESSION_ENV = "MAINTKIT_SSH_SESSION"
 _NETWORK_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
 
@@ -231,6 +234,13 @@ class SSHTransport(Transport):
         self.bulk_count = 0
         self._pin: PinnedHostKey | None = None
         self._pinned: tuple[str, str] | None = None
+        #: the long-lived session short commands run in (see maintkit.transport.session)
+        self._session: Session | None = None
+        self._session_lock = threading.Lock()
+        #: why short commands no longer use the long-lived session on this host (None: they do)
+        self.session_off: str | None = None if os.environ.get(SESSION_ENV, "1") != "0" else SESSION_ENV
+        #: long-lived sessions started (tests and benchmarks read it)
+        self.session_count = 0
         address = host.address or host.name
         self._target = f"{host.user or getpass.getuser()}@{address}:{host.port or 22}"
 
@@ -261,12 +271,21 @@ class SSHTransport(Transport):
         return self.user_known_hosts
 
     def connect(self) -> None:
-        self._ensure_connected()
+        """Open the connection and start the session short commands share (both idempotent)."""
+        transport, fresh = self._ensure_connected()
+        if self.session_off is None and self._session_lock.acquire(blocking=False):
+            try:
+                self._live_session(transport, fresh, attempt=2)
+            finally:
+                self._session_lock.release()
 
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
             pin, self._pin, self._pinned = self._pin, None, None
+            session, self._session = self._session, None
+        if session is not None:
+            session.close()
         if conn is not None:
             _close_chain(conn)
         if pin is not None:
@@ -405,6 +424,10 @@ class SSHTransport(Transport):
             except BulkUnavailable as why:
                 self.bulk_off = str(why) or "ssh could not start the command"
                 log.info("%s: bulk streams go over paramiko: %s", self.label, self.bulk_off)
+        if stdin is None and stdout is None and self.session_off is None:
+            result = self._run_in_session(command, timeout=timeout, env=env, cancel=cancel)
+            if result is not None:
+                return result
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
         remote, prefix = _remote_command(command, env, secret)
@@ -466,15 +489,112 @@ class SSHTransport(Transport):
         )
 
     def _raise_abort(
-        self, reason: str, killed: bool, timeout: float | None, feeder: StdinFeeder
+        self, reason: str, killed: bool, timeout: float | None, feeder: StdinFeeder | None
     ) -> NoReturn:
         suffix = "and was killed" if killed else "and could not be killed: it may still be running"
         if reason == "timeout":
             raise CommandTimeout(f"{self.label}: command timed out after {timeout:g} s {suffix}")
         if reason == "cancel":
             raise Interrupted(f"{self.label}: interrupted; the command {suffix.removeprefix('and ')}")
-        assert feeder.error is not None
+        assert feeder is not None and feeder.error is not None
         raise feeder.error
+
+    # -- short commands in the long-lived session (see maintkit.transport.session) ----------------
+
+    def _run_in_session(
+        self,
+        command: str,
+        *,
+        timeout: float | None,
+        env: Mapping[str, str] | None,
+        cancel: threading.Event | None,
+    ) -> CommandResult | None:
+        """Run a command without input or sink in the host's session; None: use a channel of its own.
+
+        The session serves one command at a time: a command that comes while another runs (another
+        thread of the same host) gets its own channel instead of waiting. A secret command is safe
+        here: the script only ever travels on the runner's stdin.
+        """
+        script = with_env(command, env)
+        if len(script) > MAX_SCRIPT or not self._session_lock.acquire(blocking=False):
+            return None
+        try:
+            started = time.monotonic()
+            deadline = None if timeout is None else started + timeout
+            for attempt in (1, 2):
+                transport, fresh = self._ensure_connected()
+                session = self._live_session(transport, fresh, attempt)
+                if session is None:
+                    if self.session_off is not None:
+                        return None
+                    continue  # the connection was dead: try once more on a new one
+                out, err = Tail(), Tail()
+                try:
+                    rc = session.run(script, out, err, deadline, cancel.is_set if cancel else None)
+                except SessionLost as lost:
+                    self._forget_session(session)
+                    if not lost.started and attempt == 1:
+                        continue  # nothing ran: safe to send again on a new session
+                    if not transport.is_active():
+                        self._drop(transport)
+                        raise TransportError(
+                            f"{self.label}: connection lost while a command was running; "
+                            "it may still be running"
+                        ) from None
+                    rc = lost.status if lost.status > 0 else -1  # the command ended the runner
+                except Aborted as abort:
+                    killed = self._end_session(transport, session)
+                    self._raise_abort(abort.reason, killed, timeout, None)
+                except BaseException:
+                    self._end_session(transport, session)
+                    raise
+                return CommandResult(
+                    command=command,
+                    rc=rc,
+                    stdout=out.text(),
+                    stderr=err.text(),
+                    duration=time.monotonic() - started,
+                    stdout_bytes=out.total,
+                    stderr_bytes=err.total,
+                )
+            raise AssertionError("unreachable")
+        finally:
+            self._session_lock.release()
+
+    def _live_session(self, transport: paramiko.Transport, fresh: bool, attempt: int) -> Session | None:
+        """The running session on ``transport``, started if needed; None when it cannot start."""
+        session = self._session
+        if session is not None and session.transport is transport and session.alive:
+            return session
+        if session is not None:
+            self._forget_session(session)
+        try:
+            session = Session(transport, self.connect_timeout)
+        except paramiko.ChannelException as exc:  # refused (e.g. MaxSessions); connection is fine
+            raise TransportError(f"{self.label}: the server refused a new session: {exc}") from exc
+        except (SessionLost, Aborted) as exc:
+            # A login shell that is not POSIX, or one that never answers: commands get channels.
+            self.session_off = f"the session runner did not start: {exc}"
+            log.info("%s: commands get a session each: %s", self.label, self.session_off)
+            return None
+        except _NETWORK_ERRORS as exc:
+            self._drop(transport)
+            if fresh or attempt == 2:
+                raise TransportError(f"{self.label}: connection failed: {_reason(exc)}") from exc
+            return None
+        self._session = session
+        self.session_count += 1
+        return session
+
+    def _forget_session(self, session: Session) -> None:
+        if self._session is session:
+            self._session = None
+        session.close()
+
+    def _end_session(self, transport: paramiko.Transport, session: Session) -> bool:
+        """Kill the session's process group (the running command with it); True if a kill was sent."""
+        self._forget_session(session)
+        return self._kill_group(transport, session.pgid)
 
     # -- bulk streams through the system OpenSSH client (see maintkit.transport.openssh) ----------
 
