@@ -330,6 +330,8 @@ def _maintkit_size(bench: Bench, work: Path, target: str) -> int:
     return int(sum(a["size"] for a in manifest["artifacts"]))
 
 
+#: --keep-journals: where maintkit's journals are copied before a run's folder is removed
+KEEP_JOURNALS: Path | None = None
 #: seconds maintkit spent counting rows (each manifest's timings), in run order
 COUNT_ROWS_SECONDS: list[float] = []
 
@@ -411,6 +413,9 @@ def measure(bench: Bench, scenarios: list[Scenario], root: Path) -> dict[tuple[s
                 timed, stored = RUNNERS[tool](bench, sc, work)
                 if len(COUNT_ROWS_SECONDS) > counted and sc.kind == "db":
                     by_tool[tool].count_rows.append(COUNT_ROWS_SECONDS[-1])
+                if KEEP_JOURNALS is not None:  # for profiling: the runs' event timelines
+                    for journal in (work / "journal").glob("*.jsonl"):
+                        shutil.copy(journal, KEEP_JOURNALS / f"{sc.kind}-{sc.label}-{tool}-{journal.name}")
                 shutil.rmtree(work, ignore_errors=True)
                 res = by_tool[tool]
                 res.seconds.append(timed.seconds)
@@ -567,7 +572,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the markdown report to this file")
     parser.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated subset of the default")
     parser.add_argument("--sizes", default="", help="only these sizes, e.g. '1 GB,2 GB' (default: all)")
+    parser.add_argument("--keep-journals", type=Path, help="copy maintkit's journals here (profiling)")
     args = parser.parse_args(argv)
+    if args.keep_journals:
+        global KEEP_JOURNALS
+        KEEP_JOURNALS = args.keep_journals
+        KEEP_JOURNALS.mkdir(parents=True, exist_ok=True)
     missing = [t for t in ("ssh", "zstd", "mariadb-dump", "restic") if need_system(t) is None]
     if missing:
         raise SystemExit(f"missing {missing}: run benchmarks/setup")

@@ -499,6 +499,8 @@ def test_probe_reports_the_tools_of_the_host(transport: LocalTransport) -> None:
     assert tools.compression == ("zstd" if shutil.which("zstd") else "gzip")
     assert tools.gnu_tar and tools.php
     assert tools.problems(database=True, files=True, app_config=True) == []
+    without_php = parse_probe(transport.run(probe_command(php=False), timeout=30).stdout)
+    assert without_php.php == "" and without_php.gnu_tar and without_php.dump_tool == tools.dump_tool
 
 
 # -- files ------------------------------------------------------------------------------------------

@@ -230,6 +230,7 @@ def test_every_generated_script_parses(compression: str) -> None:
     for cms in ("magento", "wordpress", "prestashop", "none"):
         run_bash_syntax_check(fingerprint_command(cms, "/var/www/x y"))
     run_bash_syntax_check(probe_command())
+    run_bash_syntax_check(probe_command(php=False))
 
 
 def test_compressor_snippet_reports_and_refuses_unknown_values() -> None:

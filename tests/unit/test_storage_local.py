@@ -442,3 +442,27 @@ def test_list_snapshots(target: LocalTarget) -> None:
     assert infos["20261123T031500Z"].time == datetime(2026, 11, 23, 3, 15, tzinfo=UTC)
     assert "newer maintkit" in (infos["20261124T031500Z"].problem or "")
     assert list_snapshots(target, "shop", "staging") == []
+
+
+def test_writeback_along_the_way_keeps_every_byte(
+    target: LocalTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append(advice)
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr("maintkit.storage.local.WRITEBACK_EVERY", 1024 * 1024)
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    writer = target.open_writer("snap/big.bin")
+    digest = hashlib.sha256()
+    for i in range(40):
+        chunk = bytes([i]) * 300_000
+        digest.update(chunk)
+        writer.write(chunk)
+    writer.commit()
+    assert len(calls) >= 10  # the kernel was asked to write back as the artifact grew
+    stored = (target.root / "snap/big.bin").read_bytes()
+    assert len(stored) == 12_000_000 and hashlib.sha256(stored).hexdigest() == digest.hexdigest()

@@ -96,7 +96,7 @@ class Snapshot(Action):
     Params = SnapshotParams
 
     def plan(self, params: SnapshotParams, ctx: StepContext) -> list[str]:
-        plan = [probe_command()]
+        plan = [probe_command(php=_reads_app_config(params))]
         if params.database:
             plan += [tables_command(params.database)[0]] if params.count_rows else []
             plan.append(dump_command(params.database, params.compression)[0])
@@ -269,11 +269,10 @@ class SnapshotJob:
 
 def _compression(params: SnapshotParams, ctx: StepContext) -> Compression:
     """Ask the host what it has (one round trip); fail before any upload opens if it can't work."""
-    tools = parse_probe(ctx.run(probe_command(), timeout=60).stdout)
+    app_config = _reads_app_config(params)
+    tools = parse_probe(ctx.run(probe_command(php=app_config), timeout=60).stdout)
     problems = tools.problems(
-        database=params.database is not None,
-        files=params.files is not None,
-        app_config=bool(params.database and params.database.from_),
+        database=params.database is not None, files=params.files is not None, app_config=app_config
     )
     if problems:
         raise StepFailed(f"{ctx.host.name} cannot take this snapshot: {'; '.join(problems)}")
@@ -296,3 +295,8 @@ def _require(result: CommandResult, what: str) -> None:
 
 def _stderr(result: CommandResult) -> str:
     return strip_markers(result.stderr).strip()[-2000:]
+
+
+def _reads_app_config(params: SnapshotParams) -> bool:
+    """True when the dump's credentials come from the application's config (read by PHP)."""
+    return bool(params.database and params.database.from_)
