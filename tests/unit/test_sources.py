@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import random
 import re
 import shlex
 import subprocess
@@ -441,6 +442,20 @@ def test_watcher_finds_a_table_name_split_across_chunks() -> None:
         watcher.write(piece)
     watcher.close()
     assert watcher.tables == ["a`b", "café"]
+
+
+def test_table_scan_is_the_same_for_every_split_of_the_plain_stream() -> None:
+    long_name = b"n" * 1100  # longer than any real name: kept or skipped, never a crash or a shift
+    plain = DUMP.replace(b"INSERT INTO `a``b`", b"CREATE TABLE `" + long_name + b"` (x int);\nINSERT") * 3
+    expected = ["a`b", "café"] * 3
+    rng = random.Random(5)
+    splits = [[cut] for cut in range(1, len(plain))]
+    splits += [sorted(rng.sample(range(1, len(plain)), k)) for k in (2, 5, 40, 300) for _ in range(20)]
+    for cuts in splits:
+        watcher = DumpTrailerWatcher()
+        for start, end in zip([0, *cuts], [*cuts, len(plain)], strict=True):
+            watcher._scan_tables(plain[start:end])
+        assert [t for t in watcher.tables if not t.startswith("nnn")] == expected, cuts
 
 
 @pytest.mark.parametrize(

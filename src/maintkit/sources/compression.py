@@ -109,7 +109,8 @@ class StreamDecompressor:
             import zstandard
         except ImportError as exc:  # pragma: no cover - a dependency of maintkit
             raise DecompressionError("the 'zstandard' package is needed to read zstd streams") from exc
-        return zstandard.ZstdDecompressor().decompressobj()
+        # 256 KiB output steps: ~15 % less CPU than the default on dumps (docs/performance.md)
+        return zstandard.ZstdDecompressor().decompressobj(write_size=256 * 1024)
 
     def decompress(self, data: bytes) -> bytes:
         """Return the plain bytes that ``data`` completes (possibly ``b""``)."""

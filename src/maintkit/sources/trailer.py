@@ -164,18 +164,44 @@ class DumpTrailerWatcher:
         self._scan_tables(data)
 
     def _scan_tables(self, data: bytes) -> None:
-        buf = self._carry + data
+        """Collect the names of ``CREATE TABLE`` lines, also those split across chunks.
+
+        Only the few bytes around a chunk boundary are copied: joining every chunk to what was
+        carried over copied the whole dump once more (~0.1 s of CPU per GB).
+        """
+        carry, self._carry = self._carry, b""
         pos = 0
-        while (i := buf.find(_CREATE, pos)) >= 0:
-            start = i + len(_CREATE)
-            end = _name_end(buf, start)
-            if end < 0:
-                if len(buf) - start <= _MAX_NAME:
-                    self._carry = buf[i:]  # the name continues in the next chunk
+        if carry:
+            # ``carry`` is the previous chunk's last bytes, or a marker whose name was unfinished:
+            # only a marker that begins in it is looked for here; the rest is ``data``'s own scan.
+            head = carry + data[: len(_CREATE) + _MAX_NAME]
+            i = head.find(_CREATE)
+            if 0 <= i < len(carry):
+                start = i + len(_CREATE)
+                end = _name_end(head, start)
+                if end >= 0:
+                    self.tables.append(_table_name(head[start:end]))
+                    pos = max(0, end - len(carry))  # the closing quote may be in ``carry``
+                elif len(head) - len(carry) == len(data) and len(head) - start <= _MAX_NAME:
+                    self._carry = head[i:]  # all of ``data`` is in the name: it goes on
                     return
-                pos = start  # not a name we can read: skip it
+                else:
+                    pos = max(0, start - len(carry))  # not a name we can read: skip it
+        while (i := data.find(_CREATE, pos)) >= 0:
+            start = i + len(_CREATE)
+            end = _name_end(data, start)
+            if end < 0:
+                if len(data) - start <= _MAX_NAME:
+                    self._carry = data[i:]  # the name continues in the next chunk
+                    return
+                pos = start
                 continue
-            self.tables.append(buf[start:end].replace(b"``", b"`").decode("utf-8", "replace"))
+            self.tables.append(_table_name(data[start:end]))
             pos = end
         # keep just enough to find a marker split across chunks (never a whole one: no duplicates)
-        self._carry = buf[-(len(_CREATE) - 1) :]
+        keep = len(_CREATE) - 1
+        self._carry = data[-keep:] if len(data) >= keep else (carry + data)[-keep:]
+
+
+def _table_name(raw: bytes) -> str:
+    return raw.replace(b"``", b"`").decode("utf-8", "replace")
