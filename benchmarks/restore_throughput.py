@@ -224,10 +224,18 @@ def run_maintkit(setup: Setup, database: str, folder: Path, work: Path) -> Timed
         ],
     }
     (work / "book.yml").write_text(yaml.safe_dump(book, sort_keys=False))
-    return run_timed(
+    timed = run_timed(
         [VENV_BIN / "maintkit", "run", "book.yml", "-i", "inventory.yml", "--env", ENV, "--journal-dir", "j"],
         cwd=work,
     )
+    if KEEP_JOURNALS is not None:  # for profiling: the run's event timeline
+        for journal in (work / "j").glob("*.jsonl"):
+            shutil.copy(journal, KEEP_JOURNALS / journal.name)
+    return timed
+
+
+#: --keep-journals: where maintkit's journals are copied before a run's folder is removed
+KEEP_JOURNALS: Path | None = None
 
 
 def run_restic(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
@@ -315,7 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-mb", type=int, default=200, help="dump size in MB of SQL (default 200)")
     parser.add_argument("--files-mb", type=int, default=1000, help="site folder size in MB (default 1000)")
     parser.add_argument("--output", type=Path, help="also write the markdown report to this file")
+    parser.add_argument("--keep-journals", type=Path, help="copy maintkit's journals here (profiling)")
     args = parser.parse_args(argv)
+    if args.keep_journals:
+        global KEEP_JOURNALS
+        KEEP_JOURNALS = args.keep_journals
+        KEEP_JOURNALS.mkdir(parents=True, exist_ok=True)
     missing = [t for t in ("ssh", "zstd", "mariadb", "restic") if need_system(t) is None]
     if missing:
         raise SystemExit(f"missing {missing}: run benchmarks/setup")

@@ -13,9 +13,11 @@ remote command instead of killing it. So commands run on raw paramiko channels w
   first stderr line is stripped from the result; on a timeout or a cancel a second channel runs
   ``kill -- -PGID`` (TERM, then KILL) so nothing keeps running on the host.
 
-A command that streams gigabytes (its output goes to a sink, or its input is a stream) runs through
-the system ``ssh`` instead, under the host key this connection verified; see
-:mod:`maintkit.transport.openssh`. This connection still kills it on a timeout.
+A short command (no input, no sink) does not even get a channel of its own: it runs in the host's
+long-lived session (:mod:`maintkit.transport.session`), which saves the host a session, a login
+shell and its rc files per command. A command that streams gigabytes (its output goes to a sink, or
+its input is a stream) runs through the system ``ssh`` instead, under the host key this connection
+verified; see :mod:`maintkit.transport.openssh`. This connection still kills it on a timeout.
 
 Connection setup also fixes three things paramiko/fabric leave out: host keys are checked (see
 :mod:`maintkit.transport.hostkeys`), keep-alives are on, and ``TCP_NODELAY`` is set before the
