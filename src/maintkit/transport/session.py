@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import paramiko
 
-from maintkit.transport.base import Tail
+from maintkit.transport.base import Sink, Tail
 from maintkit.transport.local import CHUNK, wait_slice
 
 #: the remote loop (POSIX sh). ``read`` reads a pipe byte by byte, so it never takes more than a line.
@@ -165,18 +165,8 @@ class Session:
         stdout, stderr = _Framed(self._marker, out), _Framed(self._marker, err)
         wakeup = chan.fileno()
         while not (_line_done(stdout) and _line_done(stderr)):
-            ended = chan.eof_received or chan.closed
-            busy = False
-            if chan.recv_ready():
-                data = chan.recv(CHUNK)
-                if data:
-                    stdout.write(data)
-                    busy = True
-            if chan.recv_stderr_ready():
-                data = chan.recv_stderr(CHUNK)
-                if data:
-                    stderr.write(data)
-                    busy = True
+            ended = chan.eof_received or chan.closed  # read first: data before EOF is buffered by then
+            busy = drain(chan, stdout, stderr)
             if cancel is not None and cancel():
                 raise Aborted("cancel")
             if deadline is not None and time.monotonic() >= deadline:
@@ -200,6 +190,25 @@ class Session:
             self.chan.close()
         except (paramiko.SSHException, OSError, EOFError):
             pass
+
+
+def drain(chan: paramiko.Channel, out: Sink, err: Sink) -> bool:
+    """Move what the channel has buffered (a chunk of each stream at most) to ``out`` and ``err``.
+
+    Returns whether anything moved. Never blocks: the caller waits on ``chan.fileno()``.
+    """
+    busy = False
+    if chan.recv_ready():
+        data = chan.recv(CHUNK)
+        if data:
+            out.write(data)
+            busy = True
+    if chan.recv_stderr_ready():
+        data = chan.recv_stderr(CHUNK)
+        if data:
+            err.write(data)
+            busy = True
+    return busy
 
 
 def _line_done(stream: _Framed) -> bool:

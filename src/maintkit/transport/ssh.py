@@ -64,7 +64,7 @@ from maintkit.transport.local import (
     wait_slice,
 )
 from maintkit.transport.openssh import BulkTarget, BulkUnavailable, PinnedHostKey
-from maintkit.transport.session import MAX_SCRIPT, Aborted, Session, SessionLost
+from maintkit.transport.session import MAX_SCRIPT, Aborted, Session, SessionLost, drain
 
 log = logging.getLogger(__name__)
 
@@ -738,17 +738,7 @@ class SSHTransport(Transport):
         wakeup = chan.fileno()  # a pipe paramiko sets when data, EOF or close arrive
         while True:
             eof = chan.eof_received or chan.closed  # read first: data before EOF is buffered by then
-            busy = False
-            if chan.recv_ready():
-                data = chan.recv(CHUNK)
-                if data:
-                    out.write(data)
-                    busy = True
-            if chan.recv_stderr_ready():
-                data = chan.recv_stderr(CHUNK)
-                if data:
-                    err.write(data)
-                    busy = True
+            busy = drain(chan, out, err)
             reason = abort_reason(deadline, cancel, feeder)
             if reason is not None:
                 return reason
