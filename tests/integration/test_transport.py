@@ -493,6 +493,18 @@ def test_rc_file_output_is_not_mixed_into_command_output(
     assert (result.stdout, result.stderr) == ("clean\n", "")
 
 
+def test_a_login_shell_that_cannot_run_the_runner_falls_back_to_a_session_per_command(
+    transport: SSHTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # what a csh or fish login shell does with the POSIX runner: prints an error and exits
+    monkeypatch.setattr("maintkit.transport.session.RUNNER", "echo 'Unsupported use of (.'; exit 1")
+    result = transport.run("echo still works; exit 4")
+    assert (result.stdout, result.rc) == ("still works\n", 4)
+    assert transport.session_off is not None and "did not start" in transport.session_off
+    assert transport.run("echo again").stdout == "again\n"
+    assert transport.session_count == 0 and transport.connect_count == 1
+
+
 def test_the_session_can_be_turned_off(
     connect: Callable[..., SSHTransport], stage1: SSHHost, known_hosts_file: Path, monkeypatch: Any
 ) -> None:
