@@ -505,6 +505,24 @@ def test_a_login_shell_that_cannot_run_the_runner_falls_back_to_a_session_per_co
     assert transport.session_count == 0 and transport.connect_count == 1
 
 
+def test_an_rc_file_that_sets_errexit_does_not_end_the_session(
+    connect: Callable[..., SSHTransport], stage1: SSHHost, known_hosts_file: Path
+) -> None:
+    bashrc = stage1.home / ".bashrc"
+    old = bashrc.read_bytes() if bashrc.exists() else None
+    bashrc.write_text("set -e\n")
+    try:
+        transport = connect(inventory_host(stage1, known_hosts_file))
+        assert transport.run("false").rc == 1
+        assert transport.run("echo alive").stdout == "alive\n"
+    finally:
+        if old is None:
+            bashrc.unlink()
+        else:
+            bashrc.write_bytes(old)
+    assert transport.session_count == 1
+
+
 def test_the_session_can_be_turned_off(
     connect: Callable[..., SSHTransport], stage1: SSHHost, known_hosts_file: Path, monkeypatch: Any
 ) -> None:

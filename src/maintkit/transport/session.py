@@ -38,8 +38,9 @@ from maintkit.transport.base import Sink, Tail
 from maintkit.transport.local import CHUNK, wait_slice
 
 #: the remote loop (POSIX sh). ``read`` reads a pipe byte by byte, so it never takes more than a line.
+#: ``set +e``: an rc file that turned errexit on would otherwise end the loop at the first failure.
 RUNNER = (
-    "IFS= read -r t || exit 0; "
+    "set +e; IFS= read -r t || exit 0; "
     'printf \'%s %s\\n\' "$t" "$$"; printf \'%s\\n\' "$t" >&2; '
     "while :; do s=; "
     'while IFS= read -r l || exit 0; [ "$l" != "$t" ]; do s="$s$l\n"; done; '
