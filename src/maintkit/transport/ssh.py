@@ -91,6 +91,8 @@ KILL_SCRIPT = (
 KILL_WAIT = 5.0
 #: set to ``0`` to give every command its own SSH session (the behaviour before the session runner)
 SESSION_ENV = "MAINTKIT_SSH_SESSION"
+#: tries of a short command in the session: a dead reused session, then a dead reused connection
+SESSION_ATTEMPTS = 3
 _NETWORK_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
 
@@ -277,7 +279,9 @@ class SSHTransport(Transport):
         transport, fresh = self._ensure_connected()
         if self.session_off is None and self._session_lock.acquire(blocking=False):
             try:
-                self._live_session(transport, fresh, attempt=2)
+                if self._live_session(transport, fresh) is None and self.session_off is None:
+                    transport, fresh = self._ensure_connected()  # the reused one was dead: a new one
+                    self._live_session(transport, fresh)
             finally:
                 self._session_lock.release()
 
@@ -523,20 +527,22 @@ class SSHTransport(Transport):
         try:
             started = time.monotonic()
             deadline = None if timeout is None else started + timeout
-            for attempt in (1, 2):
+            for attempt in range(SESSION_ATTEMPTS):
                 transport, fresh = self._ensure_connected()
-                session = self._live_session(transport, fresh, attempt)
+                session = self._live_session(transport, fresh)
                 if session is None:
                     if self.session_off is not None:
                         return None
-                    continue  # the connection was dead: try once more on a new one
+                    continue  # the reused connection was dead: the next turn opens a new one
                 out, err = Tail(), Tail()
                 try:
                     rc = session.run(script, out, err, deadline, cancel.is_set if cancel else None)
                 except SessionLost as lost:
                     self._forget_session(session)
-                    if not lost.started and attempt == 1:
-                        continue  # nothing ran: safe to send again on a new session
+                    if not lost.started:
+                        if attempt < SESSION_ATTEMPTS - 1:
+                            continue  # nothing ran: safe to send again on a new session
+                        raise TransportError(f"{self.label}: connection failed: {lost}") from None
                     if not transport.is_active():
                         self._drop(transport)
                         raise TransportError(
@@ -559,12 +565,16 @@ class SSHTransport(Transport):
                     stdout_bytes=out.total,
                     stderr_bytes=err.total,
                 )
-            raise AssertionError("unreachable")
+            raise TransportError(f"{self.label}: connection failed: no session could be started")
         finally:
             self._session_lock.release()
 
-    def _live_session(self, transport: paramiko.Transport, fresh: bool, attempt: int) -> Session | None:
-        """The running session on ``transport``, started if needed; None when it cannot start."""
+    def _live_session(self, transport: paramiko.Transport, fresh: bool) -> Session | None:
+        """The running session on ``transport``, started if needed; None when it cannot start.
+
+        None with :attr:`session_off` unset means the reused connection was dead and was dropped:
+        the caller's next ``_ensure_connected`` opens a new one (a new connection that fails raises).
+        """
         session = self._session
         if session is not None and session.transport is transport and session.alive:
             return session
@@ -581,7 +591,7 @@ class SSHTransport(Transport):
             return None
         except _NETWORK_ERRORS as exc:
             self._drop(transport)
-            if fresh or attempt == 2:
+            if fresh:
                 raise TransportError(f"{self.label}: connection failed: {_reason(exc)}") from exc
             return None
         self._session = session
