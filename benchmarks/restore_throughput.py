@@ -319,7 +319,7 @@ def report(setup: Setup, results: dict[str, list[Timed]], rounds: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a few MB, one round (CI: the script runs)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default and minimum 3)")
     parser.add_argument("--db-mb", type=int, default=200, help="dump size in MB of SQL (default 200)")
     parser.add_argument("--files-mb", type=int, default=1000, help="site folder size in MB (default 1000)")
     parser.add_argument("--output", type=Path, help="also write the markdown report to this file")
