@@ -27,6 +27,7 @@ long scripts, do not come here (see :meth:`maintkit.transport.ssh.SSHTransport.r
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import select
 import time
@@ -120,7 +121,8 @@ class Session:
             if not stdout.strip().isdigit():
                 raise SessionLost(f"unexpected answer {stdout.strip()[:80]!r}", started=False)
         except BaseException:
-            self.chan.close()
+            with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+                self.chan.close()
             raise
         #: the process group of the runner and of every command it runs
         self.pgid = int(stdout.strip())

@@ -585,6 +585,11 @@ class SSHTransport(Transport):
         except paramiko.ChannelException as exc:  # refused (e.g. MaxSessions); connection is fine
             raise TransportError(f"{self.label}: the server refused a new session: {exc}") from exc
         except (SessionLost, Aborted) as exc:
+            if not transport.is_active():  # the connection died, not the runner
+                self._drop(transport)
+                if fresh:
+                    raise TransportError(f"{self.label}: connection lost while starting a session") from exc
+                return None
             # A login shell that is not POSIX, or one that never answers: commands get channels.
             self.session_off = f"the session runner did not start: {exc}"
             log.info("%s: commands get a session each: %s", self.label, self.session_off)
