@@ -6,6 +6,7 @@ arrive, the known_hosts file OpenSSH reads).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import random
@@ -99,6 +100,21 @@ class HashSink:
         self.total += len(data)
         self.largest_chunk = max(self.largest_chunk, len(data))
         return len(data)
+
+
+@contextlib.contextmanager
+def bashrc_of(ssh_host: SSHHost, text: str) -> Iterator[None]:
+    """Give the host's user a ``.bashrc`` for the duration; the old one (or none) comes back."""
+    bashrc = ssh_host.home / ".bashrc"
+    old = bashrc.read_bytes() if bashrc.exists() else None
+    bashrc.write_text(text)
+    try:
+        yield
+    finally:
+        if old is None:
+            bashrc.unlink()
+        else:
+            bashrc.write_bytes(old)
 
 
 def inventory_host(ssh_host: SSHHost, known_hosts: Path | None, **changes: Any) -> Host:
@@ -480,16 +496,8 @@ def test_a_command_that_kills_the_session_fails_alone(transport: SSHTransport) -
 def test_rc_file_output_is_not_mixed_into_command_output(
     connect: Callable[..., SSHTransport], stage1: SSHHost, known_hosts_file: Path
 ) -> None:
-    bashrc = stage1.home / ".bashrc"
-    old = bashrc.read_bytes() if bashrc.exists() else None
-    bashrc.write_text("echo noisy-rc-out; echo noisy-rc-err >&2\n")
-    try:
+    with bashrc_of(stage1, "echo noisy-rc-out; echo noisy-rc-err >&2\n"):
         result = connect(inventory_host(stage1, known_hosts_file)).run("echo clean")
-    finally:
-        if old is None:
-            bashrc.unlink()
-        else:
-            bashrc.write_bytes(old)
     assert (result.stdout, result.stderr) == ("clean\n", "")
 
 
@@ -508,18 +516,10 @@ def test_a_login_shell_that_cannot_run_the_runner_falls_back_to_a_session_per_co
 def test_an_rc_file_that_sets_errexit_does_not_end_the_session(
     connect: Callable[..., SSHTransport], stage1: SSHHost, known_hosts_file: Path
 ) -> None:
-    bashrc = stage1.home / ".bashrc"
-    old = bashrc.read_bytes() if bashrc.exists() else None
-    bashrc.write_text("set -e\n")
-    try:
+    with bashrc_of(stage1, "set -e\n"):
         transport = connect(inventory_host(stage1, known_hosts_file))
         assert transport.run("false").rc == 1
         assert transport.run("echo alive").stdout == "alive\n"
-    finally:
-        if old is None:
-            bashrc.unlink()
-        else:
-            bashrc.write_bytes(old)
     assert transport.session_count == 1
 
 
