@@ -19,56 +19,10 @@ from typing import Any
 import click
 
 from maintkit import __version__
-from maintkit.cli_common import fail_invalid, split_values, with_options
+from maintkit.cli_common import load_config, with_options
 from maintkit.releases_cli import releases, rollback
 from maintkit.restore_cli import drill, restore
 from maintkit.snapshots_cli import snapshots
-
-
-def _load(
-    playbook: str,
-    env: str | None,
-    inventory: str | None,
-    limit: tuple[str, ...],
-    var: tuple[str, ...],
-    vars_file: tuple[str, ...],
-    run_id: str,
-    check: bool,
-) -> Any:
-    from maintkit.config.validate import load_run
-    from maintkit.errors import InvalidInput
-    from maintkit.secrets import Redactor
-    from maintkit.storage.sites import check_sites
-
-    if not env and not inventory:
-        raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
-    try:
-        config = load_run(
-            playbook,
-            env,
-            inventory,
-            split_values(limit) or None,
-            list(var),
-            list(vars_file),
-            Path.cwd(),
-            run_id=run_id,
-            check=check,
-        )
-        problems = check_sites(config.variables.values(), config.inventory.path, config.redactor)
-        if problems:
-            raise InvalidInput(problems)
-        return config
-    except InvalidInput as error:
-        redactor = Redactor()
-        redactor.add(list(_env_values_in(var)))
-        fail_invalid(error, redactor)
-
-
-def _env_values_in(pairs: tuple[str, ...]) -> list[str]:
-    """Values given on the command line for secret-looking names, to mask them in error messages."""
-    from maintkit.secrets import is_secret_name
-
-    return [p.split("=", 1)[1] for p in pairs if "=" in p and is_secret_name(p.split("=", 1)[0])]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,7 +77,7 @@ def run(
         from maintkit.engine.runner import Runner, RunOptions
 
         run_id = new_run_id()
-        config = _load(playbook, env, inventory, limit, var, vars_file, run_id, check)
+        config = load_config(playbook, env, inventory, limit, var, vars_file, run_id, check=check)
         if any(host.connection != "local" for host in config.hosts):
             import maintkit.transport.ssh  # noqa: F401  (paramiko & co. load now, collector off)
     redactor = config.redactor  # validation collected every secret value already
@@ -215,7 +169,7 @@ def validate(
     vars_file: tuple[str, ...],
 ) -> None:
     """Check PLAYBOOK and the inventory without connecting anywhere (exit 2 on problems)."""
-    config = _load(playbook, env, inventory, limit, var, vars_file, "validate", False)
+    config = load_config(playbook, env, inventory, limit, var, vars_file, "validate")
     book = config.playbook
     steps = len(book.steps) + len(book.rollback) + len(book.always)
     click.echo(

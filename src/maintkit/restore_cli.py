@@ -14,17 +14,15 @@ itself and reads its own storage.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from maintkit.cli_common import EXIT_INVALID, fail_invalid, split_values, with_options
+from maintkit.cli_common import EXIT_INVALID, fail_invalid, load_config, with_options
 
 
 def _source(env: str | None, inventory: str | None) -> dict[str, Any]:
@@ -39,38 +37,6 @@ def _source(env: str | None, inventory: str | None) -> dict[str, Any]:
         return describe_source(load_inventory(env, inventory, Path.cwd()))
     except InvalidInput as error:
         fail_invalid(error)
-
-
-def _load(
-    playbook: str,
-    env: str | None,
-    inventory: str | None,
-    limit: tuple[str, ...],
-    var: tuple[str, ...],
-    vars_file: tuple[str, ...],
-    extra: dict[str, Any],
-    run_id: str,
-) -> Any:
-    """Validate the run (exit 2 on problems); ``extra`` goes in as a generated vars file."""
-    from maintkit.config.validate import load_run
-    from maintkit.errors import InvalidInput
-
-    with tempfile.TemporaryDirectory(prefix="maintkit-restore-") as folder:
-        generated = Path(folder) / "restore-vars.json"
-        generated.write_text(json.dumps(extra))
-        try:
-            return load_run(
-                playbook,
-                env,
-                inventory,
-                split_values(limit) or None,
-                list(var),
-                [*vars_file, str(generated)],
-                Path.cwd(),
-                run_id=run_id,
-            )
-        except InvalidInput as error:
-            fail_invalid(error)
 
 
 def _execute(
@@ -162,7 +128,7 @@ def restore(
     elif not env and not inventory:
         raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
     run_id = new_run_id()
-    config = _load("restore", target_env, target_inventory, limit, var, vars_file, extra, run_id)
+    config = load_config("restore", target_env, target_inventory, limit, var, vars_file, run_id, extra=extra)
     options = RunOptions(accept_new_host_keys=accept_new_host_keys, break_lock=break_lock)
     outcome, path = _execute(config, run_id, journal_dir, verbose, quiet, options)
     if not quiet:
@@ -213,7 +179,7 @@ def drill(
     source = _source(env, inventory)
     run_id = new_run_id()
     extra = {"snapshot": snapshot, "restore_source": source, "keep_drill": keep}
-    config = _load(playbook, into, into_inventory, limit, var, vars_file, extra, run_id)
+    config = load_config(playbook, into, into_inventory, limit, var, vars_file, run_id, extra=extra)
     refusals = _production_refusals(config, source)
     if refusals:
         for line in refusals:
