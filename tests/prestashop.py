@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
 import subprocess
 import zipfile
@@ -33,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.mariadb import MariaDBServer, sql_name, sql_string
-from tests.shop import as_user, get_page, serve
-from tests.sshd import SSHHost
+from tests.shop import as_user, file_tree, get_page, php_string, serve
+from tests.sshd import SSHHost, terminate
 
 FIXTURE = Path(__file__).parent / "fixtures" / "prestashop"
 ADMIN_DIR = "admin-fixture"
@@ -62,10 +61,6 @@ INSERT INTO ps_product (reference, price, active) VALUES ('MUG', 9.9, 1), ('SHIR
 INSERT INTO ps_product_lang (id_product, id_lang, name) VALUES (1, 1, 'Mug'), (2, 1, 'Shirt'),
   (3, 1, 'Café crème cup ☕'), (4, 1, 'Draft');
 """
-
-
-def php_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def release_archive(version: str) -> tuple[bytes, bytes]:
@@ -123,28 +118,13 @@ class Shop:
     def tree(self) -> dict[str, str]:
         """Every file and link under the root with its SHA-256 and mode (what "files identical"
         means); var/cache is left out, as the snapshot leaves it out."""
-        out = {}
-        for path in sorted(self.root.rglob("*")):
-            rel = str(path.relative_to(self.root))
-            if rel == "var/cache" or rel.startswith("var/cache/") or rel == "php-server.log":
-                continue
-            if path.is_symlink():
-                out[rel] = "link:" + os.readlink(path)
-            elif path.is_file():
-                out[rel] = f"{path.stat().st_mode:o}:" + hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                out[rel] = f"dir:{path.stat().st_mode:o}"
-        return out
+        return file_tree(
+            self.root, lambda rel: rel in ("var/cache", "php-server.log") or rel.startswith("var/cache/")
+        )
 
     def stop(self) -> None:
         proc, self.server = self.server, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        terminate(proc)
 
 
 def _install_files(home: Path, database: str, db_port: int) -> Path:

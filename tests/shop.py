@@ -19,6 +19,7 @@ copied to each host (chowned), so staging and production start from the same com
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -26,7 +27,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from tests.mariadb import MariaDBServer, sql_name, sql_string
-from tests.sshd import SSHHost, free_port, skip_or_fail
+from tests.sshd import SSHHost, free_port, skip_or_fail, terminate
 
 FIXTURE = Path(__file__).parent / "fixtures" / "shop"
 FIRST_RELEASE = "20200101T000000Z"
@@ -134,13 +135,7 @@ class Shop:
 
     def stop(self) -> None:
         proc, self.server = self.server, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        terminate(proc)
 
 
 def get_page(url: str) -> tuple[int, str]:
@@ -264,3 +259,25 @@ def dump(mariadb: MariaDBServer, database: str) -> bytes:
     if result.returncode != 0:
         pytest.fail(f"mariadb-dump failed: {result.stderr.decode(errors='replace')}")
     return result.stdout
+
+
+def php_string(value: str) -> str:
+    """``value`` as a single-quoted PHP string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def file_tree(root: Path, skip: Callable[[str], bool] = lambda rel: False) -> dict[str, str]:
+    """Every file, link and folder under ``root`` with its SHA-256 and mode, by relative path
+    (what "files identical" means); ``skip`` leaves paths out."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if skip(rel):
+            continue
+        if path.is_symlink():
+            out[rel] = "link:" + os.readlink(path)
+        elif path.is_file():
+            out[rel] = f"{path.stat().st_mode:o}:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            out[rel] = f"dir:{path.stat().st_mode:o}"
+    return out

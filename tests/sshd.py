@@ -214,14 +214,7 @@ class SSHServer:
     def stop(self) -> None:
         """Terminate this sshd (by its PID only); sessions still open end with their clients."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        terminate(proc)
 
 
 class SSHServers:
@@ -281,3 +274,15 @@ def empty_home(host: SSHHost) -> None:
         else:
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
+
+
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """End a process this test session started (by its PID): TERM, then KILL after 5 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

@@ -19,8 +19,6 @@ Layout made on each host::
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -29,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.mariadb import MariaDBServer, sql_name, sql_string
-from tests.shop import as_user, get_page, serve
-from tests.sshd import SSHHost
+from tests.shop import as_user, file_tree, get_page, php_string, serve
+from tests.sshd import SSHHost, terminate
 
 FIXTURE = Path(__file__).parent / "fixtures" / "wordpress"
 DB_USER = "mkwp_site"
@@ -55,10 +53,6 @@ INSERT INTO wp_posts (post_title, post_type, post_status) VALUES ('Mug', 'produc
   ('Draft', 'product', 'draft');
 INSERT INTO wp_shop_banner (text) VALUES ('Summer sale');
 """
-
-
-def php_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 @dataclass
@@ -92,26 +86,11 @@ class Site:
 
     def tree(self) -> dict[str, str]:
         """Every file and link under the root with its SHA-256 and mode (what "files identical" means)."""
-        out = {}
-        for path in sorted(self.root.rglob("*")):
-            rel = str(path.relative_to(self.root))
-            if path.is_symlink():
-                out[rel] = "link:" + os.readlink(path)
-            elif path.is_file():
-                out[rel] = f"{path.stat().st_mode:o}:" + hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                out[rel] = f"dir:{path.stat().st_mode:o}"
-        return out
+        return file_tree(self.root)
 
     def stop(self) -> None:
         proc, self.server = self.server, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        terminate(proc)
 
 
 def _install_files(home: Path, database: str, db_port: int) -> Path:
