@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from maintkit.sources.script import bash_command, heredoc, host_path
+from maintkit.sources.script import bash_command, heredoc, host_path, parse_pairs
 
 App = Literal["magento", "wordpress", "prestashop"]
 Cms = Literal["magento", "wordpress", "prestashop", "none"]
@@ -200,9 +200,4 @@ def fingerprint_command(cms: Cms, root: str) -> str:
 
 def parse_fingerprint(stdout: str) -> dict[str, str]:
     """Return the ``KEY=VALUE`` lines of :func:`fingerprint_command`'s output as a mapping."""
-    out: dict[str, str] = {}
-    for line in stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.isidentifier():
-            out[key] = value
-    return out
+    return parse_pairs(stdout)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from maintkit.sources.compression import Compression
-from maintkit.sources.script import bash_command
+from maintkit.sources.script import bash_command, parse_pairs
 
 PROBE_BODY = """\
 first() { for p in "$@"; do if command -v "$p" >/dev/null 2>&1; then echo "$p"; return; fi; done; }
@@ -57,7 +57,7 @@ def probe_command(*, php: bool = True) -> str:
 
 
 def parse_probe(stdout: str) -> HostTools:
-    values = dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+    values = parse_pairs(stdout)
     compression = values.get("compression", "gzip")
     return HostTools(
         dump_tool=values.get("dump_tool", ""),

@@ -45,3 +45,13 @@ def heredoc(delimiter: str, text: str) -> str:
     if f"\n{delimiter}\n" in f"\n{text}\n":
         raise ValueError(f"text may not contain a line {delimiter!r}")
     return f"<<'{delimiter}'\n{text.rstrip(chr(10))}\n{delimiter}"
+
+
+def parse_pairs(stdout: str) -> dict[str, str]:
+    """The ``KEY=VALUE`` lines of a command's output as a mapping (other lines are ignored)."""
+    out: dict[str, str] = {}
+    for line in stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isidentifier():
+            out[key] = value
+    return out

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maintkit.errors import StepFailed
-from maintkit.sources.script import bash_command, host_path
+from maintkit.sources.script import bash_command, host_path, parse_pairs
 from maintkit.storage.base import new_snapshot_id, parse_snapshot_id
 from maintkit.updates.hostio import Runs, quote_all, read_file, write_file
 
@@ -295,15 +295,6 @@ def remove_command(root: str, release_ids: list[str]) -> str:
         ]
     )
     return bash_command(body)
-
-
-def parse_pairs(stdout: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for line in stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.isidentifier():
-            out[key] = value
-    return out
 
 
 # -- the operations, shared by the action and the CLI ----------------------------------------------
