@@ -185,9 +185,10 @@ class Target(ABC):
             writer.write(data)
             writer.commit()
 
-    @abstractmethod
     def get_bytes(self, key: str) -> bytes:
         """Return a small object's content. Raises StorageError (FileNotFoundError-like) if missing."""
+        with self.open_reader(key) as reader:
+            return reader.read()
 
     @abstractmethod
     def open_reader(self, key: str) -> BinaryIO:

@@ -169,10 +169,6 @@ class LocalTarget(Target):
                 f"storage target '{self.name}': cannot write {final}: {error.strerror or error}"
             ) from error
 
-    def get_bytes(self, key: str) -> bytes:
-        with self.open_reader(key) as reader:
-            return reader.read()
-
     def open_reader(self, key: str) -> BinaryIO:
         path = self._path(key)
         try:

@@ -660,10 +660,6 @@ class S3Target(Target):
             log.warning("could not delete s3://%s/%s", self.bucket, full_key, exc_info=True)
 
     # -- reading ---------------------------------------------------------------------------------
-    def get_bytes(self, key: str) -> bytes:
-        with self.open_reader(key) as reader:
-            return reader.read()
-
     def open_reader(self, key: str) -> BinaryIO:
         full_key = self.full_key(key)
         try:
