@@ -90,6 +90,7 @@ def run(
         from rich.console import Console
 
         from maintkit.reporting.console import ConsoleSink
+        from maintkit.reporting.stdout import on_closed as on_stdout_closed
     _print_warnings(config.warnings, quiet)
     journal = JournalSink(resolve_journal_dir(journal_dir), run_id)
     console_sink: ConsoleSink | None = None
@@ -100,6 +101,7 @@ def run(
         console_sink = ConsoleSink(Console(highlight=False), -1 if quiet else verbose)
         sinks.append(console_sink)
     bus.sinks.extend(sinks)
+    on_stdout_closed(lambda: bus.emit("stdout_closed", msg="stdout closed; the run goes on (journal only)"))
     _install_signal_handlers(stop, bus)
     monitoring = Monitoring.from_variables(
         config.inventory.name, config.playbook.name, config.variables.values(), redactor
@@ -294,4 +296,8 @@ cli.add_command(rollback)
 
 
 def main() -> None:
+    """The ``maintkit`` program: stdout made safe against a reader that leaves (``| head``), then the CLI."""
+    from maintkit.reporting.stdout import install
+
+    install()
     cli()

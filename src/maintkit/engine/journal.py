@@ -14,12 +14,14 @@ the queue runs empty, which is within milliseconds while a run is busy.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import queue
 import secrets as _random
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +52,9 @@ class Sink(Protocol):
 #: queue items that are not events: wake the waiter once everything before it was handled; stop
 _FLUSH, _STOP = object(), object()
 
+#: how long flush() and close() wait for the writer thread before saying so and going on
+DELIVERY_TIMEOUT = 60.0
+
 
 class EventBus:
     """Stamp, redact and deliver events to every sink, from any thread, in the order emitted.
@@ -57,14 +62,33 @@ class EventBus:
     ``emit`` never blocks on a sink (it is also safe in a signal handler: ``SimpleQueue.put`` is
     reentrant). :meth:`flush` waits until every event emitted so far reached the sinks; :meth:`close`
     flushes and closes them, and runs at interpreter exit if nobody called it.
+
+    Why the writer survives anything a sink raises (``BaseException``, not ``Exception``): rich
+    raises ``SystemExit`` on a closed pipe; it killed the thread and a later ``flush`` waited forever.
+    A sink that raises is dropped with one line on stderr and one ``sink_failed`` event for the others
+    (the journal), never an error per event. Why the waits have a timeout: a dead writer is noticed
+    and the rest is delivered by the waiting thread; a writer stuck in a sink is reported after
+    ``timeout`` seconds instead of hanging the run's exit.
     """
 
-    def __init__(self, run_id: str, redactor: Redactor, sinks: list[Sink] | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        redactor: Redactor,
+        sinks: list[Sink] | None = None,
+        timeout: float = DELIVERY_TIMEOUT,
+    ) -> None:
         self.run_id = run_id
         self.redactor = redactor
         self.sinks: list[Sink] = list(sinks or [])
+        self.timeout = timeout
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
+        self._failed: list[Sink] = []  # sinks dropped after raising
+        self._writer_error: BaseException | None = None
+        self._stopped = False  # the writer reached the stop marker: it ended, it did not die
+        self._reported_dead = False
+        self._here = threading.Lock()  # delivery by a waiting thread, once the writer is dead
         self._writer = threading.Thread(target=self._deliver, name="maintkit-events", daemon=True)
         self._writer.start()
         atexit.register(self.close)
@@ -75,51 +99,113 @@ class EventBus:
         record.update({k: v for k, v in fields.items() if v is not None})
         self._queue.put(self.redactor(record))
 
-    def flush(self) -> None:
-        """Return once every event emitted before this call was handed to the sinks and flushed."""
-        if self._writer.is_alive():
-            done = threading.Event()
-            self._queue.put((_FLUSH, done))
-            done.wait()
+    def flush(self) -> bool:
+        """Return once every event emitted before this call was handed to the sinks and flushed.
+
+        Return False when the writer was still busy after ``timeout`` seconds (reported on stderr).
+        """
+        done = threading.Event()
+        self._queue.put((_FLUSH, done))
+        deadline = time.monotonic() + self.timeout
+        while not done.wait(0.05):
+            if not self._writer.is_alive():
+                self._deliver_here()
+                return True
+            if time.monotonic() > deadline:
+                _say(f"maintkit: events not delivered within {self.timeout:g} s; the outputs may lag")
+                return False
+        return True
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join(self.timeout)
         if self._writer.is_alive():
-            self._queue.put(_STOP)
-            self._writer.join()
+            _say(
+                f"maintkit: the event writer did not finish within {self.timeout:g} s; "
+                "the journal may miss the last events"
+            )
+        else:
+            self._deliver_here()  # nothing left, unless the writer died before reaching _STOP
         for sink in self.sinks:
-            sink.close()
+            try:
+                sink.close()
+            except BaseException as exc:  # closing one sink must not skip the others
+                _say(f"maintkit: could not close {type(sink).__name__}: {exc}")
         atexit.unregister(self.close)
 
     def _deliver(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                self._flush_sinks()
-                return
-            if isinstance(item, tuple) and item[0] is _FLUSH:
-                self._flush_sinks()
-                item[1].set()
-                continue
-            for sink in self.sinks:
-                try:
-                    sink.handle(item)
-                except Exception as exc:  # one broken sink must not silence the others
-                    name = type(sink).__name__
-                    print(f"maintkit: could not write an event to {name}: {exc}", file=sys.stderr)
+        try:
+            while True:
+                item = self._queue.get()
+                if not self._handle(item):
+                    return
+        except BaseException as exc:  # recorded; a waiting thread takes over
+            self._writer_error = exc
+
+    def _deliver_here(self) -> None:
+        """Deliver what the dead writer left in the queue, on the calling thread."""
+        with self._here:
             if self._queue.empty():
-                self._flush_sinks()
+                return
+            if not self._stopped and not self._reported_dead:
+                self._reported_dead = True
+                why = f": {self._writer_error!r}" if self._writer_error else ""
+                _say(f"maintkit: the event writer stopped{why}; delivering the remaining events directly")
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    return
+                if item is not _STOP:
+                    self._handle(item)
+                else:
+                    self._flush_sinks()
+
+    def _handle(self, item: Any) -> bool:
+        """Hand one queue item to the sinks; False for the stop marker."""
+        if item is _STOP:
+            self._stopped = True
+            self._flush_sinks()
+            return False
+        if isinstance(item, tuple) and item[0] is _FLUSH:
+            self._flush_sinks()
+            item[1].set()
+            return True
+        for sink in self.sinks:
+            if sink in self._failed:
+                continue
+            try:
+                sink.handle(item)
+            except BaseException as exc:  # one broken sink must not silence the others
+                self._drop(sink, exc)
+        if self._queue.empty():
+            self._flush_sinks()
+        return True
 
     def _flush_sinks(self) -> None:
         for sink in self.sinks:
             flush = getattr(sink, "flush", None)
-            if flush is not None:
+            if flush is not None and sink not in self._failed:
                 try:
                     flush()
-                except Exception as exc:
-                    print(f"maintkit: could not flush {type(sink).__name__}: {exc}", file=sys.stderr)
+                except BaseException as exc:
+                    self._drop(sink, exc)
+
+    def _drop(self, sink: Sink, exc: BaseException) -> None:
+        """Stop using a sink that raised: one line on stderr, one event for the sinks left."""
+        self._failed.append(sink)
+        name = type(sink).__name__
+        _say(f"maintkit: {name} stopped after an error, the other outputs go on: {exc!r}")
+        self.emit("sink_failed", sink=name, error=repr(exc))
+
+
+def _say(text: str) -> None:
+    """One line on stderr, if stderr still takes it."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
 
 
 class JournalSink:
