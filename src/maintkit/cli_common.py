@@ -25,7 +25,7 @@ def fail_invalid(error: Any, redact: Any = None) -> NoReturn:
     console = Console(stderr=True, highlight=False)
     for problem in error.problems:
         text = str(problem)
-        console.print(f"[red]error:[/] {escape(redact(text) if redact else text)}")
+        console.print(f"[red]error:[/] {escape(redact(text) if redact else text)}", soft_wrap=True)
     count = len(error.problems)
     console.print(f"[red]{count} problem{'s' if count != 1 else ''} found; nothing ran.[/]")
     sys.exit(EXIT_INVALID)
@@ -84,7 +84,9 @@ def load_config(
                 run_id=run_id,
                 check=check,
             )
-            problems = check_sites(config.variables.values(), config.inventory.path, config.redactor)
+            problems = check_sites(
+                config.variables.values(), config.inventory.path, config.redactor, config.origins
+            )
             if problems:
                 raise InvalidInput(problems)
             return config

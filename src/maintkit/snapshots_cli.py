@@ -29,33 +29,42 @@ class Site:
 def _sites(
     env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...]
 ) -> list[Site]:
-    """Every site of the inventory (one per distinct site name) with its selected targets."""
-    from maintkit.config.inventory import load_inventory
+    """Every site of the inventory (one per distinct site name) with its selected targets.
+
+    Every selected host's ``storage``, ``retention`` and ``encryption`` are checked first, as
+    ``maintkit validate`` checks them: a mistake there is invalid input (exit 2, file:line), whichever
+    subcommand meets it. An unknown ``--target`` is a usage error (exit 2).
+    """
+    from maintkit.config.inventory import load_inventory_with_origins
     from maintkit.config.models import Playbook
     from maintkit.config.variables import host_variables
     from maintkit.errors import InvalidInput, StepFailed
-    from maintkit.storage.sites import site_name, site_targets
+    from maintkit.secrets import Redactor
+    from maintkit.storage.sites import check_sites, site_name, site_targets
 
     if not env and not inventory:
         raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
     try:
-        inv = load_inventory(env, inventory, Path.cwd())
+        inv, origins = load_inventory_with_origins(env, inventory, Path.cwd())
         hosts = inv.select(split_values(limit)) if limit else list(inv.hosts.values())
         if not hosts:
             raise click.UsageError(f"--limit {','.join(limit)} matches no host of {inv.name}")
         book = Playbook(name="snapshots", path=str(Path.cwd() / "snapshots"))
+        variables = [host_variables(host, inv, book, {}, "snapshots", False) for host in hosts]
+        problems = check_sites(variables, inv.path, Redactor(), origins)
+        if problems:
+            raise InvalidInput(problems)
         sites: dict[str, Site] = {}
-        for host in hosts:
-            variables = host_variables(host, inv, book, {}, "snapshots", False)
-            name = site_name(variables)
+        for host_vars in variables:
+            name = site_name(host_vars)
             if name not in sites:
-                targets = site_targets(variables, split_values(target) or None)
-                sites[name] = Site(name, inv.name, variables, targets)
+                targets = site_targets(host_vars, split_values(target) or None)
+                sites[name] = Site(name, inv.name, host_vars, targets)
         return list(sites.values())
     except InvalidInput as error:
         fail_invalid(error)
     except StepFailed as error:
-        raise click.ClickException(str(error)) from error
+        raise click.UsageError(str(error)) from error
 
 
 _options = with_options(
@@ -79,7 +88,12 @@ def snapshots() -> None:
 def list_(
     env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...], output: str
 ) -> None:
-    """List snapshots, newest first: id, time, size, verified, the targets holding them."""
+    """List snapshots, newest first: id, time, size, state, the targets holding them.
+
+    State: ``verified`` (the last verification passed in every target), ``complete`` (never
+    verified), ``verify failed`` (with the reason), ``UNFINISHED`` (no manifest), or ``PROBLEM`` (the
+    manifest does not read). JSON rows carry ``state``, ``verified`` and ``problem`` (the reason).
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -92,9 +106,9 @@ def list_(
     for column in ("site", "snapshot", "time (UTC)", "size", "state", "targets"):
         table.add_column(column, no_wrap=column != "targets")
     for row in rows:
-        state = "verified" if row["verified"] else ("complete" if row["complete"] else "UNFINISHED")
+        state = row["state"] if row["state"] != "unfinished" else "UNFINISHED"
         if row["problem"]:
-            state = f"PROBLEM: {row['problem']}"
+            state = f"PROBLEM: {row['problem']}" if row["state"] == "problem" else row["problem"]
         table.add_row(
             row["site"],
             row["id"],
@@ -121,6 +135,7 @@ def _rows(sites: list[Site]) -> Iterator[dict[str, Any]]:
                         "id": info.id,
                         "time": info.time.isoformat(),
                         "size": info.size,
+                        "state": "verified",
                         "complete": True,
                         "verified": True,
                         "problem": None,
@@ -130,7 +145,14 @@ def _rows(sites: list[Site]) -> Iterator[dict[str, Any]]:
                 row["targets"].append(target.name)
                 row["complete"] = row["complete"] and info.complete
                 row["verified"] = row["verified"] and info.verified
-                row["problem"] = row["problem"] or info.problem
+                if info.problem and row["state"] != "problem":
+                    row["state"], row["problem"] = "problem", info.problem
+                elif info.verify_problem and row["state"] not in {"problem", "verify failed"}:
+                    row["state"] = "verify failed"
+                    row["problem"] = f"verify failed in {target.name}: {info.verify_problem}"
+        for row in merged.values():
+            if row["state"] == "verified" and not row["verified"]:
+                row["state"] = "complete" if row["complete"] else "unfinished"
         yield from sorted(merged.values(), key=lambda r: r["id"], reverse=True)
 
 
@@ -151,7 +173,8 @@ def show(
 ) -> None:
     """Print the manifest of SNAPSHOT_ID (or ``latest``) as JSON, with its last verification."""
     from maintkit.errors import StepFailed
-    from maintkit.storage.manifest import read_verification
+    from maintkit.storage.base import StorageError
+    from maintkit.storage.manifest import read_verification, verification_problem
     from maintkit.storage.operations import resolve_snapshot
 
     for site in _sites(env, inventory, limit, target):
@@ -161,9 +184,15 @@ def show(
             except StepFailed:
                 continue
             document = json.loads(manifest.to_json())
-            verification = read_verification(store, site.name, site.env, manifest.snapshot_id)
+            try:
+                verification = read_verification(store, site.name, site.env, manifest.snapshot_id)
+                problem = verification_problem(verification) if verification else None
+            except StorageError as error:
+                verification, problem = None, f"verification record does not read: {error}"
             document["target"] = store.name
             document["verification"] = json.loads(verification.to_json()) if verification else None
+            state = "verify failed" if problem else ("verified" if verification else "complete")
+            document["state"], document["problem"] = state, problem
             click.echo(json.dumps(document, indent=2, ensure_ascii=False))
             return
     raise click.ClickException(f"no complete snapshot {snapshot_id!r} in any target")

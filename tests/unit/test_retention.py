@@ -236,6 +236,19 @@ def test_a_manifest_that_does_not_read_is_left_alone_and_not_counted() -> None:
     assert len(prune) == 3
 
 
+def test_a_snapshot_whose_verify_failed_is_left_alone_not_counted_and_not_the_newest_verified() -> None:
+    verified = replace(snap("2026-11-03 03:00"), verified=True)
+    failed = replace(snap("2026-11-05 03:00"), verify_problem="files.tar.zst: failed: sha256")
+    history = [*days("2026-11-01", "2026-11-02"), verified, snap("2026-11-04 03:00"), failed]
+    keep, prune = run(history, RetentionPolicy(keep_last=1), "2026-12-01 00:00")
+    assert reasons(keep) == {
+        failed.id: ("verify failed (files.tar.zst: failed: sha256): left for a person",),
+        sid("2026-11-04 03:00"): ("last 1/1",),
+        verified.id: ("newest verified",),
+    }
+    assert ids(prune) == [sid("2026-11-02 03:00"), sid("2026-11-01 03:00")]
+
+
 @pytest.mark.parametrize("policy", [RetentionPolicy(), RetentionPolicy(keep_daily=0, keep_last=0)])
 def test_an_empty_policy_keeps_everything(policy: RetentionPolicy) -> None:
     history = every("2025-01-01 00:00", "2026-11-22 00:00", timedelta(days=3))

@@ -146,11 +146,27 @@ def test_templated_param_type_is_checked_after_rendering(project: Path) -> None:
     steps:
       - http:
           url: http://{{ inventory_hostname }}/
-          request_timeout: '{{ t }}'
+          request_timeout: '{{ t | int }}s'
     """
     assert problems(project, playbook) == [
         "playbooks/pb.yml:5:7: steps[0].http.request_timeout: Input should be a valid number, "
-        "unable to parse string as a number (after rendering the template) (on db1)"
+        "unable to parse string as a number (after rendering the template)"
+    ]
+
+
+def test_a_templated_param_given_whole_by_a_variable_is_reported_where_the_value_was_written(
+    project: Path,
+) -> None:
+    playbook = """\
+    name: x
+    steps:
+      - http:
+          url: http://{{ inventory_hostname }}/
+          request_timeout: '{{ t }}'
+    """
+    assert problems(project, playbook) == [
+        "inventories/staging.yml:14:15: t: Input should be a valid number, unable to parse string as a "
+        "number (the value reaches steps[0].http.request_timeout at playbooks/pb.yml:5) (on db1)"
     ]
 
 

@@ -454,3 +454,23 @@ def _guarded_names(ast: nodes.Template) -> set[str]:
         if is_guard and isinstance(node.node, nodes.Name):
             guarded.add(node.node.name)
     return guarded
+
+
+@lru_cache(maxsize=4096)
+def sole_variable(source: str) -> str | None:
+    """Return ``x`` when a template is exactly ``{{ x }}`` (or ``{{ x | default(…) }}``), else None.
+
+    Why: such a template hands the variable's value over whole, so a value it makes wrong was
+    written where the variable was (an inventory line, a ``--var``), and that is where a problem
+    found after rendering must point. Any other filter or text around it changes the value.
+    """
+    try:
+        ast = NATIVE_ENV.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return None
+    if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output) or len(ast.body[0].nodes) != 1:
+        return None
+    node: nodes.Node | None = ast.body[0].nodes[0]
+    while isinstance(node, nodes.Filter) and node.name in ("default", "d"):
+        node = node.node
+    return node.name if isinstance(node, nodes.Name) and node.ctx == "load" else None

@@ -42,6 +42,7 @@ from maintkit.config.templating import (
     iter_templates,
     render,
     required_variables,
+    sole_variable,
     when_template,
 )
 from maintkit.config.variables import (
@@ -68,6 +69,9 @@ class RunConfig:
     variables: dict[str, HostVars]  # host name -> its variables (registers not included)
     redactor: Redactor  # holds every secret known before the run
     warnings: list[Problem] = field(default_factory=list)
+    # host name -> variable -> where its winning value was written (inventory, playbook, vars file,
+    # or COMMAND_LINE for --var): problems found in a value point there
+    origins: dict[str, dict[str, Position]] = field(default_factory=dict)
 
 
 def load_run(
@@ -88,12 +92,14 @@ def load_run(
     """
     problems: list[Problem] = []
     source = _read_playbook(playbook_ref, cwd, problems)
-    inventory, origins = _read_inventory(env, inventory_path, cwd, problems)
-    extra_vars = _read_extra_vars(var_pairs, var_files, problems)
+    inventory, inventory_origins = _read_inventory(env, inventory_path, cwd, problems)
+    extra_origins: dict[str, Position] = {}
+    extra_vars = _read_extra_vars(var_pairs, var_files, problems, extra_origins)
     if source is None or source.playbook is None or inventory is None:
         raise InvalidInput(_ordered(problems))
     playbook = source.playbook
     hosts = _select_hosts(playbook, inventory, limit or [], source, problems)
+    origins = _origins(hosts, inventory_origins, source, extra_origins)
     redactor = Redactor()
     declared = secret_names(inventory, playbook)
     variables: dict[str, HostVars] = {}
@@ -101,7 +107,7 @@ def load_run(
     for host in hosts:
         variables[host.name] = host_variables(host, inventory, playbook, extra_vars, run_id, check)
         for name in add_secrets(variables[host.name], declared, redactor):
-            where = _var_position(name, host.name, source, origins)
+            where = _var_position(name, host.name, origins)
             message = f"secret '{name}' is shorter than {MIN_SECRET_LENGTH} characters: it cannot be masked"
             warnings.append(Problem(where.file, where.line, where.column, name, message))
     checker = _HostChecker(playbook, source, origins, redactor, problems)
@@ -110,7 +116,7 @@ def load_run(
     checker.report(len(hosts))
     if problems:
         raise InvalidInput([_redacted(p, redactor) for p in _ordered(problems)])
-    return RunConfig(playbook, inventory, hosts, extra_vars, variables, redactor, _dedupe(warnings))
+    return RunConfig(playbook, inventory, hosts, extra_vars, variables, redactor, _dedupe(warnings), origins)
 
 
 # -- reading the three inputs ----------------------------------------------------------------------
@@ -137,9 +143,11 @@ def _read_inventory(
         return None, {}
 
 
-def _read_extra_vars(pairs: list[str], files: list[str], problems: list[Problem]) -> dict[str, Any]:
+def _read_extra_vars(
+    pairs: list[str], files: list[str], problems: list[Problem], origins: dict[str, Position]
+) -> dict[str, Any]:
     try:
-        extra = parse_extra_vars(pairs, files)
+        extra = parse_extra_vars(pairs, files, origins)
     except InvalidInput as error:
         problems.extend(error.problems)
         return {}
@@ -213,6 +221,7 @@ class _Finding:
     message: str
     hosts: list[str] = field(default_factory=list)
     suffix_by_host: bool = True
+    uses: list[str] = field(default_factory=list)  # the playbook places a wrong variable's value reached
 
 
 class _HostChecker:
@@ -316,9 +325,39 @@ class _HostChecker:
                 loc = item["loc"]
                 if (loc and loc[0] not in templated) or (not loc and pending) or item["type"] == "missing":
                     continue  # literal values were checked when the playbook was read
-                where = self._at((*path, step.action, *loc))
-                message = f"{pydantic_message(item)} (after rendering the template)"
-                self._found(where, message, host.name)
+                site = self._at((*path, step.action, *loc))
+                written = self._written_at(host.name, variables, step.params, tuple(loc))
+                if written is not None:  # the value came whole from a variable: point where it was written
+                    use = f"{site[3]} at {site[0]}" + (f":{site[1]}" if site[1] is not None else "")
+                    self._found(written, pydantic_message(item), host.name, use)
+                else:
+                    self._found(site, f"{pydantic_message(item)} (after rendering the template)", host.name)
+
+    def _written_at(
+        self, host: str, variables: HostVars, params: Mapping[str, Any], loc: tuple[Any, ...]
+    ) -> tuple[str, int | None, int | None, str] | None:
+        """Where the wrong value at ``loc`` of a step's parameters was written, when a template
+        handed it over whole from one variable (``{{ cms }}``, ``{{ files }}`` then ``.cms``); else None.
+        """
+        leaf = _template_at(params, loc)
+        if leaf is None:
+            return None
+        return self._from_variable(sole_variable(leaf[0]), leaf[1], host, variables, set())
+
+    def _from_variable(
+        self, name: str | None, inner: tuple[Any, ...], host: str, variables: HostVars, seen: set[str]
+    ) -> tuple[str, int | None, int | None, str] | None:
+        if name is None or name not in variables or name in BUILTIN_NAMES or name in seen:
+            return None
+        seen.add(name)
+        value = dict.__getitem__(variables, name)  # as written: templated variables are not rendered
+        if name in variables.templated:
+            leaf = _template_at(value, inner)
+            if leaf is not None and sole_variable(leaf[0]) is not None:  # a variable passing another on
+                found = self._from_variable(sole_variable(leaf[0]), leaf[1], host, variables, seen)
+                if found is not None:
+                    return found
+        return _where(name, inner, host, self.origins, value)
 
     def _scope(self, variables: HostVars) -> HostVars:
         """Return the host's variables as a step sees them before any runs: registers not run yet."""
@@ -334,19 +373,25 @@ class _HostChecker:
         return (self.source.file, line, column, key_path(path))
 
     def _var_at(self, name: str, host: str) -> tuple[str, int | None, int | None, str]:
-        position = _var_position(name, host, self.source, self.origins)
-        return (position.file, position.line, position.column, name)
+        return _where(name, (), host, self.origins, None)
 
-    def _found(self, where: tuple[str, int | None, int | None, str], message: str, host: str) -> None:
+    def _found(
+        self, where: tuple[str, int | None, int | None, str], message: str, host: str, use: str | None = None
+    ) -> None:
         finding = self.findings.setdefault((where, message), _Finding(where, message))
         if host not in finding.hosts:
             finding.hosts.append(host)
+        if use is not None and use not in finding.uses:
+            finding.uses.append(use)
 
     def report(self, host_count: int) -> None:
         """Add one Problem per finding; name the hosts when not every selected host has it."""
         for finding in self.findings.values():
             file, line, column, path = finding.position
             message = finding.message
+            if finding.uses:
+                more = f" and {len(finding.uses) - 2} more" if len(finding.uses) > 2 else ""
+                message += f" (the value reaches {', '.join(finding.uses[:2])}{more})"
             if host_count > 1 and len(finding.hosts) < host_count:
                 message += f" (on {', '.join(finding.hosts)})"
             self.problems.append(Problem(file, line, column, path, message))
@@ -367,6 +412,21 @@ def _sites(playbook: Playbook, source: PlaybookSource) -> Iterable[_Site]:
                 yield _Site(path, value, registers)
             if step.register:
                 earlier.add(step.register)
+
+
+def _template_at(value: Any, loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]] | None:
+    """Walk ``loc`` into ``value``; return the first template met on the way and the rest of ``loc``."""
+    node = value
+    for depth in range(len(loc) + 1):
+        if isinstance(node, str):
+            return (node, loc[depth:]) if has_template(node) else None
+        if depth == len(loc):
+            return None
+        try:
+            node = node[loc[depth]]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return None
 
 
 def _written(data: Any, path: tuple[Any, ...], key: str) -> bool:
@@ -404,20 +464,42 @@ def _reads(name: str, variables: Mapping[str, Any], names: Set[str], seen: set[s
     return any(_reads(n, variables, names, seen) for n in required_variables(variables[name]))
 
 
-def _var_position(
-    name: str, host: str, source: PlaybookSource, origins: dict[str, dict[str, Position]]
-) -> Position:
+def _origins(
+    hosts: list[Host],
+    inventory: dict[str, dict[str, Position]],
+    source: PlaybookSource,
+    extra: dict[str, Position],
+) -> dict[str, dict[str, Position]]:
+    """Return, per host, where each variable's winning value was written, by precedence:
+    inventory < playbook ``vars`` < ``--vars-file`` / ``--var``."""
+    written = source.data.get("vars") if isinstance(source.data, dict) else None
+    playbook: dict[str, Position] = {}
+    if isinstance(written, dict):
+        for name in written:
+            playbook[name] = Position(source.file, *locate(source.data, ("vars", name)))
+    return {host.name: {**inventory.get(host.name, {}), **playbook, **extra} for host in hosts}
+
+
+def _var_position(name: str, host: str, origins: dict[str, dict[str, Position]]) -> Position:
     """Return where a variable's winning value was written: playbook, inventory or command line."""
-    if (
-        isinstance(source.data, dict)
-        and isinstance(source.data.get("vars"), dict)
-        and name in source.data["vars"]
-    ):
-        line, column = locate(source.data, ("vars", name))
-        return Position(source.file, line, column)
-    if name in origins.get(host, {}):
-        return origins[host][name]
-    return Position(COMMAND_LINE)
+    return origins.get(host, {}).get(name) or Position(COMMAND_LINE)
+
+
+def _where(
+    name: str, inner: tuple[Any, ...], host: str, origins: dict[str, dict[str, Position]], value: Any
+) -> tuple[str, int | None, int | None, str]:
+    """Locate ``inner`` (a key path inside the variable's value) where variable ``name`` was written.
+
+    A value given with ``--var`` is named as such; a written mapping or list points at the line of
+    the key or item inside it.
+    """
+    position = _var_position(name, host, origins)
+    if position.file == COMMAND_LINE:
+        return (COMMAND_LINE, None, None, key_path((f"--var {name}", *inner)))
+    line, column = position.line, position.column
+    if inner and getattr(value, "start", None) is not None:
+        line, column = locate(value, inner)
+    return (position.file, line, column, key_path((name, *inner)))
 
 
 # -- ordering --------------------------------------------------------------------------------------

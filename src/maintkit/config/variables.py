@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any, Protocol
 
-from maintkit.config.models import Host, Inventory, Playbook
+from maintkit.config.models import Host, Inventory, Playbook, Position
 from maintkit.config.templating import GLOBAL_NAMES, HostVars, has_template
-from maintkit.config.yamlload import load_yaml, problem_at, type_name
+from maintkit.config.yamlload import load_yaml, locate, problem_at, type_name
 from maintkit.errors import InvalidInput, Problem
 from maintkit.secrets import MIN_SECRET_LENGTH, Redactor, is_secret_name
 
@@ -138,12 +138,17 @@ def _collect_secrets(name: str, value: Any, declared: set[str], redactor: Redact
                 _collect_secrets(name, item, declared, redactor, short)
 
 
-def parse_extra_vars(pairs: list[str], files: list[str]) -> dict[str, Any]:
+def parse_extra_vars(
+    pairs: list[str], files: list[str], origins: dict[str, Position] | None = None
+) -> dict[str, Any]:
     """Given ``--var K=V`` strings and ``--vars-file`` paths, return the extra variables.
 
     Files apply first, in order, then ``--var`` pairs (the last one wins). Values of ``--var`` stay
     strings, as with ``ansible-playbook -e``. Raise InvalidInput listing every bad pair and file.
+    ``origins``, when given, receives where each winning value was written: the vars file's line,
+    or ``COMMAND_LINE`` for a ``--var``.
     """
+    origins = origins if origins is not None else {}
     problems: list[Problem] = []
     result: dict[str, Any] = {}
     for file in files:
@@ -162,6 +167,7 @@ def parse_extra_vars(pairs: list[str], files: list[str]) -> dict[str, Any]:
                 problems.append(problem_at(file, data, (key,), f"'{key}' is not a valid variable name"))
             else:
                 result[key] = value
+                origins[key] = Position(file, *locate(data, (key,)))
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
@@ -173,6 +179,7 @@ def parse_extra_vars(pairs: list[str], files: list[str]) -> dict[str, Any]:
             )
         else:
             result[key] = value
+            origins[key] = Position(COMMAND_LINE)
     if problems:
         raise InvalidInput(problems)
     return result

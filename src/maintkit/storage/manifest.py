@@ -229,7 +229,8 @@ def list_snapshots(target: Target, site: str, env: str) -> list[SnapshotInfo]:
 
     Only folders named like snapshot ids count: other folders beside them (release records, say)
     are never taken for unfinished snapshots, so never swept. A folder is complete when it has a
-    manifest; verified when its last verification says ok; its size is that of all its objects.
+    manifest; verified when its last verification says ok, with ``verify_problem`` saying why when
+    it failed (or its record does not read); its size is that of all its objects.
     A manifest that does not read (corrupt, or from a newer maintkit) sets ``problem``: retention
     then keeps the folder, neither counting it as good nor sweeping it.
     """
@@ -248,13 +249,20 @@ def list_snapshots(target: Target, site: str, env: str) -> list[SnapshotInfo]:
         found = names.get(snapshot_id, set())
         complete = MANIFEST_NAME in found
         problem = _manifest_problem(target, site, env, snapshot_id) if complete else None
-        verified = False
+        verified, verify_problem = False, None
         if complete and problem is None and VERIFICATION_NAME in found:
-            verification = _verification_or_none(target, site, env, snapshot_id)
-            verified = verification is not None and verification.ok
+            verified, verify_problem = _last_verification(target, site, env, snapshot_id)
         size = sizes.get(snapshot_id, 0)
-        infos.append(SnapshotInfo(snapshot_id, time, complete, verified, size, problem))
+        infos.append(SnapshotInfo(snapshot_id, time, complete, verified, size, problem, verify_problem))
     return sorted(infos, key=lambda info: (info.time, info.id))
+
+
+def verification_problem(verification: Verification) -> str | None:
+    """Why a verification failed, for people (each failed artifact and its reason); None if it passed."""
+    if verification.ok:
+        return None
+    failed = [f"{r.name}: {r.message or 'failed'}" for r in verification.results if not r.ok]
+    return "; ".join(failed) or "no artifact was checked"
 
 
 def _manifest_problem(target: Target, site: str, env: str, snapshot_id: str) -> str | None:
@@ -267,8 +275,12 @@ def _manifest_problem(target: Target, site: str, env: str, snapshot_id: str) -> 
     return None
 
 
-def _verification_or_none(target: Target, site: str, env: str, snapshot_id: str) -> Verification | None:
+def _last_verification(target: Target, site: str, env: str, snapshot_id: str) -> tuple[bool, str | None]:
+    """(verified, why not) from the snapshot's verification record; an unreadable record is a problem."""
     try:
-        return read_verification(target, site, env, snapshot_id)
-    except ManifestError:
-        return None
+        verification = read_verification(target, site, env, snapshot_id)
+    except StorageError as error:
+        return False, f"verification record does not read: {error}"
+    if verification is None:
+        return False, None
+    return verification.ok, verification_problem(verification)

@@ -23,6 +23,10 @@ The rules, applied per site, environment and target:
   the policy.
 * A snapshot whose manifest exists but does not read (``problem``) is neither counted nor swept:
   it is kept for a person to look at.
+* So is a snapshot whose **last verification failed** (``verify_problem``): it cannot be counted
+  as one of the N kept (N broken snapshots would push the good ones out), and deleting it would
+  destroy the evidence before anyone looked. "Verified" means the last verification passed: the
+  same notion ``maintkit snapshots list`` shows.
 * An **empty policy** (no rule, or every rule 0) keeps every complete snapshot: a missing or
   mistyped ``retention`` must never delete a backup.
 """
@@ -47,6 +51,7 @@ class SnapshotInfo:
     verified: bool = False  # its last verification passed
     size: int = 0  # bytes, all its objects
     problem: str | None = None  # why its manifest does not read, if it does not
+    verify_problem: str | None = None  # why its last verification failed, if it did
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,14 @@ def select_to_keep(
     now = _utc(now)
     reasons: dict[str, list[str]] = {s.id: [] for s in snapshots}
     pruned: dict[str, str] = {}
-    good = newest_first([s for s in snapshots if s.complete and s.problem is None])
+    good = newest_first(
+        [s for s in snapshots if s.complete and s.problem is None and s.verify_problem is None]
+    )
     for snapshot in snapshots:
         if snapshot.problem is not None:
             reasons[snapshot.id].append(f"manifest does not read ({snapshot.problem}): left for a person")
+        elif snapshot.complete and snapshot.verify_problem is not None:
+            reasons[snapshot.id].append(f"verify failed ({snapshot.verify_problem}): left for a person")
         elif not snapshot.complete:
             if now - _utc(snapshot.time) > UNFINISHED_GRACE:
                 pruned[snapshot.id] = "unfinished (no manifest), older than 24 h"

@@ -6,12 +6,14 @@ commands must agree on a site's name and targets, or one would write where anoth
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maintkit.config.templating import render
+from maintkit.config.models import Position
+from maintkit.config.templating import has_template, render, sole_variable
 from maintkit.errors import InvalidInput, Problem, StepFailed
 from maintkit.secrets import Redactor
 from maintkit.storage.base import Target
@@ -63,27 +65,59 @@ def site_encryption(
 
 
 def check_sites(
-    hosts_variables: Iterable[Mapping[str, Any]], inventory_file: str, redactor: Redactor
+    hosts_variables: Iterable[Mapping[str, Any]],
+    inventory_file: str,
+    redactor: Redactor,
+    origins: Mapping[str, Mapping[str, Position]] | None = None,
 ) -> list[Problem]:
-    """Check every host's ``storage`` and ``retention`` before a run starts; return the problems.
+    """Check every host's ``storage``, ``retention`` and ``encryption``; return the problems.
 
     Why here and not when a snapshot starts: a typo in a bucket option must stop the run before any
-    command reaches a host, like every other invalid input.
+    command reaches a host, like every other invalid input. ``origins`` (host -> variable -> where
+    its value was written) names the file the value came from (an inventory, a ``group_vars/``
+    file, the playbook, ``--var``); without it problems name ``inventory_file``.
     """
     problems: list[Problem] = []
     for variables in hosts_variables:
+        where = (origins or {}).get(str(variables.get("inventory_hostname")), {})
         for check in (site_targets, site_retention, site_encryption):
             try:
                 check(variables, redactor=redactor)
             except InvalidInput as error:
-                problems += [_in_file(p, inventory_file) for p in error.problems if p not in problems]
+                problems += [
+                    _in_file(p, inventory_file, variables, where) for p in error.problems if p not in problems
+                ]
     return list(dict.fromkeys(problems))
 
 
-def _in_file(problem: Problem, inventory_file: str) -> Problem:
-    return problem if problem.file != "inventory" else replace(problem, file=inventory_file)
+def _in_file(
+    problem: Problem, inventory_file: str, variables: Mapping[str, Any], origins: Mapping[str, Position]
+) -> Problem:
+    """Locate a problem of a storage setting in the file its value was written in.
+
+    ``retention: "{{ policy }}"`` hands ``policy``'s value over whole: the problem is where
+    ``policy`` was written.
+    """
+    if problem.file != "inventory":
+        return problem
+    name = re.split(r"[.\[]", problem.path, maxsplit=1)[0]
+    seen = {name}
+    while isinstance(written := variables.get(name), str) and (inner := sole_variable(written)):
+        if inner in seen or inner not in variables:
+            break
+        name = inner
+        seen.add(name)
+    origin = origins.get(name)
+    if origin is None:
+        return replace(problem, file=inventory_file)
+    if problem.line is None:  # a templated value: rendered, it lost its positions
+        return replace(problem, file=origin.file, line=origin.line, column=origin.column)
+    return replace(problem, file=origin.file)
 
 
 def _value(variables: Mapping[str, Any], name: str, redactor: Redactor | None = None) -> Any:
+    """The variable's value, rendered if it holds templates (as written otherwise: positions kept)."""
     value = variables.get(name)
-    return render(value, variables, redactor or Redactor()) if value is not None else None
+    if value is None or not has_template(value):
+        return value
+    return render(value, variables, redactor or Redactor())
