@@ -11,7 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from maintkit.cli import cli
 from maintkit.config.validate import load_run
 from maintkit.errors import InvalidInput, Problem
 
@@ -157,3 +159,25 @@ def test_a_value_made_by_a_template_in_the_playbook_still_points_at_the_playbook
     [problem] = problems(tmp_path, str(tmp_path / "pb.yml"), "inv.yml")
     assert problem.file.endswith("pb.yml") and problem.line == 3
     assert problem.message.endswith("(after rendering the template)")
+
+
+def test_a_value_nobody_wrote_maintkits_default_points_at_the_playbook(tmp_path):
+    write(tmp_path, "inv.yml", "all:\n  hosts:\n    shop1: {connection: local}\n")
+    write(
+        tmp_path,
+        "pb.yml",
+        "name: pb\nsteps:\n  - http: {url: 'http://127.0.0.1/', request_timeout: '{{ lock_dir }}'}\n",
+    )
+    [problem] = problems(tmp_path, str(tmp_path / "pb.yml"), "inv.yml")
+    assert problem.file.endswith("pb.yml") and problem.line == 3
+    assert problem.message.endswith("(after rendering the template)")
+
+
+def test_validate_prints_the_inventory_line_for_a_shipped_playbook(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "inv.yml", "all:\n  hosts:\n    shop1:\n      connection: local\n      cms: magento2\n")
+    result = CliRunner().invoke(cli, ["validate", "rollback", "-i", "inv.yml", "--var", "release_root=/srv"])
+    assert result.exit_code == 2
+    first = result.output.splitlines()[0]
+    assert first.startswith("error: inv.yml:5:7: cms: Input should be 'magento', 'wordpress' or 'prestashop'")
+    assert "steps[0].maintenance.cms at " in first

@@ -347,8 +347,8 @@ class _HostChecker:
     def _from_variable(
         self, name: str | None, inner: tuple[Any, ...], host: str, variables: HostVars, seen: set[str]
     ) -> tuple[str, int | None, int | None, str] | None:
-        if name is None or name not in variables or name in BUILTIN_NAMES or name in seen:
-            return None
+        if name is None or name not in self.origins.get(host, {}) or name not in variables or name in seen:
+            return None  # not written by the user (a built-in, maintkit's default), or a loop
         seen.add(name)
         value = dict.__getitem__(variables, name)  # as written: templated variables are not rendered
         if name in variables.templated:
