@@ -23,7 +23,7 @@ LIMIT = 90
 def work(tmp_path: Path) -> Path:
     (tmp_path / "inventory.yml").write_text(
         "all:\n  hosts:\n    box:\n      connection: local\n      site_root: ./site\n"
-        "      files: {root: ./site}\n"
+        f"      files: {{root: ./site}}\n      lock_dir: {tmp_path / 'lock'}\n"  # not the shared ~/.maintkit
     )
     return tmp_path
 

@@ -114,7 +114,8 @@ def three_snapshots(tmp_path: Path) -> tuple[Path, list[str]]:
               connection: local
               files: {root: ./site}
               retention: {keep_last: 1}
-        """,
+              lock_dir: LOCK
+        """.replace("LOCK", str(tmp_path / "lock")),  # not the ~/.maintkit/lock other runs share
     )
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.php").write_text("<?php echo 'shop';\n" * 200)
