@@ -305,7 +305,8 @@ def test_break_lock_takes_only_a_stale_lock(work, ssh_inventory, ssh_hosts):
     }
     (stale / "holder.json").write_text(json.dumps(holder))
     user = ssh_hosts["stage1"].user
-    subprocess.run(["chown", "-R", f"{user}:{user}", str(home(ssh_hosts, "stage1") / ".maintkit")], check=True)
+    maintkit_dir = home(ssh_hosts, "stage1") / ".maintkit"
+    subprocess.run(["chown", "-R", f"{user}:{user}", str(maintkit_dir)], check=True)
     book = {"name": "breaker", "steps": [{"shell": "touch ran"}]}
     refused = run_book(work, ssh_inventory, book, "--limit", "stage1")
     assert refused.returncode == 4 and "--break-lock" in refused.stdout

@@ -94,10 +94,12 @@ def describe(holder: dict[str, Any]) -> str:
     )
 
 
-_AGE = (
+_SHELL_HELPERS = (
     # seconds since a path last changed, on the server's clock (GNU stat, then BSD stat)
     'age() { m=$(stat -c %Y "$1" 2>/dev/null || stat -f %m "$1" 2>/dev/null) '
-    "&& echo $(( $(date +%s) - m )) || echo; }"
+    "&& echo $(( $(date +%s) - m )) || echo; }; "
+    # made in the last few seconds (or of unknown age): its maker may be about to record itself
+    'young() { a=$(age "$1"); [ -z "$a" ] || [ "$a" -lt 5 ]; }'
 )
 
 
@@ -106,9 +108,9 @@ def acquire_script(target: LockTarget, record: str) -> str:
 
     Output: a state line (``acquired``, ``held``, ``legacy``, ``empty`` or ``gone``), a line with
     the age in seconds of the folder it is about (empty when unknown), then the holder record.
-    ``held`` waits up to ~2 s for the record of a folder made a moment ago (its maker is between
-    ``mkdir`` and the rename of its record). ``legacy``: an older maintkit holds LOCK_DIR itself;
-    the folder just taken is given back.
+    A folder without record that is younger than 5 s is given up to ~2 s to get one (its maker is
+    between ``mkdir`` and the rename of its record) before it is reported ``empty``. ``legacy``:
+    an older maintkit holds LOCK_DIR itself; the folder just taken is given back.
     """
     legacy = ""
     if target.legacy_dir is not None:
@@ -118,7 +120,7 @@ def acquire_script(target: LockTarget, record: str) -> str:
             'age "$b/holder.json"; printf \'%s\\n\' "$h"; exit 0; fi; '
         )
     return (
-        f"{_AGE}; d={remote_path(target.lock_dir)}; r={shlex.quote(record)}; "
+        f"{_SHELL_HELPERS}; d={remote_path(target.lock_dir)}; r={shlex.quote(record)}; "
         'mkdir -p "$(dirname "$d")" || exit 1; '
         'if e=$(mkdir "$d" 2>&1); then '
         '  if printf \'%s\' "$r" > "$d/holder.json.tmp" && mv -f "$d/holder.json.tmp" "$d/holder.json"; then '
@@ -126,7 +128,7 @@ def acquire_script(target: LockTarget, record: str) -> str:
         '  else rm -rf "$d"; echo "could not record the holder in $d" >&2; exit 1; fi; '
         'elif [ ! -d "$d" ]; then printf \'%s\\n\' "$e" >&2; exit 1; '
         "else i=0; "
-        '  while [ -d "$d" ] && [ ! -f "$d/holder.json" ] && [ "$i" -lt 10 ]; do '
+        '  while [ -d "$d" ] && [ ! -f "$d/holder.json" ] && [ "$i" -lt 10 ] && young "$d"; do '
         "    sleep 0.2 2>/dev/null || sleep 1; i=$((i+1)); done; "
         '  if h=$(cat "$d/holder.json" 2>/dev/null); then echo held; age "$d"; printf \'%s\\n\' "$h"; '
         '  elif [ -d "$d" ]; then echo empty; age "$d"; '
