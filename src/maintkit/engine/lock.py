@@ -116,7 +116,8 @@ def acquire_script(target: LockTarget, record: str) -> str:
     if target.legacy_dir is not None:
         legacy = (
             f"b={remote_path(target.legacy_dir)}; "
-            'if h=$(cat "$b/holder.json" 2>/dev/null); then rm -rf "$d"; echo legacy; '
+            'if [ -f "$b/holder.json" ] && h=$(cat "$b/holder.json" 2>/dev/null); then '
+            'rm -rf "$d"; echo legacy; '
             'age "$b/holder.json"; printf \'%s\\n\' "$h"; exit 0; fi; '
         )
     return (
@@ -224,6 +225,10 @@ class EnvironmentLock:
                 # of the same server): it is ours already, and released once, by that entry
                 self.emit("lock_shared", host=target.host, lock_dir=target.lock_dir)
                 return
+            if found.state not in {"held", "legacy", "empty"}:
+                raise MaintkitError(
+                    f"{target.host}: unexpected answer while taking lock {target.lock_dir}: {found.state!r}"
+                )
             if self.break_lock and not broken and self._may_break(found, target):
                 self._break(target, found)
                 broken = True
