@@ -289,3 +289,31 @@ def test_an_empty_lock_dir_is_refused_before_any_connection(tmp_path, server, kn
     assert result.returncode == 2, result.stdout + result.stderr
     assert "lock_dir must be a folder path on the server" in result.stderr
     assert not (server.home / ".maintkit").exists()
+
+
+def test_one_site_held_elsewhere_means_no_site_is_locked_or_run(tmp_path, server, known_hosts):
+    inventory = write_inventory(
+        tmp_path, "staging", known_hosts, {"shop-a": site(server, "shop-a"), "shop-b": site(server, "shop-b")}
+    )
+    held = lock_folder(server, "staging", "shop-b")
+    held.mkdir(parents=True)
+    (held / "holder.json").write_text(json.dumps({"run_id": "other-run", "started_epoch": time.time()}))
+    as_user(server)
+    result = run(tmp_path, inventory, {"name": "both", "steps": [MARK_SITE]})
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "site 'shop-b' is locked" in result.stdout and "by run other-run" in result.stdout
+    assert not (server.home / "shop-a" / "ran").exists() and not (server.home / "shop-b" / "ran").exists()
+    assert not lock_folder(server, "staging", "shop-a").exists()  # taken, then given back
+    assert (held / "holder.json").exists()  # the other run's lock is untouched
+
+
+def test_a_failing_site_releases_the_locks_of_every_site(tmp_path, server, known_hosts):
+    inventory = write_inventory(
+        tmp_path, "staging", known_hosts, {"shop-a": site(server, "shop-a"), "shop-b": site(server, "shop-b")}
+    )
+    fail_b = {"name": "fail on shop-b", "shell": "test {{ inventory_hostname }} != shop-b"}
+    result = run(tmp_path, inventory, {"name": "half", "steps": [MARK_SITE, fail_b]})
+    assert result.returncode == 1, result.stdout + result.stderr
+    released = sorted(e["lock_dir"] for e in events(tmp_path / "journal") if e["event"] == "lock_released")
+    assert released == ["~/.maintkit/lock/staging/shop-a", "~/.maintkit/lock/staging/shop-b"]
+    assert not any(lock_folder(server, "staging", n).exists() for n in ("shop-a", "shop-b"))
