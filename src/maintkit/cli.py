@@ -83,7 +83,9 @@ def run(
     redactor = config.redactor  # validation collected every secret value already
     bus = EventBus(run_id, redactor)  # its sinks are added below, before the first event
     stop = threading.Event()
-    options = RunOptions(check=check, accept_new_host_keys=accept_new_host_keys, break_lock=break_lock)
+    options = RunOptions(
+        check=check, accept_new_host_keys=accept_new_host_keys, break_lock=break_lock, argv=sys.argv
+    )
     runner = Runner(config, bus, redactor, options, stop)
     runner.start_connecting()  # the SSH handshakes overlap the console and journal set-up below
     with _startup():

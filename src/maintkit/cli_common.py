@@ -60,6 +60,7 @@ def load_config(
     Values of secret-looking ``--var`` names are masked in the messages.
     """
     from maintkit.config.validate import load_run
+    from maintkit.engine.lockplan import check_lock_settings
     from maintkit.errors import InvalidInput
     from maintkit.secrets import Redactor
     from maintkit.storage.sites import check_sites
@@ -87,6 +88,7 @@ def load_config(
             problems = check_sites(
                 config.variables.values(), config.inventory.path, config.redactor, config.origins
             )
+            problems += check_lock_settings(config.variables.items(), config.inventory.path, config.redactor)
             if problems:
                 raise InvalidInput(problems)
             return config

@@ -133,6 +133,7 @@ def releases(
 @click.option("--var", multiple=True, metavar="K=V", help="Extra variable (php, cms, smoke_url...).")
 @click.option("--check", is_flag=True, help="Print what would run; run nothing.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown SSH host keys.")
+@click.option("--break-lock", is_flag=True, help="Take a lock older than lock_ttl whose holder is gone.")
 @click.option("-v", "--verbose", count=True, help="Show commands and their output.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", help="Console format.")
@@ -148,6 +149,7 @@ def rollback(
     var: tuple[str, ...],
     check: bool,
     accept_new_host_keys: bool,
+    break_lock: bool,
     verbose: int,
     quiet: bool,
     output: str,
@@ -176,7 +178,7 @@ def rollback(
         vars_file=(),
         check=check,
         accept_new_host_keys=accept_new_host_keys,
-        break_lock=False,
+        break_lock=break_lock,
         verbose=verbose,
         quiet=quiet,
         output=output,

@@ -129,7 +129,7 @@ def restore(
         raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
     run_id = new_run_id()
     config = load_config("restore", target_env, target_inventory, limit, var, vars_file, run_id, extra=extra)
-    options = RunOptions(accept_new_host_keys=accept_new_host_keys, break_lock=break_lock)
+    options = RunOptions(accept_new_host_keys=accept_new_host_keys, break_lock=break_lock, argv=sys.argv)
     outcome, path = _execute(config, run_id, journal_dir, verbose, quiet, options)
     if not quiet:
         click.echo(f"journal: {path}")
@@ -186,7 +186,7 @@ def drill(
             click.echo(f"error: {line}", err=True)
         click.echo("refusing to drill into production; nothing ran.", err=True)
         sys.exit(EXIT_INVALID)
-    options = RunOptions(accept_new_host_keys=accept_new_host_keys, break_lock=break_lock)
+    options = RunOptions(accept_new_host_keys=accept_new_host_keys, break_lock=break_lock, argv=sys.argv)
     outcome, path = _execute(config, run_id, journal_dir, verbose, quiet, options)
     report = build_report(list(read_journal(path)), source_env=source["env"], rto=rto, keep=keep)
     json_path, html_path = write_report(report, path.parent, run_id)

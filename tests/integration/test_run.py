@@ -224,7 +224,8 @@ def test_run_once_runs_on_one_host_and_shares_its_result(work, ssh_inventory, ss
 
 
 def lock_dir(ssh_hosts, name: str) -> Path:
-    return home(ssh_hosts, name) / ".maintkit" / "lock"
+    """The lock folder of site NAME in the test inventory's environment (named after inventory.yml)."""
+    return home(ssh_hosts, name) / ".maintkit" / "lock" / "inventory" / name
 
 
 def test_a_second_run_exits_4_while_the_first_holds_the_lock(work, ssh_inventory, ssh_hosts, shared_dir):
@@ -304,7 +305,8 @@ def test_break_lock_takes_only_a_stale_lock(work, ssh_inventory, ssh_hosts):
     }
     (stale / "holder.json").write_text(json.dumps(holder))
     user = ssh_hosts["stage1"].user
-    subprocess.run(["chown", "-R", f"{user}:{user}", str(stale.parent)], check=True)
+    maintkit_dir = home(ssh_hosts, "stage1") / ".maintkit"
+    subprocess.run(["chown", "-R", f"{user}:{user}", str(maintkit_dir)], check=True)
     book = {"name": "breaker", "steps": [{"shell": "touch ran"}]}
     refused = run_book(work, ssh_inventory, book, "--limit", "stage1")
     assert refused.returncode == 4 and "--break-lock" in refused.stdout

@@ -22,10 +22,11 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from maintkit.actions.base import ActionResult
 from maintkit.config.models import Host, Playbook, Step
-from maintkit.config.templating import HostVars, render
+from maintkit.config.templating import HostVars
 from maintkit.config.validate import RunConfig
 from maintkit.engine.journal import EventBus
-from maintkit.engine.lock import EnvironmentLock, LockTarget
+from maintkit.engine.lock import EnvironmentLock
+from maintkit.engine.lockplan import break_lock_command, lock_targets
 from maintkit.engine.manual import manual_steps
 from maintkit.engine.results import ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.engine.steps import CONNECT_ATTEMPTS, HostState, run_step
@@ -39,6 +40,8 @@ class RunOptions:
     check: bool = False
     accept_new_host_keys: bool = False
     break_lock: bool = False
+    #: the command line as typed (sys.argv), to print the retry with --break-lock; None: unknown
+    argv: list[str] | None = None
 
 
 def batches(hosts: list[Host], serial: int | str | None) -> list[list[Host]]:
@@ -166,26 +169,18 @@ class Runner:
                 future.result()  # the first failure, in host order, as _parallel reports it
         else:
             self._parallel(hosts, lambda h: self._connect(self.transports[h.name]))
-        targets: dict[tuple[Any, ...], LockTarget] = {}
-        for host in hosts:
-            variables = self.config.variables[host.name]
-            lock_dir = str(render(variables["lock_dir"], variables, self.redactor))
-            key = (host.connection, host.address or host.name, host.port, host.user, lock_dir)
-            targets.setdefault(
-                key,
-                LockTarget(
-                    host.name,
-                    self.transports[host.name],
-                    lock_dir,
-                    float(render(variables["lock_ttl"], variables, self.redactor)),
-                ),
-            )
+        env = self.config.inventory.name
+        try:
+            targets = lock_targets(hosts, self.config.variables, env, self.transports, self.redactor)
+        except ValueError as error:  # validation checks these first; a library caller may not have
+            raise MaintkitError(f"lock: {error}") from error
         lock = EnvironmentLock(
-            list(targets.values()),
+            targets,
             run_id=self.run_id,
-            env=self.config.inventory.name,
+            env=env,
             playbook=self.playbook.name,
             break_lock=self.options.break_lock,
+            break_command=break_lock_command(self.options.argv),
             emit=self.bus.emit,
             parallel=self.playbook.max_parallel,
             pool=self._workers(),
