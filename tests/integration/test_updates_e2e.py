@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from maintkit.updates import promotable as prom
-from tests.integration.helpers import events, run_cli, start_cli, wait_for
+from tests.integration.helpers import events, run_cli, start_cli, wait_for, write_playbook
+from tests.manual_steps import printed_commands
 from tests.mariadb import MariaDBServer, mariadb_fixture
 from tests.shop import FAIL_MARKER, WAITING_MARKER, Shop, build_template, composer_env, dump, installed_shop
 from tests.sshd import SSHHost
@@ -305,8 +306,7 @@ def test_e_a_rollback_that_cannot_finish_exits_3_and_names_the_manual_steps(
     assert process.returncode == 3, f"{stdout}\n{stderr}"
     assert "THE ROLLBACK DID NOT FINISH" in stdout
     assert f"restore the database from the pre-promote snapshot {snapshot_id}" in stdout
-    assert f"--with-database {snapshot_id}" in stdout  # the playbook's manual steps, rendered
-    assert "bin/magento maintenance:disable" in stdout
+    assert f"--with-database {snapshot_id} --end-maintenance" in stdout  # the manual steps, rendered
     assert prod.current == first  # the code did go back
     status, _page = prod.get()
     assert status == 503  # still in maintenance: the old code must not meet the upgraded schema
@@ -319,7 +319,7 @@ def test_e_a_rollback_that_cannot_finish_exits_3_and_names_the_manual_steps(
         "maintenance off",
     ]
     assert manual["rolled_back"] == [f"switch current back to {first}"]
-    assert len(manual["instructions"]) == 3
+    assert len(manual["instructions"]) == 2
 
 
 def test_rollback_by_hand_restores_the_previous_release_and_the_database(
@@ -341,3 +341,110 @@ def test_rollback_by_hand_restores_the_previous_release_and_the_database(
     assert status == 200 and "banner green" not in page and "Mug" in page
     history = json.loads((stage.root / ".maintkit/releases.json").read_text())
     assert {r["id"]: r["state"] for r in history["releases"]}[updated] == "failed"
+
+
+def update_whose_rollback_cannot_restore(tmp_path: Path, stage: Shop, package: str) -> tuple[Any, str, Path]:
+    """Run update-magento on staging with setup:upgrade failing half-way while the pre-update
+    snapshot is moved out of storage: the rollback switches back, cannot restore, exits 3.
+    Return (the finished process, the snapshot id, where the snapshot folder was moved)."""
+    go_on = stage.host.home / "go-on"
+    (stage.host.home / FAIL_MARKER).write_text(f"wait:{go_on}\n")
+    process = start_cli(
+        "run", "update-magento", "--env", "staging", "--var", f"packages={package}",
+        "--journal-dir", tmp_path / "journal", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (stage.host.home / WAITING_MARKER).exists(), timeout=60, what="setup:upgrade")
+        snapshots = tmp_path / "backups" / SITE / "staging"
+        snapshot_id = max(p.name for p in snapshots.iterdir() if p.name != "promotable")
+        away = tmp_path / "away" / snapshot_id
+        away.parent.mkdir()
+        (snapshots / snapshot_id).rename(away)
+        go_on.touch()
+        process.stdout_text, process.stderr_text = process.communicate(timeout=120)  # type: ignore[attr-defined]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    (stage.host.home / FAIL_MARKER).unlink()
+    (stage.host.home / WAITING_MARKER).unlink(missing_ok=True)
+    return process, snapshot_id, away
+
+
+def test_the_printed_manual_steps_bring_the_shop_back_when_followed_to_the_letter(
+    tmp_path, inventories, shops, mariadb
+):
+    """Exit 3 (the snapshot was out of reach during the rollback), the storage comes back, and
+    the printed command, run exactly as printed, finishes the job; a later failing update can still
+    switch back (the history was not broken by it)."""
+    stage = shops["stage1"]
+    first = stage.current
+    before = dump(mariadb, stage.database)
+    process, snapshot_id, away = update_whose_rollback_cannot_restore(
+        tmp_path, stage, "acme/module-banner:1.1.*"
+    )
+    assert process.returncode == 3, f"{process.stdout_text}\n{process.stderr_text}"  # type: ignore[attr-defined]
+    assert stage.current == first and dump(mariadb, stage.database) != before  # code back, schema not
+    assert stage.get()[0] == 503
+    [manual] = [e for e in events(tmp_path / "journal") if e["event"] == "manual_steps"]
+    first_step = manual["instructions"][0]
+    assert first_step in process.stdout_text  # type: ignore[attr-defined]  # printed as journalled
+    [command] = printed_commands(first_step)
+    assert command == [
+        "rollback", "--env", "staging", "--limit", "stage1", "--to", first,
+        "--with-database", snapshot_id, "--end-maintenance",
+    ]  # fmt: skip
+
+    away.rename(tmp_path / "backups" / SITE / "staging" / snapshot_id)  # the storage is back
+    done = run_cli(*command, cwd=tmp_path)  # exactly as printed, from the inventories' folder
+    assert done.returncode == 0, output(done)
+    assert stage.current == first
+    assert dump(mariadb, stage.database) == before
+    status, page = stage.get()
+    assert status == 200 and "Mug" in page and "banner green" not in page, page
+    assert "Status: maintenance mode is not active" in stage.magento("maintenance:status").stdout
+    history = json.loads((stage.root / ".maintkit/releases.json").read_text())
+    states = {r["id"]: r["state"] for r in history["releases"]}
+    assert states[first] == "current" and list(states.values()).count("failed") == 1
+
+    # the next update that fails still switches back (exit 1, not 3)
+    again = update(tmp_path, "acme/module-banner:1.2.*")
+    assert again.returncode == 1, output(again)
+    assert stage.current == first and dump(mariadb, stage.database) == before
+    assert stage.get()[0] == 200
+
+
+def test_the_fallback_step_restores_the_newest_snapshot_before_a_lost_pre_update_snapshot(
+    tmp_path, inventories, shops, mariadb
+):
+    """The pre-update snapshot is gone for good: the printed fallback (before:ID) restores the
+    snapshot taken before it, with the update's own inventory (no `database:` variable)."""
+    stage = shops["stage1"]
+    first = stage.current
+    before = dump(mariadb, stage.database)
+    book = {
+        "name": "db-snapshot",
+        "hosts": "all",
+        "steps": [
+            {
+                "name": "snapshot",
+                "snapshot": {"database": {"from": "magento", "root": str(stage.root / "current")}},
+            }
+        ],
+    }
+    nightly = maintkit(tmp_path, "run", write_playbook(tmp_path, book), "--env", "staging")
+    assert nightly.returncode == 0, output(nightly)
+    time.sleep(1.1)  # snapshot ids are to the second
+    process, _snapshot_id, _away = update_whose_rollback_cannot_restore(
+        tmp_path, stage, "acme/module-banner:1.1.*"
+    )
+    assert process.returncode == 3, f"{process.stdout_text}\n{process.stderr_text}"  # type: ignore[attr-defined]
+    [manual] = [e for e in events(tmp_path / "journal") if e["event"] == "manual_steps"]
+    fallback = manual["instructions"][1]
+    commands = printed_commands(fallback)
+    assert [c[0] for c in commands] == ["snapshots", "rollback"], fallback
+    for command in commands:
+        result = run_cli(*command, cwd=tmp_path)  # exactly as printed
+        assert result.returncode == 0, output(result)
+    assert stage.current == first and dump(mariadb, stage.database) == before
+    status, page = stage.get()
+    assert status == 200 and "Mug" in page, page

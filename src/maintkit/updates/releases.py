@@ -140,6 +140,53 @@ class History:
             entry.composer_lock_sha256 = lock_sha
         self.current = target
 
+    def reconcile(self, live: str | None) -> None:
+        """Make the history agree with the host: the release ``current`` points to is *current*.
+
+        Why: a rollback goes back to the release a new one was made from. If the history called the
+        live release failed (a hand-made switch, or a history written by an earlier maintkit whose
+        ``rollback`` marked the live release failed when it had nowhere to go), a later update made
+        from it would have no release to go back to. The live release is the one known to serve,
+        so the host's link wins; the record is kept (``reason``) and the state repaired.
+        """
+        if live is None:
+            return
+        for release in self.releases:
+            if release.state == "current" and release.id != live:
+                release.state = "old"
+        entry = self.ensure(live)
+        if entry.state != "current":
+            if entry.state == "failed":
+                entry.reason = f"live again (was failed: {entry.reason or 'no reason recorded'})"
+            entry.state = "current"
+        self.current = live
+
+    def plan_rollback(self, current: str, failed: str | None, to: str | None) -> RollbackPlan:
+        """Decide a rollback: which release to make current, whether to switch, what to mark failed.
+
+        Rules (each one keeps a later rollback possible):
+
+        * the release to abandon is ``failed``, else the live one;
+        * with ``to``, go there; when the abandoned release is live, go to :meth:`rollback_target`;
+          when it is not live (the run failed before its switch), stay where ``current`` is;
+        * a release is marked failed only when it is abandoned for another one: the live release
+          only when the switch away from it happens, so "nowhere to go back to" marks nothing;
+        * nothing to go back to (or its folder gone) raises before anything is marked.
+        """
+        abandoned = failed or current
+        if to:
+            target: str | None = to
+        elif abandoned == current:
+            target = self.rollback_target(abandoned)
+        else:
+            target = current
+        if target is None:
+            raise StepFailed(
+                f"no release to go back to from {abandoned}: the history names none before it "
+                "(give the release to go back to: --to RELEASE / to:)"
+            )
+        return RollbackPlan(abandoned, target, switch=target != current, mark_failed=abandoned != target)
+
     def rollback_target(self, failed: str) -> str | None:
         """The release to go back to when ``failed`` is abandoned: the one it was made or switched
         from, else the newest release before it that did not fail and still exists."""
@@ -154,6 +201,16 @@ class History:
             if release.state != "failed" and not release.removed:
                 return release.id
         return None
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What :meth:`History.plan_rollback` decided."""
+
+    abandoned: str
+    target: str
+    switch: bool
+    mark_failed: bool
 
 
 def now_utc() -> datetime:
@@ -309,6 +366,7 @@ class Site:
         self.history_path = f"{self.root}/{HISTORY_FILE}"
         self.history = History.parse(read_file(run, self.history_path))
         self.state = self._state()
+        self.history.reconcile(self.state.current)
 
     def _state(self) -> HostState:
         result = self.run(state_command(self.root))
