@@ -448,3 +448,38 @@ def test_the_fallback_step_restores_the_newest_snapshot_before_a_lost_pre_update
     assert stage.current == first and dump(mariadb, stage.database) == before
     status, page = stage.get()
     assert status == 200 and "Mug" in page, page
+
+
+def test_an_update_refuses_before_anything_moves_when_its_rollback_could_not_restore(
+    tmp_path, inventories, shops, mariadb
+):
+    """The shop's database user lacks the grant on NAME_mkrestore: the update stops right after the
+    snapshot (exit 1), before any release, maintenance or schema change, printing the exact GRANT;
+    run as printed, that GRANT is enough for the same update to go through."""
+    stage = shops["stage1"]
+    first = stage.current
+    before = dump(mariadb, stage.database)
+    staging = f"{stage.database}_mkrestore"
+    mariadb.sql(f"REVOKE ALL PRIVILEGES ON `{staging}`.* FROM 'mkupd_shop'@'%';")
+    (stage.root / "shared/var/export").rmdir()  # and a shared path the release links is missing
+
+    refused = update(tmp_path, "acme/module-banner:1.1.*")
+    assert refused.returncode == 1, output(refused)
+    grant = f"GRANT ALL PRIVILEGES ON `{staging.replace('_', chr(92) + '_')}`.* TO 'mkupd_shop'@'%';"
+    assert grant in refused.stdout, refused.stdout
+    assert "cannot CREATE DATABASE on the staging database" in refused.stdout
+    assert f"shared path missing: {stage.root}/shared/var/export" in refused.stdout
+    ends = [e for e in events(tmp_path / "journal") if e["event"] == "step_end" and e["section"] == "steps"]
+    assert [e["step"] for e in ends][-1].startswith("preflight") and ends[-1]["status"] == "failed"
+    # nothing moved: no release, no history entry, same code, same database, not in maintenance
+    assert stage.current == first and sorted(p.name for p in (stage.root / "releases").iterdir()) == [first]
+    assert not (stage.root / ".maintkit/releases.json").exists()
+    assert dump(mariadb, stage.database) == before
+    assert stage.get()[0] == 200
+    assert not mariadb.sql(f"SHOW DATABASES LIKE '{staging}';")
+
+    mariadb.sql(grant)  # exactly what was printed
+    (stage.root / "shared/var/export").mkdir()
+    updated = update(tmp_path, "acme/module-banner:1.1.*")
+    assert updated.returncode == 0, output(updated)
+    assert stage.current != first

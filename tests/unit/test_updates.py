@@ -640,3 +640,34 @@ def test_every_printed_manual_step_parses_through_the_real_cli(name: str) -> Non
                     if ctx.params["playbook"] == "restore-site":
                         assert {"snapshot", "cms", "site_root"} <= given, args
     assert seen, f"{name}: no maintkit command printed in any scenario"
+
+
+# -- preflight -------------------------------------------------------------------------------------------
+
+
+def test_preflight_names_the_exact_grant_with_the_wildcards_escaped() -> None:
+    from maintkit.actions.preflight import probe_sql, staging_grant
+
+    assert (
+        staging_grant("shop_db_mkrestore", "shop@localhost")
+        == "GRANT ALL PRIVILEGES ON `shop\\_db\\_mkrestore`.* TO 'shop'@'localhost';"
+    )
+    assert staging_grant("a`b_mkrestore", "o'neil@%").endswith("`a``b\\_mkrestore`.* TO 'o''neil'@'%';")
+    text = probe_sql("x_mkrestore")
+    assert text.index("CREATE DATABASE `x_mkrestore`") < text.index("DROP DATABASE `x_mkrestore`")
+    assert "mk_preflight" in text and text.rstrip().endswith("SELECT '#done', 1;")
+
+
+def test_preflight_reports_missing_shared_paths_and_an_unwritable_parent(tmp_path: Path) -> None:
+    from maintkit.actions.preflight import PreflightParams
+
+    root, ctx = site(tmp_path), local_ctx(tmp_path)
+    action = get_action("preflight")
+    assert action is not None
+    params = PreflightParams(root=str(root), shared=["app/etc/env.php", "var/log"], files_root=str(root))
+    result = action.run(params, ctx)
+    assert result.failed and result.data["problems"] == [
+        f"shared path missing: {root}/shared/var/log (create it)"
+    ]
+    ok = action.run(PreflightParams(root=str(root), shared=["app/etc/env.php"]), ctx)
+    assert not ok.failed, ok.msg
