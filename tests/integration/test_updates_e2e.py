@@ -117,12 +117,30 @@ def test_a_update_on_staging_then_promote_installs_exactly_that_lock(tmp_path, i
         and schema_versions(mariadb, stage.database)["Acme_Banner"] == "1.0.0"
     )
 
-    # --check shows what would move and whether setup:upgrade would run, and changes nothing
+    # --check tells the truth: banner 1.1 carries a schema change, so setup:upgrade WILL run (the
+    # status commands on current would say "not needed": they answer for the installed code). It
+    # finds out on a throw-away copy, and leaves current, the history and the database as they were.
+    tree = sorted(str(p.relative_to(stage.root)) for p in stage.root.rglob("*") if "var/log" not in str(p))
+    lock = (stage.release() / "composer.lock").read_bytes()
+    database = dump(mariadb, stage.database)
     plan = update(tmp_path, "acme/module-banner:1.1.*", "--check")
     assert plan.returncode == 0, output(plan)
     assert "would move: acme/module-banner 1.0.0 → 1.1.0" in plan.stdout
-    assert "setup:upgrade not needed" in plan.stdout  # today; the new code needs it (see below)
+    assert "setup:upgrade WILL run after the update (database schema of the new code)" in plan.stdout
+    assert "releases/.maintkit-check-" in plan.stdout  # the copy it worked in, named as such
     assert stage.current == first and not records(tmp_path)
+    assert (
+        sorted(str(p.relative_to(stage.root)) for p in stage.root.rglob("*") if "var/log" not in str(p))
+        == tree
+    )
+    assert (stage.release() / "composer.lock").read_bytes() == lock
+    assert dump(mariadb, stage.database) == database
+    assert not (stage.root / ".maintkit/releases.json").exists()
+    # and for an update that moves nothing it says so
+    quiet = update(tmp_path, "acme/module-banner:1.0.*", "--check")
+    assert quiet.returncode == 0, output(quiet)
+    assert "would move: nothing" in quiet.stdout
+    assert "setup:upgrade not needed after the update" in quiet.stdout, quiet.stdout
 
     updated = update(tmp_path, "acme/module-banner:1.1.*")
     assert updated.returncode == 0, output(updated)
@@ -134,6 +152,8 @@ def test_a_update_on_staging_then_promote_installs_exactly_that_lock(tmp_path, i
     assert "color" in {r[0] for r in mariadb.sql("SHOW COLUMNS FROM acme_banner;", stage.database)}
     assert "Status: maintenance mode is not active" in stage.magento("maintenance:status").stdout
     journal = events(tmp_path / "journal")
+    ran = {e["step"]: e["status"] for e in journal if e["event"] == "step_end" and e["section"] == "steps"}
+    assert ran["setup:upgrade"] == "changed"  # as --check said it would
     moved = next(e for e in journal if e["event"] == "step_end" and e["step"] == "composer update")
     assert moved["data"]["moved"] == [
         {"package": "acme/module-banner", "old": "1.0.0", "new": "1.1.0", "kind": "update"}

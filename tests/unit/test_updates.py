@@ -671,3 +671,26 @@ def test_preflight_reports_missing_shared_paths_and_an_unwritable_parent(tmp_pat
     ]
     ok = action.run(PreflightParams(root=str(root), shared=["app/etc/env.php"]), ctx)
     assert not ok.failed, ok.msg
+
+
+def test_the_check_preview_works_in_a_dot_folder_beside_the_releases_and_removes_it(tmp_path: Path) -> None:
+    from maintkit.actions.preview import Preview, PreviewParams
+    from maintkit.updates.releases import parse_state, preview_folder, remove_preview_command, state_command
+
+    folder = preview_folder("20261122T013742Z-0d31b3")
+    assert folder == ".maintkit-check-20261122T013742Z-0d31b3"
+    root = site(tmp_path)
+    (root / "releases" / folder).mkdir()  # a preview copy in progress
+    listed = local_ctx(tmp_path).run(state_command(str(root)))
+    assert parse_state(listed.stdout).folders == ["20200101T000000Z"]  # invisible to releases/cleanup
+    subprocess.run(["bash", "-c", remove_preview_command(str(root), folder)], check=True)
+    assert not (root / "releases" / folder).exists()
+    remove = remove_preview_command("/srv/shop root", folder)
+    assert "'/srv/shop root'" in remove and ".maintkit-check-" in remove and "-mmin +1440" in remove
+    with pytest.raises(Exception, match="invalid preview folder"):
+        remove_preview_command("/srv", "../x")
+    ctx = StepContext(Host("h"), None, {"check_probe": False}, Redactor(), "run-1", check=True)  # type: ignore[arg-type]
+    plan = Preview().plan(PreviewParams(root="/srv/shop", packages="acme/a:1.1.*"), ctx)
+    assert plan[0].count("/releases/") and ".maintkit-check-run-1" in plan[0]
+    assert "composer update" in plan[1] and "acme/a:1.1.*" in plan[1]
+    assert "setup:db:status" in plan[2] and "app:config:status" in plan[3] and "rm -rf" in plan[4]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -262,6 +263,21 @@ def parse_state(stdout: str) -> HostState:
     return HostState(current, sorted(folders), not_link)
 
 
+#: a --check preview's throw-away copy: ``ROOT/releases/.maintkit-check-RUN``. Beside the releases, so
+#: relative paths (composer path repositories) resolve as in a real release; a dot name, so neither
+#: the release listing (``releases/*/``) nor ``cleanup`` ever sees it
+PREVIEW_PREFIX = ".maintkit-check-"
+_PREVIEW_RE = re.compile(r"^\.maintkit-check-[A-Za-z0-9._-]{1,100}$")
+
+
+def preview_folder(run_id: str) -> str:
+    """The name of the throw-away copy a --check preview of run ``run_id`` works in."""
+    name = PREVIEW_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "-", run_id)[:100]
+    if not _PREVIEW_RE.match(name):
+        raise StepFailed(f"invalid preview folder name {name!r}")
+    return name
+
+
 def prepare_command(
     root: str, release_id: str, *, shared: list[str], copy: list[str], clear: list[str]
 ) -> str:
@@ -269,8 +285,10 @@ def prepare_command(
 
     It works in ``ID.part`` and renames it at the end, so a failed prepare leaves no half release
     (a trap removes the part). Exit 3 with a ``maintkit:`` message when the layout is not there.
+    ``ID`` may also be a :func:`preview_folder` name (the same copy, for a --check preview).
     """
-    check_id(release_id)
+    if not _PREVIEW_RE.match(release_id):
+        check_id(release_id)
     shared, copy, clear = (
         [check_relative(p) for p in shared],
         [check_relative(p) for p in copy],
@@ -330,6 +348,21 @@ def switch_command(root: str, release_id: str) -> str:
             'if [ -f "$root/$target/composer.lock" ]; then',
             '  sum=$(sha256sum < "$root/$target/composer.lock"); echo "composer_lock_sha256=${sum%% *}"',
             "fi",
+        ]
+    )
+    return bash_command(body)
+
+
+def remove_preview_command(root: str, folder: str) -> str:
+    """Delete a preview copy (and any other left by a killed --check more than a day ago)."""
+    if not _PREVIEW_RE.match(folder):
+        raise StepFailed(f"invalid preview folder name {folder!r}")
+    body = "\n".join(
+        [
+            f"root={host_path(root)}",
+            f'rm -rf -- "$root/releases/"{shlex.quote(folder)} "$root/releases/"{shlex.quote(folder)}.part',
+            f'find "$root/releases" -mindepth 1 -maxdepth 1 -name {shlex.quote(PREVIEW_PREFIX + "*")} '
+            "-mmin +1440 -exec rm -rf -- {} +",
         ]
     )
     return bash_command(body)
