@@ -80,9 +80,13 @@ def staging_grant(staging: str, account: str) -> str:
     """The GRANT that lets ``account`` (``user@host`` as CURRENT_USER() prints it) use the staging
     database ``staging``. ``_`` and ``%`` are wildcards in a grant's database name: escaped."""
     pattern = staging.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    return f"GRANT ALL PRIVILEGES ON {sql.name(pattern)}.* TO {_account(account)};"
+
+
+def _account(account: str) -> str:
+    """``user@host`` (CURRENT_USER()) as SQL writes an account: ``'user'@'host'``."""
     user, _, host = account.rpartition("@")
-    quoted = "'" + user.replace("'", "''") + "'@'" + host.replace("'", "''") + "'"
-    return f"GRANT ALL PRIVILEGES ON {sql.name(pattern)}.* TO {quoted};"
+    return "'" + user.replace("'", "''") + "'@'" + host.replace("'", "''") + "'"
 
 
 def probe_sql(staging: str) -> str:
@@ -168,7 +172,8 @@ class Preflight(Action):
         if problems:
             return ActionResult(
                 failed=True,
-                msg="refusing to update: the rollback could not run: " + "; ".join(problems),
+                msg="refusing to update: its rollback could not run:"
+                + "".join(f"\n    - {problem}" for problem in problems),
                 data=data,
             )
         return ActionResult(msg="the rollback could run: " + ", ".join(checked), data=data)
@@ -234,8 +239,8 @@ class Preflight(Action):
                 timeout=PROBE_TIMEOUT,
             )
         return [
-            f"the database user {account} cannot {refused.upper()} on the staging database {staging} "
-            f"that the rollback's restore loads the snapshot into ({_stderr(probe.stderr)}); "
+            f"the database user {_account(account)} cannot {refused.upper()} on the staging database "
+            f"{staging} that the rollback's restore loads the snapshot into ({_stderr(probe.stderr)}); "
             f"grant it: {staging_grant(staging, account)}"
         ], staging
 
@@ -262,5 +267,7 @@ class Preflight(Action):
 
 
 def _stderr(text: str) -> str:
-    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("maintkit:")]
-    return " ".join(lines)[-500:] or "no message"
+    """The client's error lines (``ERROR 1044 ...``), without the statement it echoes around them."""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("maintkit:")]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return " ".join(errors or lines)[-500:] or "no message"
