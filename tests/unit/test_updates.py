@@ -599,9 +599,21 @@ def _scenarios(name: str) -> list[dict[str, Any]]:
                     "pre": pre,
                     "upgrade": _results() if upgraded else NOT_RUN,
                     "maint": _results(was_on=was_on),
+                    "db_restored": NOT_RUN,
                 }
             )
-    out.append({**base, "release": NOT_RUN, "pre": NOT_RUN, "upgrade": NOT_RUN, "maint": NOT_RUN})
+    restored = {**out[-1], "db_restored": ActionResult(changed=True).as_vars()}  # a later step failed
+    out.append(restored)
+    out.append(
+        {
+            **base,
+            "release": NOT_RUN,
+            "pre": NOT_RUN,
+            "upgrade": NOT_RUN,
+            "maint": NOT_RUN,
+            "db_restored": NOT_RUN,
+        }
+    )
     return out
 
 
