@@ -500,6 +500,14 @@ def test_an_update_refuses_before_anything_moves_when_its_rollback_could_not_res
 
     mariadb.sql(grant)  # exactly what was printed
     (stage.root / "shared/var/export").mkdir()
+    # a staging database left by an earlier restore may hold the only restored copy: refused too
+    mariadb.sql(f"CREATE DATABASE `{staging}`; CREATE TABLE `{staging}`.kept (id INT);")
+    left = update(tmp_path, "acme/module-banner:1.1.*")
+    assert left.returncode == 1 and f"the staging database {staging} exists already" in left.stdout, output(
+        left
+    )
+    assert mariadb.sql(f"SHOW TABLES FROM `{staging}`;") == [("kept",)]  # not dropped by maintkit
+    mariadb.drop_database(staging)
     updated = update(tmp_path, "acme/module-banner:1.1.*")
     assert updated.returncode == 0, output(updated)
     assert stage.current != first
