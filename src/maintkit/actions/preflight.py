@@ -30,6 +30,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.release import DEFAULTS
 from maintkit.errors import MaintkitError
 from maintkit.restore import commands, sql
 from maintkit.sources.database import DatabaseSource
@@ -69,11 +70,7 @@ class PreflightParams(ActionParams):
         return [rel.check_relative(p) for p in value] if value is not None else None
 
     def shared_paths(self) -> list[str]:
-        if self.shared is not None:
-            return self.shared
-        from maintkit.actions.release import DEFAULTS
-
-        return list(DEFAULTS[self.cms][0])
+        return self.shared if self.shared is not None else list(DEFAULTS[self.cms][0])
 
 
 def staging_grant(staging: str, account: str) -> str:
@@ -232,17 +229,20 @@ class Preflight(Action):
             return [], staging
         steps = sql.tagged_rows(probe.stdout).get("#step", [])
         refused = steps[-1][0] if steps else "create database"
-        if refused != "create database":  # it was created: remove it (best effort, reported if not)
-            ctx.run(
+        problems = [
+            f"the database user {_account(account)} cannot {refused.upper()} on the staging database "
+            f"{staging} that the rollback's restore loads the snapshot into ({_stderr(probe.stderr)}); "
+            f"grant it: {staging_grant(staging, account)}"
+        ]
+        if refused != "create database":  # the probe created it: remove it, or say it is left
+            dropped = ctx.run(
                 command,
                 stdin=payload + f"DROP DATABASE IF EXISTS {sql.name(staging)};\n".encode(),
                 timeout=PROBE_TIMEOUT,
             )
-        return [
-            f"the database user {_account(account)} cannot {refused.upper()} on the staging database "
-            f"{staging} that the rollback's restore loads the snapshot into ({_stderr(probe.stderr)}); "
-            f"grant it: {staging_grant(staging, account)}"
-        ], staging
+            if dropped.rc != 0:
+                problems.append(f"the probe left the empty database {staging}: drop it once granted")
+        return problems, staging
 
     def _shared(self, root: str, paths: list[str], ctx: StepContext) -> list[str]:
         if not paths:

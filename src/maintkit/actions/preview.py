@@ -25,14 +25,12 @@ from pydantic import Field, field_validator
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
 from maintkit.actions.composer import ComposerParams, composer_command
-from maintkit.actions.magento import MagentoParams, magento_command
+from maintkit.actions.magento import NEEDS_UPGRADE_RC, MagentoParams, magento_command
 from maintkit.actions.release import DEFAULTS
 from maintkit.errors import MaintkitError
 from maintkit.updates import releases as rel
 from maintkit.updates.composerlock import diff_versions, lock_versions
 from maintkit.updates.hostio import read_file
-
-NEEDS_UPGRADE_RC = 2
 
 
 class PreviewParams(ActionParams):
