@@ -129,7 +129,18 @@ def releases(
 @click.option(
     "--to", "to", metavar="RELEASE", help="The release to go back to (default: the one before current)."
 )
-@click.option("--with-database", metavar="SNAPSHOT", help="Also restore the database from this snapshot.")
+@click.option(
+    "--with-database",
+    metavar="SNAPSHOT",
+    help="Also restore the database from this snapshot (an id, latest, or before:ID: the newest "
+    "complete one older than ID). Credentials are read from the app's config, as the update does.",
+)
+@click.option(
+    "--end-maintenance",
+    is_flag=True,
+    help="End maintenance at the end even if it was on when this rollback began (after an update "
+    "whose own rollback could not finish; the printed manual step says when).",
+)
 @click.option("--var", multiple=True, metavar="K=V", help="Extra variable (php, cms, smoke_url...).")
 @click.option("--check", is_flag=True, help="Print what would run; run nothing.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown SSH host keys.")
@@ -146,6 +157,7 @@ def rollback(
     limit: tuple[str, ...],
     to: str | None,
     with_database: str | None,
+    end_maintenance: bool,
     var: tuple[str, ...],
     check: bool,
     accept_new_host_keys: bool,
@@ -168,6 +180,8 @@ def rollback(
         extra.append(f"rollback_to={to}")
     if with_database:
         extra.append(f"with_database={with_database}")
+    if end_maintenance:
+        extra.append("end_maintenance=true")
     ctx.invoke(
         run,
         playbook="rollback",

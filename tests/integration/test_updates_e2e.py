@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from maintkit.updates import promotable as prom
-from tests.integration.helpers import events, run_cli, start_cli, wait_for
+from tests.integration.helpers import events, run_cli, start_cli, wait_for, write_playbook
+from tests.manual_steps import printed_commands
 from tests.mariadb import MariaDBServer, mariadb_fixture
 from tests.shop import FAIL_MARKER, WAITING_MARKER, Shop, build_template, composer_env, dump, installed_shop
 from tests.sshd import SSHHost
@@ -116,12 +117,30 @@ def test_a_update_on_staging_then_promote_installs_exactly_that_lock(tmp_path, i
         and schema_versions(mariadb, stage.database)["Acme_Banner"] == "1.0.0"
     )
 
-    # --check shows what would move and whether setup:upgrade would run, and changes nothing
+    # --check tells the truth: banner 1.1 carries a schema change, so setup:upgrade WILL run (the
+    # status commands on current would say "not needed": they answer for the installed code). It
+    # finds out on a throw-away copy, and leaves current, the history and the database as they were.
+    tree = sorted(str(p.relative_to(stage.root)) for p in stage.root.rglob("*") if "var/log" not in str(p))
+    lock = (stage.release() / "composer.lock").read_bytes()
+    database = dump(mariadb, stage.database)
     plan = update(tmp_path, "acme/module-banner:1.1.*", "--check")
     assert plan.returncode == 0, output(plan)
     assert "would move: acme/module-banner 1.0.0 → 1.1.0" in plan.stdout
-    assert "setup:upgrade not needed" in plan.stdout  # today; the new code needs it (see below)
+    assert "setup:upgrade WILL run after the update (database schema of the new code)" in plan.stdout
+    assert "releases/.maintkit-check-" in plan.stdout  # the copy it worked in, named as such
     assert stage.current == first and not records(tmp_path)
+    assert (
+        sorted(str(p.relative_to(stage.root)) for p in stage.root.rglob("*") if "var/log" not in str(p))
+        == tree
+    )
+    assert (stage.release() / "composer.lock").read_bytes() == lock
+    assert dump(mariadb, stage.database) == database
+    assert not (stage.root / ".maintkit/releases.json").exists()
+    # and for an update that moves nothing it says so
+    quiet = update(tmp_path, "acme/module-banner:1.0.*", "--check")
+    assert quiet.returncode == 0, output(quiet)
+    assert "would move: nothing" in quiet.stdout
+    assert "setup:upgrade not needed after the update" in quiet.stdout, quiet.stdout
 
     updated = update(tmp_path, "acme/module-banner:1.1.*")
     assert updated.returncode == 0, output(updated)
@@ -133,6 +152,8 @@ def test_a_update_on_staging_then_promote_installs_exactly_that_lock(tmp_path, i
     assert "color" in {r[0] for r in mariadb.sql("SHOW COLUMNS FROM acme_banner;", stage.database)}
     assert "Status: maintenance mode is not active" in stage.magento("maintenance:status").stdout
     journal = events(tmp_path / "journal")
+    ran = {e["step"]: e["status"] for e in journal if e["event"] == "step_end" and e["section"] == "steps"}
+    assert ran["setup:upgrade"] == "changed"  # as --check said it would
     moved = next(e for e in journal if e["event"] == "step_end" and e["step"] == "composer update")
     assert moved["data"]["moved"] == [
         {"package": "acme/module-banner", "old": "1.0.0", "new": "1.1.0", "kind": "update"}
@@ -305,8 +326,7 @@ def test_e_a_rollback_that_cannot_finish_exits_3_and_names_the_manual_steps(
     assert process.returncode == 3, f"{stdout}\n{stderr}"
     assert "THE ROLLBACK DID NOT FINISH" in stdout
     assert f"restore the database from the pre-promote snapshot {snapshot_id}" in stdout
-    assert f"--with-database {snapshot_id}" in stdout  # the playbook's manual steps, rendered
-    assert "bin/magento maintenance:disable" in stdout
+    assert f"--with-database {snapshot_id} --end-maintenance" in stdout  # the manual steps, rendered
     assert prod.current == first  # the code did go back
     status, _page = prod.get()
     assert status == 503  # still in maintenance: the old code must not meet the upgraded schema
@@ -319,7 +339,7 @@ def test_e_a_rollback_that_cannot_finish_exits_3_and_names_the_manual_steps(
         "maintenance off",
     ]
     assert manual["rolled_back"] == [f"switch current back to {first}"]
-    assert len(manual["instructions"]) == 3
+    assert len(manual["instructions"]) == 2
 
 
 def test_rollback_by_hand_restores_the_previous_release_and_the_database(
@@ -341,3 +361,153 @@ def test_rollback_by_hand_restores_the_previous_release_and_the_database(
     assert status == 200 and "banner green" not in page and "Mug" in page
     history = json.loads((stage.root / ".maintkit/releases.json").read_text())
     assert {r["id"]: r["state"] for r in history["releases"]}[updated] == "failed"
+
+
+def update_whose_rollback_cannot_restore(tmp_path: Path, stage: Shop, package: str) -> tuple[Any, str, Path]:
+    """Run update-magento on staging with setup:upgrade failing half-way while the pre-update
+    snapshot is moved out of storage: the rollback switches back, cannot restore, exits 3.
+    Return (the finished process, the snapshot id, where the snapshot folder was moved)."""
+    go_on = stage.host.home / "go-on"
+    (stage.host.home / FAIL_MARKER).write_text(f"wait:{go_on}\n")
+    process = start_cli(
+        "run", "update-magento", "--env", "staging", "--var", f"packages={package}",
+        "--journal-dir", tmp_path / "journal", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (stage.host.home / WAITING_MARKER).exists(), timeout=60, what="setup:upgrade")
+        snapshots = tmp_path / "backups" / SITE / "staging"
+        snapshot_id = max(p.name for p in snapshots.iterdir() if p.name != "promotable")
+        away = tmp_path / "away" / snapshot_id
+        away.parent.mkdir()
+        (snapshots / snapshot_id).rename(away)
+        go_on.touch()
+        process.stdout_text, process.stderr_text = process.communicate(timeout=120)  # type: ignore[attr-defined]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    (stage.host.home / FAIL_MARKER).unlink()
+    (stage.host.home / WAITING_MARKER).unlink(missing_ok=True)
+    return process, snapshot_id, away
+
+
+def test_the_printed_manual_steps_bring_the_shop_back_when_followed_to_the_letter(
+    tmp_path, inventories, shops, mariadb
+):
+    """Exit 3 (the snapshot was out of reach during the rollback), the storage comes back, and
+    the printed command, run exactly as printed, finishes the job; a later failing update can still
+    switch back (the history was not broken by it)."""
+    stage = shops["stage1"]
+    first = stage.current
+    before = dump(mariadb, stage.database)
+    process, snapshot_id, away = update_whose_rollback_cannot_restore(
+        tmp_path, stage, "acme/module-banner:1.1.*"
+    )
+    assert process.returncode == 3, f"{process.stdout_text}\n{process.stderr_text}"  # type: ignore[attr-defined]
+    assert stage.current == first and dump(mariadb, stage.database) != before  # code back, schema not
+    assert stage.get()[0] == 503
+    [manual] = [e for e in events(tmp_path / "journal") if e["event"] == "manual_steps"]
+    first_step = manual["instructions"][0]
+    assert first_step in process.stdout_text  # type: ignore[attr-defined]  # printed as journalled
+    [command] = printed_commands(first_step)
+    assert command == [
+        "rollback", "--env", "staging", "--limit", "stage1", "--to", first,
+        "--with-database", snapshot_id, "--end-maintenance",
+    ]  # fmt: skip
+
+    away.rename(tmp_path / "backups" / SITE / "staging" / snapshot_id)  # the storage is back
+    done = run_cli(*command, cwd=tmp_path)  # exactly as printed, from the inventories' folder
+    assert done.returncode == 0, output(done)
+    assert stage.current == first
+    assert dump(mariadb, stage.database) == before
+    status, page = stage.get()
+    assert status == 200 and "Mug" in page and "banner green" not in page, page
+    assert "Status: maintenance mode is not active" in stage.magento("maintenance:status").stdout
+    history = json.loads((stage.root / ".maintkit/releases.json").read_text())
+    states = {r["id"]: r["state"] for r in history["releases"]}
+    assert states[first] == "current" and list(states.values()).count("failed") == 1
+
+    # the next update that fails still switches back (exit 1, not 3)
+    again = update(tmp_path, "acme/module-banner:1.2.*")
+    assert again.returncode == 1, output(again)
+    assert stage.current == first and dump(mariadb, stage.database) == before
+    assert stage.get()[0] == 200
+
+
+def test_the_fallback_step_restores_the_newest_snapshot_before_a_lost_pre_update_snapshot(
+    tmp_path, inventories, shops, mariadb
+):
+    """The pre-update snapshot is gone for good: the printed fallback (before:ID) restores the
+    snapshot taken before it, with the update's own inventory (no `database:` variable)."""
+    stage = shops["stage1"]
+    first = stage.current
+    before = dump(mariadb, stage.database)
+    book = {
+        "name": "db-snapshot",
+        "hosts": "all",
+        "steps": [
+            {
+                "name": "snapshot",
+                "snapshot": {"database": {"from": "magento", "root": str(stage.root / "current")}},
+            }
+        ],
+    }
+    nightly = maintkit(tmp_path, "run", write_playbook(tmp_path, book), "--env", "staging")
+    assert nightly.returncode == 0, output(nightly)
+    time.sleep(1.1)  # snapshot ids are to the second
+    process, _snapshot_id, _away = update_whose_rollback_cannot_restore(
+        tmp_path, stage, "acme/module-banner:1.1.*"
+    )
+    assert process.returncode == 3, f"{process.stdout_text}\n{process.stderr_text}"  # type: ignore[attr-defined]
+    [manual] = [e for e in events(tmp_path / "journal") if e["event"] == "manual_steps"]
+    fallback = manual["instructions"][1]
+    commands = printed_commands(fallback)
+    assert [c[0] for c in commands] == ["snapshots", "rollback"], fallback
+    for command in commands:
+        result = run_cli(*command, cwd=tmp_path)  # exactly as printed
+        assert result.returncode == 0, output(result)
+    assert stage.current == first and dump(mariadb, stage.database) == before
+    status, page = stage.get()
+    assert status == 200 and "Mug" in page, page
+
+
+def test_an_update_refuses_before_anything_moves_when_its_rollback_could_not_restore(
+    tmp_path, inventories, shops, mariadb
+):
+    """The shop's database user lacks the grant on NAME_mkrestore: the update stops right after the
+    snapshot (exit 1), before any release, maintenance or schema change, printing the exact GRANT;
+    run as printed, that GRANT is enough for the same update to go through."""
+    stage = shops["stage1"]
+    first = stage.current
+    before = dump(mariadb, stage.database)
+    staging = f"{stage.database}_mkrestore"
+    mariadb.sql(f"REVOKE ALL PRIVILEGES ON `{staging}`.* FROM 'mkupd_shop'@'%';")
+    (stage.root / "shared/var/export").rmdir()  # and a shared path the release links is missing
+
+    refused = update(tmp_path, "acme/module-banner:1.1.*")
+    assert refused.returncode == 1, output(refused)
+    grant = f"GRANT ALL PRIVILEGES ON `{staging.replace('_', chr(92) + '_')}`.* TO 'mkupd_shop'@'%';"
+    assert grant in refused.stdout, refused.stdout
+    assert "cannot CREATE DATABASE on the staging database" in refused.stdout
+    assert f"shared path missing: {stage.root}/shared/var/export" in refused.stdout
+    ends = [e for e in events(tmp_path / "journal") if e["event"] == "step_end" and e["section"] == "steps"]
+    assert [e["step"] for e in ends][-1].startswith("preflight") and ends[-1]["status"] == "failed"
+    # nothing moved: no release, no history entry, same code, same database, not in maintenance
+    assert stage.current == first and sorted(p.name for p in (stage.root / "releases").iterdir()) == [first]
+    assert not (stage.root / ".maintkit/releases.json").exists()
+    assert dump(mariadb, stage.database) == before
+    assert stage.get()[0] == 200
+    assert not mariadb.sql(f"SHOW DATABASES LIKE '{staging}';")
+
+    mariadb.sql(grant)  # exactly what was printed
+    (stage.root / "shared/var/export").mkdir()
+    # a staging database left by an earlier restore may hold the only restored copy: refused too
+    mariadb.sql(f"CREATE DATABASE `{staging}`; CREATE TABLE `{staging}`.kept (id INT);")
+    left = update(tmp_path, "acme/module-banner:1.1.*")
+    assert left.returncode == 1 and f"the staging database {staging} exists already" in left.stdout, output(
+        left
+    )
+    assert mariadb.sql(f"SHOW TABLES FROM `{staging}`;") == [("kept",)]  # not dropped by maintkit
+    mariadb.drop_database(staging)
+    updated = update(tmp_path, "acme/module-banner:1.1.*")
+    assert updated.returncode == 0, output(updated)
+    assert stage.current != first

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.helpers import events, run_cli
+from tests.integration.helpers import events, run_cli, start_cli, wait_for
+from tests.manual_steps import printed_commands
 from tests.mariadb import MariaDBServer, mariadb_fixture
 from tests.shop import dump, require_php_and_composer
 from tests.sshd import SSHHost
@@ -197,3 +198,54 @@ def test_promote_wordpress_refuses_without_a_record(tmp_path, inventories, sites
     assert "refusing to promote: there is no promotable record" in refused.stdout
     assert prod.tree() == before
     assert not (tmp_path / "backups" / SITE / "production").exists()
+
+
+def test_the_printed_manual_step_restores_the_site_when_its_rollback_could_not(
+    tmp_path, inventories, sites, mariadb
+):
+    """The pre-update snapshot is out of reach while the broken plugin fails the update, so the
+    rollback cannot restore (exit 3); with the storage back, the printed command, run exactly as
+    printed (`maintkit run restore-site ...`, credentials from wp-config.php, no `database:` or
+    `files:` variable in the inventory), brings back the files and the database."""
+    stage = sites["stage1"]
+    stage.offer("plugins", "shop-banner", "1.2.0")
+    files_before, db_before = stage.tree(), dump(mariadb, stage.database)
+    # a wp wrapper that holds `plugin update` until the test has moved the snapshot away
+    home = stage.host.home
+    wrapper = home / "wp-held"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1 $2" = "plugin update" ]; then touch {home}/held; '
+        f"while [ ! -e {home}/go-on ]; do sleep 0.05; done; fi\n"
+        f'exec {stage.wp_path} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    process = start_cli(
+        "run", "update-wordpress", "--env", "staging", "--var", f"wp={wrapper}",
+        "--journal-dir", tmp_path / "journal", cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: (home / "held").exists(), timeout=60, what="plugin update")
+        snapshots = tmp_path / "backups" / SITE / "staging"
+        [snapshot_id] = [p.name for p in snapshots.iterdir() if p.name != "promotable"]
+        (snapshots / snapshot_id).rename(tmp_path / snapshot_id)
+        (home / "go-on").touch()
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 3, f"{stdout}\n{stderr}"
+    assert "THE ROLLBACK DID NOT FINISH" in stdout
+    assert stage.tree() != files_before or dump(mariadb, stage.database) != db_before
+    [manual] = [e for e in events(tmp_path / "journal") if e["event"] == "manual_steps"]
+    [command] = printed_commands(manual["instructions"][0])
+    assert command[:2] == ["run", "restore-site"] and f"snapshot={snapshot_id}" in command, command
+
+    (tmp_path / snapshot_id).rename(snapshots / snapshot_id)  # the storage is back
+    done = run_cli(*command, cwd=tmp_path)  # exactly as printed
+    assert done.returncode == 0, output(done)
+    assert dump(mariadb, stage.database) == db_before
+    assert stage.tree() == files_before
+    status, page = stage.get()
+    assert status == 200 and "Summer sale</p>" in page and "Mug" in page, page
+    assert stage.wp("maintenance-mode", "is-active").returncode == 1

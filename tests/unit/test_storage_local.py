@@ -466,3 +466,21 @@ def test_writeback_along_the_way_keeps_every_byte(
     assert len(calls) >= 10  # the kernel was asked to write back as the artifact grew
     stored = (target.root / "snap/big.bin").read_bytes()
     assert len(stored) == 12_000_000 and hashlib.sha256(stored).hexdigest() == digest.hexdigest()
+
+
+def test_before_names_the_newest_complete_snapshot_older_than_an_id_even_a_lost_one(
+    target: LocalTarget,
+) -> None:
+    from maintkit.storage.operations import resolve_snapshot
+
+    write_manifest(target, manifest("20261120T031500Z"))
+    write_manifest(target, manifest("20261121T031500Z"))
+    target.put_bytes(snapshot_key("shop", "production", "20261121T120000Z", "db.sql.zst"), b"partial")
+    write_manifest(target, manifest("20261123T031500Z"))  # taken after the lost one: never chosen
+    found = resolve_snapshot(target, "shop", "production", "before:20261122T031500Z")
+    assert found.snapshot_id == "20261121T031500Z"  # the unfinished 20261121T120000Z is skipped
+    with pytest.raises(
+        Exception, match="no complete snapshot of shop/production older than 20261120T031500Z"
+    ):
+        resolve_snapshot(target, "shop", "production", "before:20261120T031500Z")
+    assert resolve_snapshot(target, "shop", "production", "latest").snapshot_id == "20261123T031500Z"

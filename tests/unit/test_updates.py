@@ -456,3 +456,253 @@ class TestWpParsing:
             ["core", "update-db", "--path=/w"],
         ]
         assert differences(wanted, have) == ["plugin a: 1.0 (wanted 1.1)"]
+
+
+# -- the release history never loses the way back -----------------------------------------------------
+
+
+def history_of(*entries: tuple[str, str], current: str | None = None, **origins: str) -> History:
+    releases = [
+        Release(i, f"2026-01-0{n + 1}T00:00:00+00:00", state=state, from_release=origins.get(f"r_{i}"))
+        for n, (i, state) in enumerate(entries)
+    ]
+    return History(releases, current)
+
+
+class TestRollbackRules:
+    def test_nowhere_to_go_back_to_raises_and_marks_nothing(self) -> None:
+        history = history_of(("A", "current"), current="A")
+        with pytest.raises(Exception, match="no release to go back to from A"):
+            history.plan_rollback("A", None, None)
+        assert history.get("A").state == "current"  # type: ignore[union-attr]
+
+    def test_rolling_back_to_the_release_already_current_changes_nothing(self) -> None:
+        history = history_of(("A", "current"), ("B", "failed"), current="A", r_B="A")
+        plan = history.plan_rollback("A", None, "A")
+        assert (plan.target, plan.switch, plan.mark_failed) == ("A", False, False)
+
+    def test_the_live_release_is_marked_failed_only_when_switched_away_from(self) -> None:
+        history = history_of(("A", "old"), ("B", "current"), current="B", r_B="A")
+        plan = history.plan_rollback("B", None, None)
+        assert (plan.abandoned, plan.target, plan.switch, plan.mark_failed) == ("B", "A", True, True)
+
+    def test_a_release_that_never_went_live_is_abandoned_without_a_switch(self) -> None:
+        history = history_of(("A", "current"), ("B", "prepared"), current="A", r_B="A")
+        plan = history.plan_rollback("A", "B", None)
+        assert (plan.target, plan.switch, plan.mark_failed) == ("A", False, True)
+
+    def test_a_history_calling_the_live_release_failed_is_repaired_so_the_next_update_can_go_back(
+        self,
+    ) -> None:
+        # what maintkit's old `rollback` left: the live release A marked failed
+        history = history_of(("A", "failed"), ("B", "failed"), current="A", r_B="A")
+        history.reconcile("A")
+        assert history.get("A").state == "current"  # type: ignore[union-attr]
+        history.releases.append(Release("C", "2026-01-09T00:00:00+00:00", from_release="A"))
+        assert history.rollback_target("C") == "A"
+
+
+class TestRollbackOnAFolder:
+    def test_the_issue_sequence_keeps_a_way_back_for_the_next_update(self, tmp_path: Path) -> None:
+        """Update, its rollback switches back, the manual `rollback` is run (with and without --to),
+        then a second update fails: its rollback still switches back."""
+        root, ctx = site(tmp_path), local_ctx(tmp_path)
+        first = "20200101T000000Z"
+        lists = {"shared": ["app/etc/env.php"], "copy": ["vendor"], "clear": []}
+        new = release(ctx, op="prepare", root=str(root), **lists).data["id"]
+        release(ctx, op="switch", root=str(root), release=new)
+        back = release(ctx, op="rollback", root=str(root), release=new)
+        assert back.changed and os.readlink(root / "current") == f"releases/{first}"
+        # the printed manual command: `maintkit rollback --to FIRST` → op rollback to FIRST
+        again = release(ctx, op="rollback", root=str(root), to=first)
+        assert not again.failed and not again.changed and again.data["failed"] is None
+        # the old printed command (no --to): refused, and the live release stays healthy
+        with pytest.raises(Exception, match="no release to go back to"):
+            release(ctx, op="rollback", root=str(root))
+        history = History.parse((root / ".maintkit/releases.json").read_bytes())
+        assert history.get(first).state == "current" and history.get(new).state == "failed"  # type: ignore[union-attr]
+        second = release(ctx, op="prepare", root=str(root), **lists).data["id"]
+        release(ctx, op="switch", root=str(root), release=second)
+        undone = release(ctx, op="rollback", root=str(root), release=second)
+        assert undone.changed and os.readlink(root / "current") == f"releases/{first}"
+
+    def test_a_broken_history_on_the_host_is_repaired_when_read(self, tmp_path: Path) -> None:
+        root, ctx = site(tmp_path), local_ctx(tmp_path)
+        (root / ".maintkit").mkdir()
+        broken = History([Release("20200101T000000Z", "2020-01-01T00:00:00+00:00", state="failed")])
+        (root / ".maintkit/releases.json").write_bytes(broken.to_bytes())
+        lists = {"shared": ["app/etc/env.php"], "copy": ["vendor"], "clear": []}
+        new = release(ctx, op="prepare", root=str(root), **lists).data["id"]
+        release(ctx, op="switch", root=str(root), release=new)
+        undone = release(ctx, op="rollback", root=str(root), release=new)
+        assert undone.changed and os.readlink(root / "current") == "releases/20200101T000000Z"
+
+
+# -- every printed manual step is a command the CLI accepts ---------------------------------------------
+
+
+def _parse_cli(args: list[str]) -> Any:
+    """Parse ``maintkit ARGS`` with the real Click commands (nothing runs); return the leaf context."""
+    import click
+
+    from maintkit.cli import cli
+
+    command: click.Command = cli
+    ctx = cli.make_context("maintkit", list(args))
+    while isinstance(command, click.Group):
+        rest = [*ctx._protected_args, *ctx.args]
+        name, sub, rest = command.resolve_command(ctx, rest)
+        assert sub is not None and name is not None
+        command, ctx = sub, sub.make_context(name, rest, parent=ctx)
+    return ctx
+
+
+def _results(**fields: Any) -> dict[str, Any]:
+    return ActionResult(data=fields).as_vars()
+
+
+NOT_RUN = ActionResult(skipped=True, msg="not run").as_vars()
+
+
+def _scenarios(name: str) -> list[dict[str, Any]]:
+    """The states a failed rollback of the shipped playbook ``name`` can leave, as its variables."""
+    base = {
+        "maintkit_env": "production",
+        "inventory_hostname": "prod1",
+        "release_root": "/srv/shop root",
+        "wp_root": "/srv/wp root",
+        "ps_root": "/srv/ps",
+        "run_id": "20261122T013742Z-0d31b3",
+    }
+    release_ = _results(id="20261122T020000Z", previous="20261101T000000Z", path="/srv/x")
+    pre = _results(snapshot_id="20261122T013743Z")
+    out = []
+    if name == "rollback":
+        for was_on in (True, False):
+            for db in ("20261122T013743Z", None):
+                out.append(
+                    {
+                        **base,
+                        "with_database": db,
+                        "rollback_to": "20261101T000000Z",
+                        "maint": _results(was_on=was_on),
+                        "switched": _results(current="20261101T000000Z"),
+                    }
+                )
+        return out
+    for was_on in (True, False):
+        for upgraded in (True, False):
+            out.append(
+                {
+                    **base,
+                    "release": release_,
+                    "pre": pre,
+                    "upgrade": _results() if upgraded else NOT_RUN,
+                    "maint": _results(was_on=was_on),
+                    "db_restored": NOT_RUN,
+                }
+            )
+    restored = {**out[-1], "db_restored": ActionResult(changed=True).as_vars()}  # a later step failed
+    out.append(restored)
+    out.append(
+        {
+            **base,
+            "release": NOT_RUN,
+            "pre": NOT_RUN,
+            "upgrade": NOT_RUN,
+            "maint": NOT_RUN,
+            "db_restored": NOT_RUN,
+        }
+    )
+    return out
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "update-magento",
+        "promote",
+        "rollback",
+        "update-wordpress",
+        "promote-wordpress",
+        "update-prestashop",
+        "promote-prestashop",
+    ],
+)
+def test_every_printed_manual_step_parses_through_the_real_cli(name: str) -> None:
+    from maintkit.config.playbook import load_playbook
+    from tests.manual_steps import printed_commands
+
+    folder = Path(__file__).resolve().parents[2] / "src/maintkit/playbooks"
+    book = load_playbook(folder / f"{name}.yml")
+    seen = 0
+    for variables in _scenarios(name):
+        variables["manual_steps"] = book.vars["manual_steps"]
+        state = HostState(Host("prod1"), None, variables, Redactor(), "run", lambda *a, **k: None)  # type: ignore[arg-type]
+        outcome = HostOutcome("prod1", failed_step="x")
+        instructions = manual_steps(book, state, outcome)["instructions"]
+        assert instructions and not any("could not be rendered" in i for i in instructions), instructions
+        for text in instructions:
+            for args in printed_commands(text):
+                ctx = _parse_cli(args)  # raises on an unknown command or option
+                seen += 1
+                if ctx.command.name == "run":  # the playbook named must ship with maintkit
+                    assert (folder / f"{ctx.params['playbook']}.yml").is_file(), args
+                    given = {v.split("=", 1)[0] for v in ctx.params["var"]}
+                    if ctx.params["playbook"] == "restore-site":
+                        assert {"snapshot", "cms", "site_root"} <= given, args
+    assert seen, f"{name}: no maintkit command printed in any scenario"
+
+
+# -- preflight -------------------------------------------------------------------------------------------
+
+
+def test_preflight_names_the_exact_grant_with_the_wildcards_escaped() -> None:
+    from maintkit.actions.preflight import probe_sql, staging_grant
+
+    assert (
+        staging_grant("shop_db_mkrestore", "shop@localhost")
+        == "GRANT ALL PRIVILEGES ON `shop\\_db\\_mkrestore`.* TO 'shop'@'localhost';"
+    )
+    assert staging_grant("a`b_mkrestore", "o'neil@%").endswith("`a``b\\_mkrestore`.* TO 'o''neil'@'%';")
+    text = probe_sql("x_mkrestore")
+    assert text.index("CREATE DATABASE `x_mkrestore`") < text.index("DROP DATABASE `x_mkrestore`")
+    assert "mk_preflight" in text and text.rstrip().endswith("SELECT '#done', 1;")
+
+
+def test_preflight_reports_missing_shared_paths_and_an_unwritable_parent(tmp_path: Path) -> None:
+    from maintkit.actions.preflight import PreflightParams
+
+    root, ctx = site(tmp_path), local_ctx(tmp_path)
+    action = get_action("preflight")
+    assert action is not None
+    params = PreflightParams(root=str(root), shared=["app/etc/env.php", "var/log"], files_root=str(root))
+    result = action.run(params, ctx)
+    assert result.failed and result.data["problems"] == [
+        f"shared path missing: {root}/shared/var/log (create it)"
+    ]
+    ok = action.run(PreflightParams(root=str(root), shared=["app/etc/env.php"]), ctx)
+    assert not ok.failed, ok.msg
+
+
+def test_the_check_preview_works_in_a_dot_folder_beside_the_releases_and_removes_it(tmp_path: Path) -> None:
+    from maintkit.actions.preview import Preview, PreviewParams
+    from maintkit.updates.releases import parse_state, preview_folder, remove_preview_command, state_command
+
+    folder = preview_folder("20261122T013742Z-0d31b3")
+    assert folder == ".maintkit-check-20261122T013742Z-0d31b3"
+    root = site(tmp_path)
+    (root / "releases" / folder).mkdir()  # a preview copy in progress
+    listed = local_ctx(tmp_path).run(state_command(str(root)))
+    assert parse_state(listed.stdout).folders == ["20200101T000000Z"]  # invisible to releases/cleanup
+    subprocess.run(["bash", "-c", remove_preview_command(str(root), folder)], check=True)
+    assert not (root / "releases" / folder).exists()
+    remove = remove_preview_command("/srv/shop root", folder)
+    assert "'/srv/shop root'" in remove and ".maintkit-check-" in remove and "-mmin +1440" in remove
+    with pytest.raises(Exception, match="invalid preview folder"):
+        remove_preview_command("/srv", "../x")
+    ctx = StepContext(Host("h"), None, {"check_probe": False}, Redactor(), "run-1", check=True)  # type: ignore[arg-type]
+    plan = Preview().plan(PreviewParams(root="/srv/shop", packages="acme/a:1.1.*"), ctx)
+    assert plan[0].count("/releases/") and ".maintkit-check-run-1" in plan[0]
+    assert "composer update" in plan[1] and "acme/a:1.1.*" in plan[1]
+    assert "setup:db:status" in plan[2] and "app:config:status" in plan[3] and "rm -rf" in plan[4]

@@ -11,7 +11,10 @@ rules (:mod:`maintkit.updates.releases`); a playbook reads like the procedure::
 
 ``rollback`` is safe to run whatever point the run reached: when ``current`` never moved to the
 failed release it only marks that release failed, so the failed release is never switched to again
-by a later rollback (Deployer's ``BAD_RELEASE``).
+by a later rollback (Deployer's ``BAD_RELEASE``). It never marks the live release failed unless it
+switches away from it: with nowhere to go it fails and marks nothing, and ``to`` naming the release
+already current changes nothing (the manual step after an unfinished rollback relies on both; the
+rules are :meth:`maintkit.updates.releases.History.plan_rollback`).
 """
 
 from __future__ import annotations
@@ -174,34 +177,32 @@ class ReleaseAction(Action):
         )
 
     def _rollback(self, params: ReleaseParams, ctx: StepContext, site: rel.Site) -> ActionResult:
-        failed = rel.check_id(params.release) if params.release else site.state.current
         current = site.require_current()
-        target = params.to or (site.history.rollback_target(failed) if failed else None)
-        entry = site.history.get(failed) if failed else None
-        if entry is not None and entry.id != target:
+        failed = rel.check_id(params.release) if params.release else None
+        plan = site.history.plan_rollback(current, failed, params.to)
+        if plan.switch:
+            if plan.target not in site.state.folders:
+                raise StepFailed(
+                    f"cannot go back to {plan.target}: {site.root}/releases/{plan.target} is gone"
+                )
+            site.switch(plan.target, ctx.run_id)
+        if plan.mark_failed:
+            entry = site.history.ensure(plan.abandoned)
             entry.state = "failed"
             entry.reason = params.reason or f"rolled back by run {ctx.run_id}"
-        switched = False
-        if params.to or current == failed:
-            if not target:
-                site.save()
-                raise StepFailed(f"no release to go back to from {failed}: the history names none")
-            if target not in site.state.folders:
-                site.save()
-                raise StepFailed(f"cannot go back to {target}: {site.root}/releases/{target} is gone")
-            if current != target:
-                site.switch(target, ctx.run_id)
-                switched = True
-        if entry is not None and entry.state == "current":
-            entry.state = "failed"
         site.save()
-        msg = f"current: {current} → {target}" if switched else f"current stays {current}"
-        if failed and failed != target:
-            msg += f"; {failed} marked failed"
+        msg = f"current: {current} → {plan.target}" if plan.switch else f"current stays {current}"
+        if plan.mark_failed:
+            msg += f"; {plan.abandoned} marked failed"
         return ActionResult(
-            changed=switched,
+            changed=plan.switch,
             msg=msg,
-            data={"current": site.state.current, "switched": switched, "failed": failed, "previous": current},
+            data={
+                "current": site.state.current,
+                "switched": plan.switch,
+                "failed": plan.abandoned if plan.mark_failed else None,
+                "previous": current,
+            },
         )
 
     def _cleanup(self, params: ReleaseParams, ctx: StepContext, site: rel.Site) -> ActionResult:

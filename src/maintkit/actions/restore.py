@@ -83,7 +83,11 @@ class RestoreFailed(StepFailed):
 
 
 class RestoreParams(ActionParams):
-    snapshot: str = Field("latest", description="Snapshot id, or 'latest' (the newest complete one).")
+    snapshot: str = Field(
+        "latest",
+        description="Snapshot id, 'latest' (the newest complete one), or 'before:ID' (the newest "
+        "complete one older than ID).",
+    )
     source: dict[str, Any] | None = Field(
         None,
         description="Where the snapshot comes from when restoring into another environment "

@@ -9,16 +9,28 @@ from maintkit.storage.base import Target, snapshot_prefix
 from maintkit.storage.manifest import Manifest, list_snapshots, read_manifest
 from maintkit.storage.retention import Decision, RetentionPolicy, select_to_keep
 
+#: ``before:ID`` names the newest complete snapshot older than ID
+BEFORE = "before:"
+
 
 def resolve_snapshot(target: Target, site: str, env: str, ref: str) -> Manifest:
-    """Given ``latest`` or a snapshot id, return that complete snapshot's manifest in ``target``.
+    """Given ``latest``, ``before:ID`` or a snapshot id, return that complete snapshot's manifest.
 
     Raise StepFailed naming what exists when there is no such complete snapshot.
     """
-    if ref == "latest":
-        complete = [s for s in list_snapshots(target, site, env) if s.complete and s.problem is None]
+    if ref == "latest" or ref.startswith(BEFORE):
+        # ``before:ID``: the newest complete snapshot older than ID (ids sort by time), whether or not
+        # ID itself still exists: what to restore when a run's own pre-update snapshot is gone,
+        # without picking up a snapshot taken after the run (of the database the run changed)
+        limit = ref[len(BEFORE) :] if ref.startswith(BEFORE) else None
+        complete = [
+            s
+            for s in list_snapshots(target, site, env)
+            if s.complete and s.problem is None and (limit is None or s.id < limit)
+        ]
         if not complete:
-            raise StepFailed(f"no complete snapshot of {site}/{env} in target {target.name}")
+            older = f" older than {limit}" if limit is not None else ""
+            raise StepFailed(f"no complete snapshot of {site}/{env}{older} in target {target.name}")
         ref = complete[-1].id
     manifest = read_manifest(target, site, env, ref)
     if manifest is None:

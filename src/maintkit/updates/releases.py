@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -140,6 +141,53 @@ class History:
             entry.composer_lock_sha256 = lock_sha
         self.current = target
 
+    def reconcile(self, live: str | None) -> None:
+        """Make the history agree with the host: the release ``current`` points to is *current*.
+
+        Why: a rollback goes back to the release a new one was made from. If the history called the
+        live release failed (a hand-made switch, or a history written by an earlier maintkit whose
+        ``rollback`` marked the live release failed when it had nowhere to go), a later update made
+        from it would have no release to go back to. The live release is the one known to serve,
+        so the host's link wins; the record is kept (``reason``) and the state repaired.
+        """
+        if live is None:
+            return
+        for release in self.releases:
+            if release.state == "current" and release.id != live:
+                release.state = "old"
+        entry = self.ensure(live)
+        if entry.state != "current":
+            if entry.state == "failed":
+                entry.reason = f"live again (was failed: {entry.reason or 'no reason recorded'})"
+            entry.state = "current"
+        self.current = live
+
+    def plan_rollback(self, current: str, failed: str | None, to: str | None) -> RollbackPlan:
+        """Decide a rollback: which release to make current, whether to switch, what to mark failed.
+
+        Rules (each one keeps a later rollback possible):
+
+        * the release to abandon is ``failed``, else the live one;
+        * with ``to``, go there; when the abandoned release is live, go to :meth:`rollback_target`;
+          when it is not live (the run failed before its switch), stay where ``current`` is;
+        * a release is marked failed only when it is abandoned for another one: the live release
+          only when the switch away from it happens, so "nowhere to go back to" marks nothing;
+        * nothing to go back to (or its folder gone) raises before anything is marked.
+        """
+        abandoned = failed or current
+        if to:
+            target: str | None = to
+        elif abandoned == current:
+            target = self.rollback_target(abandoned)
+        else:
+            target = current
+        if target is None:
+            raise StepFailed(
+                f"no release to go back to from {abandoned}: the history names none before it "
+                "(give the release to go back to: --to RELEASE / to:)"
+            )
+        return RollbackPlan(abandoned, target, switch=target != current, mark_failed=abandoned != target)
+
     def rollback_target(self, failed: str) -> str | None:
         """The release to go back to when ``failed`` is abandoned: the one it was made or switched
         from, else the newest release before it that did not fail and still exists."""
@@ -154,6 +202,16 @@ class History:
             if release.state != "failed" and not release.removed:
                 return release.id
         return None
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What :meth:`History.plan_rollback` decided."""
+
+    abandoned: str
+    target: str
+    switch: bool
+    mark_failed: bool
 
 
 def now_utc() -> datetime:
@@ -205,6 +263,21 @@ def parse_state(stdout: str) -> HostState:
     return HostState(current, sorted(folders), not_link)
 
 
+#: a --check preview's throw-away copy: ``ROOT/releases/.maintkit-check-RUN``. Beside the releases, so
+#: relative paths (composer path repositories) resolve as in a real release; a dot name, so neither
+#: the release listing (``releases/*/``) nor ``cleanup`` ever sees it
+PREVIEW_PREFIX = ".maintkit-check-"
+_PREVIEW_RE = re.compile(r"^\.maintkit-check-[A-Za-z0-9._-]{1,100}$")
+
+
+def preview_folder(run_id: str) -> str:
+    """The name of the throw-away copy a --check preview of run ``run_id`` works in."""
+    name = PREVIEW_PREFIX + re.sub(r"[^A-Za-z0-9._-]", "-", run_id)[:100]
+    if not _PREVIEW_RE.match(name):
+        raise StepFailed(f"invalid preview folder name {name!r}")
+    return name
+
+
 def prepare_command(
     root: str, release_id: str, *, shared: list[str], copy: list[str], clear: list[str]
 ) -> str:
@@ -212,8 +285,10 @@ def prepare_command(
 
     It works in ``ID.part`` and renames it at the end, so a failed prepare leaves no half release
     (a trap removes the part). Exit 3 with a ``maintkit:`` message when the layout is not there.
+    ``ID`` may also be a :func:`preview_folder` name (the same copy, for a --check preview).
     """
-    check_id(release_id)
+    if not _PREVIEW_RE.match(release_id):
+        check_id(release_id)
     shared, copy, clear = (
         [check_relative(p) for p in shared],
         [check_relative(p) for p in copy],
@@ -278,6 +353,21 @@ def switch_command(root: str, release_id: str) -> str:
     return bash_command(body)
 
 
+def remove_preview_command(root: str, folder: str) -> str:
+    """Delete a preview copy (and any other left by a killed --check more than a day ago)."""
+    if not _PREVIEW_RE.match(folder):
+        raise StepFailed(f"invalid preview folder name {folder!r}")
+    body = "\n".join(
+        [
+            f"root={host_path(root)}",
+            f'rm -rf -- "$root/releases/"{shlex.quote(folder)} "$root/releases/"{shlex.quote(folder)}.part',
+            f'find "$root/releases" -mindepth 1 -maxdepth 1 -name {shlex.quote(PREVIEW_PREFIX + "*")} '
+            "-mmin +1440 -exec rm -rf -- {} +",
+        ]
+    )
+    return bash_command(body)
+
+
 def remove_command(root: str, release_ids: list[str]) -> str:
     """Delete release folders (never ``current``: the script re-checks on the host)."""
     ids = [check_id(i) for i in release_ids]
@@ -309,6 +399,7 @@ class Site:
         self.history_path = f"{self.root}/{HISTORY_FILE}"
         self.history = History.parse(read_file(run, self.history_path))
         self.state = self._state()
+        self.history.reconcile(self.state.current)
 
     def _state(self) -> HostState:
         result = self.run(state_command(self.root))
