@@ -29,11 +29,14 @@ import pytest
 import yaml
 import zstandard
 
+from maintkit.restore.commands import MARKER_FILE
+from maintkit.restore.sql import MARKER_TABLE
 from maintkit.storage.config import targets_from_vars
 from maintkit.storage.manifest import Manifest, write_manifest
 from tests.integration.helpers import run_cli
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture, seed_shop
 from tests.s3server import FAKE_AWS_ENV, MotoServer
+from tests.shop import php_string
 from tests.sshd import SSHHost
 
 pytestmark = pytest.mark.integration
@@ -43,7 +46,6 @@ DRILL_USER = "mk_drill"
 DRILL_PASSWORD = "drill pa$$ 'w0rd'"
 SOURCE_URL = "https://shop.example.com/"
 DRILL_URL = "http://drill.shop.test/"
-DRILL_ENV_PHP = b"<?php return ['db' => ['connection' => ['default' => ['dbname' => 'drill_stage1']]]];\n"
 SITE_FILES = {
     "index.php": b"<?php echo 'welcome to the shop';\n",
     "app/etc/env.php": b"<?php return ['db' => ['connection' => ['default' => ['dbname' => 'shop']]]];\n",
@@ -51,6 +53,13 @@ SITE_FILES = {
     "pub/media/name with spaces & 'quotes'.txt": "caf\u00e9 \U0001f600\n".encode(),
     "var/cache/mage--0": b"a cache entry: excluded by cms: magento\n",
 }
+
+
+def magento_env_php(port: int, dbname: str, user: str, password: str, host: str = "127.0.0.1") -> bytes:
+    """A Magento ``app/etc/env.php`` naming a database (with a key the restore must leave alone)."""
+    settings = {"host": f"{host}:{port}" if port else host, "dbname": dbname, "username": user, "password": password}
+    pairs = ", ".join(f"{php_string(k)} => {php_string(v)}" for k, v in settings.items())
+    return f"<?php return ['crypt' => ['key' => 'k'], 'db' => ['connection' => ['default' => [{pairs}]]]];\n".encode()
 
 
 def seed(server: MariaDBServer) -> None:
@@ -225,6 +234,8 @@ def world(
         "source_root": source_root,
         "drill_root": Path(stage1.home) / "shop",
         "drill_user": stage1.user,
+        # the drill copy's own config, with its own credentials (as a real env.php has)
+        "drill_env_php": magento_env_php(mariadb.port, DRILL_DB, DRILL_USER, DRILL_PASSWORD),
     }
     subprocess.run(["rm", "-rf", str(source_root), str(Path(stage1.home) / "shop")], check=False)
 
@@ -234,7 +245,7 @@ def drill_env(world: dict[str, Any], mariadb: MariaDBServer) -> Iterator[dict[st
     """Before each test: stage1's ~/shop holds only the drill's env.php; the drill database is gone."""
     root = world["drill_root"]
     subprocess.run(["rm", "-rf", str(root)], check=True)
-    _write_tree(root, {"app/etc/env.php": DRILL_ENV_PHP}, world["drill_user"])
+    _write_tree(root, {"app/etc/env.php": world["drill_env_php"]}, world["drill_user"])
     mariadb.drop_database(DRILL_DB)
     mariadb.drop_database(DRILL_DB + "_mkrestore")
     yield world
@@ -249,6 +260,11 @@ def cli(world: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
 
 def drill(world: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     return cli(world, "drill", "--env", "production", "--into", "drill", *args)
+
+
+def run_id_of(result: subprocess.CompletedProcess[str]) -> str:
+    line = next(x for x in result.stdout.splitlines() if x.startswith("report: "))
+    return Path(line.removeprefix("report: ")).name.split(".")[0]
 
 
 def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -318,7 +334,7 @@ def sentinel(mariadb: MariaDBServer) -> None:
 def assert_untouched(mariadb: MariaDBServer, world: dict[str, Any]) -> None:
     assert mariadb.table_row_counts(DRILL_DB) == {"sentinel": 2}
     assert not mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}\\_mkrestore'")
-    assert tree(world["drill_root"]) == {"app/etc/env.php": DRILL_ENV_PHP}
+    assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}
     leftovers = [p.name for p in world["drill_root"].parent.iterdir() if ".mkrestore." in p.name]
     assert leftovers == []
 
@@ -354,13 +370,17 @@ def test_drill_restores_identical_rows_checksums_and_files(
     page = report["_html"]  # self-contained: no script, no external resource
     assert "<svg" in page and "PASSED" in page and not any(x in page for x in ("<script", "src=", "href="))
 
-    # every table of the dump, with the rows the source holds; same checksums and schema objects
+    # every table of the dump, with the rows the source holds; same checksums and schema objects;
+    # plus the drill's marker (its run id), which its cleanup looks for
+    run_id = run_id_of(result)
+    assert mariadb.sql(f"SELECT run_id FROM {MARKER_TABLE};", DRILL_DB) == [(run_id,)]
     source_rows = mariadb.table_row_counts(SHOP_DB)
     assert {t["name"]: t["restored_rows"] for t in host["tables"]} == source_rows
     assert {t["name"]: t["manifest_rows"] for t in host["tables"]} == source_rows
-    assert mariadb.table_row_counts(DRILL_DB) == source_rows
+    assert mariadb.table_row_counts(DRILL_DB) == {**source_rows, MARKER_TABLE: 1}
     source_sums = mariadb.checksum_tables(SHOP_DB)
     drill_sums = mariadb.checksum_tables(DRILL_DB)
+    drill_sums.pop(MARKER_TABLE)
     assert drill_sums.pop("core_config_data") != source_sums.pop("core_config_data")  # rewritten below
     assert drill_sums == source_sums
     assert mariadb.schema_objects(DRILL_DB) == mariadb.schema_objects(SHOP_DB)
@@ -371,10 +391,15 @@ def test_drill_restores_identical_rows_checksums_and_files(
     assert urls["web/unsecure/base_static_url"] == "{{unsecure_base_url}}static/"
     assert not mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}\\_mkrestore'")
 
-    # the files, byte for byte, minus Magento's caches; the drill's own env.php kept
+    # the files, byte for byte, minus Magento's caches; the drill's own env.php kept (and proven
+    # before and after the commit to lead to the drill database); the drill's marker file
     expected = {k: v for k, v in SITE_FILES.items() if not k.startswith("var/cache")}
-    expected["app/etc/env.php"] = DRILL_ENV_PHP
+    expected["app/etc/env.php"] = world["drill_env_php"]
+    expected[MARKER_FILE] = f"{run_id}\n".encode()
     assert tree(world["drill_root"]) == expected
+    config = host["restore"]["config"]
+    assert config["how"] == "kept" and config["database"] == DRILL_DB
+    assert config["proven"] == ["before the commit", "after the commit"]
     assert [p.name for p in world["drill_root"].parent.iterdir() if ".mk" in p.name] == []
 
     # no password in any output, journal or report (the source's never even reached the run)
@@ -387,7 +412,7 @@ def test_drill_restores_identical_rows_checksums_and_files(
     assert result.returncode == 0, result.stdout + result.stderr
     assert report_of(result)["hosts"][0]["cleanup"]["status"] == "done"
     assert mariadb.table_row_counts(DRILL_DB) == {}
-    assert tree(world["drill_root"]) == {"app/etc/env.php": DRILL_ENV_PHP}
+    assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}
 
 
 def test_rto_smaller_than_the_measured_time_fails_the_drill(drill_env: dict[str, Any]) -> None:
@@ -520,10 +545,6 @@ def test_a_tar_with_dotdot_members_is_refused(
     assert_untouched(mariadb, drill_env)
 
 
-def php_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def test_a_drill_reads_its_database_settings_from_the_drill_copys_env_php(
     drill_env: dict[str, Any], mariadb: MariaDBServer
 ) -> None:
@@ -578,7 +599,7 @@ def test_an_encrypted_snapshot_is_decrypted_on_the_control_node(
         decrypt["db.sql.zst.age"]["seconds"] > 0
         and "age, on the control node" in decrypt["db.sql.zst.age"]["note"]
     )
-    assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+    assert mariadb.table_row_counts(DRILL_DB) == {**mariadb.table_row_counts(SHOP_DB), MARKER_TABLE: 1}
     assert str(identity) not in "".join(p.read_text() for p in (world["work"] / "journal").iterdir())
 
 
