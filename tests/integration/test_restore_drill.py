@@ -57,9 +57,11 @@ SITE_FILES = {
 
 def magento_env_php(port: int, dbname: str, user: str, password: str, host: str = "127.0.0.1") -> bytes:
     """A Magento ``app/etc/env.php`` naming a database (with a key the restore must leave alone)."""
-    settings = {"host": f"{host}:{port}" if port else host, "dbname": dbname, "username": user, "password": password}
+    settings = {"host": f"{host}:{port}" if port else host, "dbname": dbname, "username": user}
+    settings["password"] = password
     pairs = ", ".join(f"{php_string(k)} => {php_string(v)}" for k, v in settings.items())
-    return f"<?php return ['crypt' => ['key' => 'k'], 'db' => ['connection' => ['default' => [{pairs}]]]];\n".encode()
+    db = f"'db' => ['connection' => ['default' => [{pairs}]]]"
+    return f"<?php return ['crypt' => ['key' => 'k'], {db}];\n".encode()
 
 
 def seed(server: MariaDBServer) -> None:

@@ -70,7 +70,7 @@ class DrillCleanup(Action):
                 )
             status = parse_markers(result.stderr).get("files", "absent")
             if status == "unmarked":
-                status = f"left alone ({params.files.root} holds no marker of this drill: it did not restore it)"
+                status = f"left alone ({params.files.root} holds no marker of this drill: not its copy)"
             done["files"] = status
         return ActionResult(
             changed=True, msg=", ".join(f"{k} {v}" for k, v in done.items()) or "nothing to clean", data=done
@@ -104,16 +104,15 @@ class DrillCleanup(Action):
         name = database.name if database.from_ is None else None
         state = sql.parse_target(run_sql(sql.inspect_target_sql(name)))
         staging = sql.staging_name(state.database)
-        markers = sql.tagged_rows(
-            run_sql(sql.read_marker_sql(state.database, "target") + "\n" + sql.read_marker_sql(staging, "staging"))
-        )
+        reads = [sql.read_marker_sql(state.database, "target"), sql.read_marker_sql(staging, "staging")]
+        markers = sql.tagged_rows(run_sql("\n".join(reads)))
         ours = [[ctx.run_id]]
         if markers.get("#staging") == ours:  # a staging database this run left behind
             run_sql(f"DROP DATABASE IF EXISTS {sql.name(staging)};")
         if not state.exists:
             return "absent"
         if markers.get("#target") != ours:
-            return f"left alone ({state.database} holds no marker of this drill: it did not restore it)"
+            return f"left alone ({state.database} holds no marker of this drill: not its copy)"
         if drop:
             run_sql(f"DROP DATABASE {sql.name(state.database)};")
             return "dropped"
