@@ -33,7 +33,7 @@ from maintkit.restore.commands import MARKER_FILE
 from maintkit.restore.sql import MARKER_TABLE
 from maintkit.storage.config import targets_from_vars
 from maintkit.storage.manifest import Manifest, write_manifest
-from tests.integration.helpers import run_cli
+from tests.integration.helpers import events, run_cli, step_statuses, write_playbook
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture, seed_shop
 from tests.s3server import FAKE_AWS_ENV, MotoServer
 from tests.shop import php_string
@@ -146,6 +146,9 @@ def world(
 ) -> Iterator[dict[str, Any]]:
     """Inventories for ``production`` (prod1) and ``drill`` (stage1), and one real snapshot of prod1."""
     work = tmp_path_factory.mktemp("restore")
+    # the hosts' users may reach the server's socket (the folder is mkdtemp's 0700): the same server
+    # spelled as a socket is what some tests need (nothing in the folder becomes readable)
+    os.chmod(mariadb.workdir, 0o711)
     bucket = f"mk-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     prod1, stage1 = ssh_hosts["prod1"], ssh_hosts["stage1"]
@@ -494,7 +497,9 @@ def test_the_drill_refuses_production(drill_env: dict[str, Any]) -> None:
 # -- restore ------------------------------------------------------------------------------------------
 
 
-def restore(world: dict[str, Any], snapshot: str, *args: str) -> subprocess.CompletedProcess[str]:
+def restore(
+    world: dict[str, Any], snapshot: str, *args: str, into: str = "drill"
+) -> subprocess.CompletedProcess[str]:
     # the drill database's own user may not create objects DEFINER=shop: they become its own
     return cli(
         world,
@@ -503,7 +508,7 @@ def restore(world: dict[str, Any], snapshot: str, *args: str) -> subprocess.Comp
         "--env",
         "production",
         "--into",
-        "drill",
+        into,
         "--create-database",
         "--var",
         "definers=current",
@@ -629,3 +634,222 @@ def test_wordpress_urls_are_rewritten_with_the_table_prefix(mariadb: MariaDBServ
         }
     finally:
         mariadb.drop_database("drill_wp")
+
+
+# -- production is never the target (the guard on the host, the copy's own config) -----------------
+
+
+def target_inventory(world: dict[str, Any], name: str, on: str = "drill1", **settings: Any) -> dict[str, Any]:
+    """Write ``inventories/NAME.yml``: the drill inventory with drill1's settings changed (``on="prod1"``
+    puts drill1 on prod1's SSH server and login); return drill1's variables."""
+    inventory = yaml.safe_load((world["work"] / "inventories" / "drill.yml").read_text())
+    drill1 = inventory["all"]["children"]["drill"]["hosts"]["drill1"]
+    if on == "prod1":
+        production = yaml.safe_load((world["work"] / "inventories" / "production.yml").read_text())
+        prod1 = production["all"]["children"]["production"]["hosts"]["prod1"]
+        drill1.update({k: v for k, v in prod1.items() if k.startswith("ansible_")})
+    drill1.update(settings)
+    (world["work"] / "inventories" / f"{name}.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return dict(drill1)
+
+
+def production_state(mariadb: MariaDBServer, world: dict[str, Any]) -> tuple[Any, ...]:
+    """Everything a harmful restore or cleanup would change in production."""
+    return (mariadb.checksum_tables(SHOP_DB), mariadb.schema_objects(SHOP_DB), tree(world["source_root"]))
+
+
+def databases(mariadb: MariaDBServer) -> set[str]:
+    return {row[0] for row in mariadb.sql("SHOW DATABASES;")}
+
+
+def test_a_drill_whose_app_config_names_production_is_refused_before_any_write(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # the drill copy reads its credentials from its env.php, and that env.php is production's
+    # (the shop's own user: ALL on `shop` only, no CREATE DATABASE, as hosting panels grant it)
+    world = drill_env
+    prod_env_php = magento_env_php(0, SHOP_DB, SHOP_USER, SHOP_PASSWORD, host=mariadb.socket)
+    _write_tree(world["drill_root"], {"app/etc/env.php": prod_env_php}, world["drill_user"])
+    target_inventory(world, "drillapp", database={"from": "magento", "root": "~/shop"})
+    before, dbs = production_state(mariadb, world), databases(mariadb)
+
+    result = cli(world, "drill", "--env", "production", "--into", "drillapp")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refusing to drill into drill1: " in result.stderr
+    assert "the target database shop on " in result.stderr
+    assert "is the source's (prod1 of production: shop on " in result.stderr
+    report = report_of(result)
+    assert [c["cause"] for c in report["verdict"]["causes"]] == ["production"]
+    assert report["hosts"][0]["cleanup"]["status"] == "not_needed"  # the cleanup never ran
+    assert production_state(mariadb, world) == before and databases(mariadb) == dbs
+    assert tree(world["drill_root"]) == {"app/etc/env.php": prod_env_php}
+    journal = events(world["work"] / "journal")
+    assert ("always", "clean the drill environment", "skipped") in step_statuses(journal, "drill1")
+
+
+@pytest.mark.parametrize("spelling", ["socket", "localhost", "127.0.0.1"])
+def test_a_restore_into_production_s_database_spelled_otherwise_is_refused(
+    drill_env: dict[str, Any], mariadb: MariaDBServer, spelling: str
+) -> None:
+    # production's dump logged in over TCP to 127.0.0.1:PORT; the target names the same server
+    # through the socket, or as localhost:PORT (TCP, protocol forced by the port... or the socket)
+    world = drill_env
+    database: dict[str, Any] = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD}
+    if spelling == "socket":
+        database.update(host="localhost", socket=mariadb.socket)
+    else:
+        database.update(host=spelling, port=mariadb.port, socket=mariadb.socket)
+    target_inventory(world, "copy", database=database, files={"root": "~/copy", "cms": "magento"})
+    before = production_state(mariadb, world)
+
+    result = cli(world, "restore", "latest", "--env", "production", "--into", "copy", "--force")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refusing to restore into drill1: " in result.stdout
+    assert "the target database shop on " in result.stdout
+    assert "is the source's (prod1 of production: shop on " in result.stdout
+    assert production_state(mariadb, world) == before
+    assert f"{SHOP_DB}_mkrestore" not in databases(mariadb)
+    assert not (Path(world["drill_root"]).parent / "copy").exists()
+
+
+def test_a_restore_into_production_s_folder_through_a_symlink_is_refused(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # a second site instance on production's server and login, whose root is a symlink to the shop
+    world = drill_env
+    link = world["source_root"].parent / "shoplink"
+    link.symlink_to(world["source_root"])
+    try:
+        target_inventory(world, "linked", on="prod1", files={"root": "~/shoplink", "cms": "magento"})
+        before = production_state(mariadb, world)
+        result = cli(
+            world, "restore", "latest", "--env", "production", "--into", "linked", "--create-database"
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"the target folder ~/shoplink ({world['source_root']} on machine" in result.stdout
+        assert "is the source's (prod1 of production:" in result.stdout
+        assert production_state(mariadb, world) == before
+        assert DRILL_DB not in databases(mariadb)  # refused before the database was created
+    finally:
+        link.unlink()
+
+
+def test_a_drill_failing_before_it_staged_anything_runs_no_cleanup(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # a drill user as a host grants it: ALL on its own database, nothing on the staging database
+    world = drill_env
+    mariadb.create_user("mk_lowly", "lowly pw 1")
+    mariadb.drop_database("lowly_drill")
+    mariadb.create_database("lowly_drill", owner="mk_lowly")
+    mariadb.sql("CREATE TABLE sentinel (id INT PRIMARY KEY); INSERT INTO sentinel VALUES (7);", "lowly_drill")
+    database = {"name": "lowly_drill", "user": "mk_lowly", "password": "lowly pw 1", "host": "127.0.0.1"}
+    target_inventory(world, "lowly", database={**database, "port": mariadb.port})
+    before = production_state(mariadb, world)
+    try:
+        result = cli(world, "drill", "--env", "production", "--into", "lowly")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "lowly_drill_mkrestore" in result.stderr  # the staging database it may not create
+        report = report_of(result)
+        assert report["hosts"][0]["cleanup"]["status"] == "not_needed"
+        assert mariadb.table_row_counts("lowly_drill") == {"sentinel": 1}  # neither dropped nor emptied
+        assert production_state(mariadb, world) == before
+        assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}
+    finally:
+        mariadb.drop_database("lowly_drill")
+
+
+def test_a_restore_into_a_new_folder_writes_the_target_s_database_into_the_copy_s_env_php(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    world = drill_env
+    root = Path(world["drill_root"]).parent / "fresh"
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    target_inventory(world, "fresh", files={"root": "~/fresh", "cms": "magento"})
+    try:
+        result = restore(world, "latest", into="fresh")
+        assert result.returncode == 0, result.stdout + result.stderr
+        settings = json.loads(
+            subprocess.run(
+                ["php", "-r", "echo json_encode(include $argv[1]);", str(root / "app/etc/env.php")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        assert settings["db"]["connection"]["default"] == {
+            "host": f"127.0.0.1:{mariadb.port}",
+            "dbname": DRILL_DB,
+            "username": DRILL_USER,
+            "password": DRILL_PASSWORD,
+        }
+        assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+        [restored] = [
+            e
+            for e in events(world["work"] / "journal")
+            if e.get("step") == "restore the snapshot" and e["event"] == "step_end"
+        ]
+        config = restored["data"]["config"]
+        assert config["how"] == "written" and config["database"] == DRILL_DB
+        assert config["proven"] == ["before the commit", "after the commit"]
+        assert (
+            DRILL_PASSWORD
+            not in (world["work"] / "journal").joinpath(f"{restored['run_id']}.jsonl").read_text()
+        )
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+
+
+def test_a_target_reading_its_settings_from_a_config_it_does_not_have_is_refused_before_commit(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    world = drill_env
+    root = Path(world["drill_root"]).parent / "fresh"
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    target_inventory(
+        world,
+        "freshapp",
+        database={"from": "magento", "root": "~/fresh"},
+        files={"root": "~/fresh", "cms": "magento"},
+    )
+    before, dbs = production_state(mariadb, world), databases(mariadb)
+    result = restore(world, "latest", into="freshapp")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "app/etc/env.php does not exist on drill1" in result.stdout
+    assert not root.exists()  # nothing swapped in
+    assert production_state(mariadb, world) == before and databases(mariadb) == dbs
+
+
+def test_a_playbook_restore_step_with_a_foreign_source_is_refused(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    from maintkit.config.inventory import load_inventory
+    from maintkit.restore.source import describe_source
+
+    world = drill_env
+    database = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD, "socket": mariadb.socket}
+    target_inventory(world, "mine", database=database, files={"root": "~/copy", "cms": "magento"})
+    source = describe_source(load_inventory("production", None, world["work"]))
+    (world["work"] / "source.yml").write_text(yaml.safe_dump({"production_source": source}))
+    book = {
+        "name": "copy production",
+        "steps": [
+            {
+                "name": "bring production's data",
+                "restore": {
+                    "source": "{{ production_source }}",
+                    "database": "{{ database }}",
+                    "files": "{{ files }}",
+                    "force": True,
+                    "create_database": True,
+                },
+            }
+        ],
+    }
+    write_playbook(world["work"], book, "copy")
+    before = production_state(mariadb, world)
+    result = cli(world, "run", "copy.yml", "--env", "mine", "--vars-file", "source.yml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refusing to restore into drill1: " in result.stdout
+    assert "the target database shop on " in result.stdout
+    assert production_state(mariadb, world) == before

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import posixpath
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import asdict
 from typing import Any, BinaryIO, Literal, cast
@@ -164,11 +164,21 @@ class Restore(Action):
             f"(control node) find snapshot {params.snapshot} of {params.site or site_name(ctx.vars)} "
             f"in the storage of {source}; stream each artifact, checking size and SHA-256",
         ]
+        if params.source is not None or params.drill:
+            plan.append(
+                "(read-only) resolve the target's database server and name and its real folder on the "
+                "host; refuse when they are the source's (the manifest's identity)"
+            )
         if params.database:
             plan.append(f"load the dump into a staging database beside {params.database.describe()}")
             plan.append("count the staged rows; commit: RENAME TABLE into the target, re-create views etc.")
         if params.files:
             plan.append(f"extract the files beside {params.files.root}; commit: swap the folder in place")
+            if (params.source is not None or params.drill) and params.files.cms in CONFIG_FILES:
+                plan.append(
+                    f"keep (or write) the copy's own {CONFIG_FILES[params.files.cms]}; prove it names the "
+                    "target's database before and after the commit"
+                )
         return plan
 
     def run(self, params: RestoreParams, ctx: StepContext) -> ActionResult:
@@ -372,7 +382,8 @@ class RestoreJob:
         names = [manifest.database.name] if manifest.database and manifest.database.name else []
         names += [p.db_name for p in places if p.db_name]
         label = f"{manifest.host} of {manifest.env}"
-        reasons += identity_reasons(target_db, target_files, manifest.identity, names, label)
+        root = params.files.root if params.files else None
+        reasons += identity_reasons(target_db, target_files, manifest.identity, names, label, root)
         if reasons:
             verb = "drill" if params.drill else "restore"
             raise RestoreFailed(
@@ -462,8 +473,7 @@ class RestoreJob:
             strip_definers=params.definers == "current",
         )
         self.staging_db = staging
-        record.staged = True
-        result = self._stream(target, artifact, inspector, command, payload, "import")
+        result = self._staged(lambda: self._stream(target, artifact, inspector, command, payload, "import"))
         if result.rc != 0:
             raise RestoreFailed("error", f"loading the dump failed (exit {result.rc}): {_stderr(result)}")
         inspector.finish()
@@ -527,8 +537,7 @@ class RestoreJob:
         assert files is not None
         inspector = ArchiveInspector(artifact)
         command = commands.extract_command(files.root, artifact.compression)  # type: ignore[arg-type]
-        self.record.staged = True
-        result = self._stream(target, artifact, inspector, command, b"", "extract")
+        result = self._staged(lambda: self._stream(target, artifact, inspector, command, b"", "extract"))
         if result.rc != 0:
             raise RestoreFailed(
                 "extract", f"extracting the files failed (exit {result.rc}): {_stderr(result)}", artifact.name
@@ -605,6 +614,19 @@ class RestoreJob:
         proof.update(database=got.name, server=got.server())
         proof["proven"].append(when)
         self.record.config = proof
+
+    def _staged(self, stream: Callable[[], CommandResult]) -> CommandResult:
+        """Run a staging ``stream`` and note whether it created something of this restore's own (the
+        staging database: its script says ``maintkit:staged``; the extraction folder: it names it).
+        A stream that raised may have: counted as staged. Only then does a drill's cleanup run."""
+        try:
+            result = stream()
+        except BaseException:
+            self.record.staged = True
+            raise
+        created = "staged" in parse_markers(result.stderr) or self.staging_dir is not None
+        self.record.staged = self.record.staged or created
+        return result
 
     # -- streaming --------------------------------------------------------------------------------
 

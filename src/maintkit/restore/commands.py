@@ -93,6 +93,7 @@ def import_command(
             _client(src),
             _decompressor(compression),
             f'"$client" --defaults-file=/dev/fd/3 {CLIENT_OPTIONS} -e {shlex.quote(stage)} || exit 1',
+            "printf 'maintkit:staged=1\\n' >&2",
             " | ".join(stages),
         ]
     )

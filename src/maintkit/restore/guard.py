@@ -150,6 +150,7 @@ def identity_reasons(
     source: SourceIdentity | None,
     source_db_names: Iterable[str],
     source_label: str,
+    target_root: str | None = None,
 ) -> list[str]:
     """Why the target (identities resolved on its host) is the source (``source``: the manifest's
     record; ``source_db_names``: database names known otherwise, for manifests without it)."""
@@ -179,8 +180,8 @@ def identity_reasons(
     if target_files is not None and source is not None and source.files is not None:
         how = folder_overlap(target_files, source.files)
         if how is not None:
+            spelled = f"{target_root} ({target_files.describe()})" if target_root else target_files.describe()
             reasons.append(
-                f"the target folder {target_files.describe()} {how} the source's "
-                f"({source_label}: {source.files.describe()})"
+                f"the target folder {spelled} {how} the source's ({source_label}: {source.files.describe()})"
             )
     return reasons
