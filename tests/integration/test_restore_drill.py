@@ -853,3 +853,90 @@ def test_a_playbook_restore_step_with_a_foreign_source_is_refused(
     assert "refusing to restore into drill1: " in result.stdout
     assert "the target database shop on " in result.stdout
     assert production_state(mariadb, world) == before
+
+
+def test_a_drill_cleans_only_what_carries_its_marker(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # the drill database already holds data of someone else's; the restore stages, then fails its
+    # table proof: the cleanup runs (something was staged) but leaves that database alone
+    world = drill_env
+    sentinel(mariadb)
+    dump = subprocess.run(
+        [
+            "mariadb-dump",
+            f"--defaults-file={mariadb.defaults_file()}",
+            "--single-transaction",
+            "--hex-blob",
+            f"--ignore-table={SHOP_DB}.sales_order_item",
+            SHOP_DB,
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    new_id = craft(world, "nomarker", db=zstd(dump))
+    result = drill(world, "--snapshot", new_id)
+    assert result.returncode == 1, result.stdout + result.stderr
+    cleanup = report_of(result)["hosts"][0]["cleanup"]
+    assert (
+        cleanup["status"] == "done"
+        and "left alone (drill_stage1 holds no marker of this drill" in cleanup["msg"]
+    )
+    assert_untouched(mariadb, world)
+
+
+def test_an_old_snapshot_without_identity_is_refused_by_database_name(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # a manifest written before identities were recorded: the database is known by its name only
+    world = drill_env
+    new_id = craft(world, "old")
+    s3_target = world["targets"][0]
+    manifest = Manifest.from_json(s3_target.get_bytes(f"prod1/production/{new_id}/manifest.json"))
+    manifest.identity = None
+    write_manifest(s3_target, manifest)
+    database = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD, "socket": mariadb.socket}
+    target_inventory(world, "oldcopy", database=database, files={"root": "~/copy", "cms": "magento"})
+    before = production_state(mariadb, world)
+    result = cli(world, "restore", new_id, "--env", "production", "--into", "oldcopy", "--force")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "does not record its source database's server" in result.stdout
+    assert production_state(mariadb, world) == before
+
+    # another database name is shown different: the old snapshot still restores
+    result = restore(world, new_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+
+
+def test_two_sites_of_one_drill_environment_on_one_server_user_are_guarded_one_by_one(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # drill1 (~/shop, its own database) is a good drill copy; drill2, on the same server and login,
+    # reads its settings from ~/shop2/app/etc/env.php, which names production's database
+    world = drill_env
+    shop2 = Path(world["drill_root"]).parent / "shop2"
+    prod_env_php = magento_env_php(mariadb.port, SHOP_DB, SHOP_USER, SHOP_PASSWORD)
+    _write_tree(shop2, {"app/etc/env.php": prod_env_php}, world["drill_user"])
+    inventory = yaml.safe_load((world["work"] / "inventories" / "drill.yml").read_text())
+    hosts = inventory["all"]["children"]["drill"]["hosts"]
+    hosts["drill2"] = {
+        **hosts["drill1"],
+        "database": {"from": "magento", "root": "~/shop2"},
+        "files": {"root": "~/shop2", "cms": "magento"},
+    }
+    (world["work"] / "inventories" / "pair.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    before = production_state(mariadb, world)
+    try:
+        result = cli(world, "drill", "--env", "production", "--into", "pair")
+        assert result.returncode == 1, result.stdout + result.stderr  # drill1 restored: not "nothing ran"
+        by_host = {h["host"]: h for h in report_of(result)["hosts"]}
+        assert by_host["drill1"]["restore"]["status"] == "changed"
+        assert by_host["drill1"]["cleanup"]["status"] == "done"
+        assert by_host["drill2"]["restore"]["cause"] == "production"
+        assert by_host["drill2"]["cleanup"]["status"] == "not_needed"
+        assert production_state(mariadb, world) == before
+        assert tree(shop2) == {"app/etc/env.php": prod_env_php}
+        assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}  # cleaned
+    finally:
+        subprocess.run(["rm", "-rf", str(shop2)], check=True)
