@@ -662,6 +662,16 @@ def databases(mariadb: MariaDBServer) -> set[str]:
     return {row[0] for row in mariadb.sql("SHOW DATABASES;")}
 
 
+def test_the_snapshot_records_what_its_host_says_it_read(
+    world: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    identity = world["manifest"].identity
+    assert identity.database.name == SHOP_DB and identity.database.port == mariadb.port
+    assert identity.database.datadir.rstrip("/") == str(mariadb.datadir)
+    assert identity.files.real_path == str(world["source_root"]) and identity.files.inode
+    assert identity.files.machine == Path("/etc/machine-id").read_text().strip()
+
+
 def test_a_drill_whose_app_config_names_production_is_refused_before_any_write(
     drill_env: dict[str, Any], mariadb: MariaDBServer
 ) -> None:

@@ -53,6 +53,16 @@ def test_server_uuids_decide_when_both_servers_have_one() -> None:
     assert same_server(a, PROD)  # one without: hostname and datadir
 
 
+def test_members_of_one_replication_cluster_are_one_server() -> None:
+    node1 = DatabaseIdentity("shop", "galera1", "/var/lib/mysql", cluster="wsrep_cluster_state_uuid:c-9")
+    node2 = DatabaseIdentity("shop", "galera2", "/var/lib/mysql", cluster="wsrep_cluster_state_uuid:c-9")
+    assert same_database(node1, node2)
+    out = "#identity\tgalera2\t3306\t\t/var/lib/mysql/\tshop\nwsrep_cluster_state_uuid\tc-9\n"
+    assert parse_database_identity(out).cluster == "wsrep_cluster_state_uuid:c-9"
+    empty = "#identity\th\t3306\t\t/d\tshop\ngroup_replication_group_name\t\n"
+    assert parse_database_identity(empty).cluster == ""  # the plugin is there, no group configured
+
+
 def test_database_names_compare_case_insensitively_the_safe_mistake() -> None:
     assert same_database(PROD, DatabaseIdentity("SHOP", "db1", "/var/lib/mysql"))
     assert not same_database(PROD, DatabaseIdentity("drill_shop", "db1", "/var/lib/mysql"))

@@ -12,8 +12,9 @@ folder's spelling. So the identity is resolved where it is true:
   (both known), else when hostname and datadir match: however the client reached it (TCP to any
   address, the socket), a server answers with the same facts. Two instances that share a hostname
   and a datadir cannot exist on one machine; two machines configured alike (same hostname, same
-  datadir) count as one: refusing is the safe mistake. Database names compare case-insensitively
-  (``lower_case_table_names``), again the safe mistake.
+  datadir) count as one: refusing is the safe mistake. Members of one replication cluster (Galera,
+  Group Replication) count as one server: what is written into one is written into all. Database
+  names compare case-insensitively (``lower_case_table_names``), again the safe mistake.
 * **files**: the real path of the root (``readlink -f``; for a root that does not exist yet, of its
   nearest existing parent plus the rest), the folder's ``DEV:INODE`` when it exists (a bind mount
   is another path to the same inode), and the machine (``/etc/machine-id``, else its hostname).
@@ -42,7 +43,9 @@ from maintkit.sources.script import bash_command, heredoc, host_path, parse_pair
 #: the operation works on (from the settings or the application's config); no privilege is needed.
 IDENTITY_SQL = """\
 SELECT '#identity', @@hostname, @@port, IFNULL(@@socket, ''), @@datadir, @mk_db;
-SHOW GLOBAL VARIABLES LIKE 'server\\_uuid';"""
+SHOW GLOBAL VARIABLES LIKE 'server\\_uuid';
+SHOW GLOBAL STATUS LIKE 'wsrep\\_cluster\\_state\\_uuid';
+SHOW GLOBAL VARIABLES LIKE 'group\\_replication\\_group\\_name';"""
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,15 @@ class DatabaseIdentity:
     port: int | None = None
     socket: str = ""
     server_uuid: str = ""
+    #: the replication cluster the server is a member of (Galera's cluster state uuid, MySQL Group
+    #: Replication's group name): its members share their data, so they count as one server
+    cluster: str = ""
 
     def server(self) -> str:
         """The server, for messages: ``HOSTNAME:PORT (datadir D[, uuid U])``."""
         uuid = f", uuid {self.server_uuid}" if self.server_uuid else ""
-        return f"{self.hostname}:{self.port} (datadir {self.datadir}{uuid})"
+        cluster = f", cluster {self.cluster}" if self.cluster else ""
+        return f"{self.hostname}:{self.port} (datadir {self.datadir}{uuid}{cluster})"
 
     def describe(self) -> str:
         return f"{self.name} on {self.server()}"
@@ -86,6 +93,8 @@ class SourceIdentity:
 
 
 def same_server(a: DatabaseIdentity, b: DatabaseIdentity) -> bool:
+    if a.cluster and a.cluster == b.cluster:
+        return True  # writing into one member writes into all of them
     if a.server_uuid and b.server_uuid:
         return a.server_uuid == b.server_uuid
     return (a.hostname.lower(), _dir(a.datadir)) == (b.hostname.lower(), _dir(b.datadir))
@@ -142,13 +151,15 @@ def database_identity_command(src: DatabaseSource) -> tuple[str, bytes]:
 def parse_database_identity(stdout: str) -> DatabaseIdentity:
     """Parse :func:`database_identity_command` output. Raises ValueError on anything unexpected."""
     facts: list[str] | None = None
-    uuid = ""
+    uuid = cluster = ""
     for line in stdout.split("\n"):
         values = [unescape_batch(v) for v in line.split("\t")]
         if values[0] == "#identity" and len(values) == 6:
             facts = values[1:]
-        elif values[0].lower() == "server_uuid" and len(values) == 2:
+        elif len(values) == 2 and values[0].lower() == "server_uuid":
             uuid = values[1].strip()
+        elif len(values) == 2 and values[0].lower() in _CLUSTER_NAMES and values[1].strip():
+            cluster = f"{values[0].lower()}:{values[1].strip()}"
     if facts is None:
         raise ValueError("the database server did not describe itself")
     hostname, port, socket, datadir, name = facts
@@ -161,7 +172,11 @@ def parse_database_identity(stdout: str) -> DatabaseIdentity:
         port=int(port) if port.isdigit() else None,
         socket=socket,
         server_uuid=uuid,
+        cluster=cluster,
     )
+
+
+_CLUSTER_NAMES = ("wsrep_cluster_state_uuid", "group_replication_group_name")
 
 
 FILES_IDENTITY_BODY = """\
