@@ -950,3 +950,59 @@ def test_two_sites_of_one_drill_environment_on_one_server_user_are_guarded_one_b
         assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}  # cleaned
     finally:
         subprocess.run(["rm", "-rf", str(shop2)], check=True)
+
+
+WP_CONFIG = b"""<?php
+define( 'DB_NAME', 'shop' );
+define( 'DB_USER', 'shop' );
+define( 'DB_PASSWORD', getenv('SHOP_DB_PASSWORD') ?: 'unused' );
+define( 'DB_HOST', 'localhost' );
+$table_prefix = 'wp_';
+require_once ABSPATH . 'wp-settings.php';
+"""
+PS_PARAMETERS = b"""<?php return array('parameters' => array(
+  'database_host' => 'localhost', 'database_port' => '', 'database_name' => 'shop',
+  'database_user' => 'shop', 'database_password' => 'x', 'secret' => 's'));
+"""
+
+
+@pytest.mark.parametrize(
+    ("cms", "config", "content"),
+    [("wordpress", "wp-config.php", WP_CONFIG), ("prestashop", "app/config/parameters.php", PS_PARAMETERS)],
+)
+def test_a_restore_into_a_new_folder_points_wordpress_and_prestashop_configs_at_the_target(
+    drill_env: dict[str, Any], mariadb: MariaDBServer, cms: str, config: str, content: bytes
+) -> None:
+    world = drill_env
+    members: list[tuple[str, bytes | None]] = [("./", None), ("./index.php", b"<?php echo 'hi';\n")]
+    members += [("./app/", None), ("./app/config/", None)] if "/" in config else []
+    new_id = craft(world, cms, files=zstd(tar_of([*members, (f"./{config}", content)])))
+    root = Path(world["drill_root"]).parent / "fresh"
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    target_inventory(world, "fresh", files={"root": "~/fresh", "cms": cms})
+    try:
+        result = restore(world, new_id, into="fresh")
+        assert result.returncode == 0, result.stdout + result.stderr
+        if cms == "wordpress":
+            text = (root / config).read_text()
+            assert f"define( 'DB_NAME', '{DRILL_DB}');" in text and "define( 'DB_USER', 'mk_drill');" in text
+            assert f"define( 'DB_HOST', '127.0.0.1:{mariadb.port}');" in text and "getenv" not in text
+            assert "$table_prefix = 'wp_';" in text  # the rest of the file as it was
+        else:
+            php = "echo json_encode((include $argv[1])['parameters']);"
+            out = subprocess.run(["php", "-r", php, str(root / config)], capture_output=True, text=True)
+            parameters = json.loads(out.stdout)
+            assert parameters["database_name"] == DRILL_DB and parameters["database_user"] == DRILL_USER
+            assert parameters["database_password"] == DRILL_PASSWORD and parameters["secret"] == "s"
+            assert (parameters["database_host"], parameters["database_port"]) == (
+                "127.0.0.1",
+                str(mariadb.port),
+            )
+        journal = events(world["work"] / "journal")
+        [restored] = [
+            e for e in journal if e["event"] == "step_end" and e.get("step") == "restore the snapshot"
+        ]
+        assert restored["data"]["config"]["how"] == "written"
+        assert restored["data"]["config"]["proven"] == ["before the commit", "after the commit"]
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=True)

@@ -102,7 +102,8 @@ class RestoreParams(ActionParams):
     source: dict[str, Any] | None = Field(
         None,
         description="Where the snapshot comes from when restoring into another environment "
-        "(set by 'maintkit restore --into' and 'maintkit drill'; default: this environment's storage).",
+        "(set by 'maintkit restore --into' and 'maintkit drill'; default: this environment's storage). "
+        "A target that is the source's database or folder is then refused.",
     )
     site: str | None = Field(
         None, description="The site whose snapshot to restore (default: this host's site)."
@@ -127,7 +128,11 @@ class RestoreParams(ActionParams):
         "e.g. app/etc/env.php).",
     )
     count_rows: bool = Field(True, description="Count the restored rows and compare them with the dump.")
-    drill: bool = Field(False, description="A drill: refuse production targets (see docs/restore.md).")
+    drill: bool = Field(
+        False,
+        description="A drill: also refuse environments named production and hosts marked production, "
+        "and mark what it restores (run id) for drill_cleanup (see docs/restore.md).",
+    )
     timeout: float | None = Field(None, description="Seconds each transfer may take (default: the step's).")
 
     @field_validator("keep")
