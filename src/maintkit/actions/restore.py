@@ -264,9 +264,10 @@ class RestoreJob:
             self._prove_config(self.params.files.root, "after the commit")
 
     def _foreign(self) -> bool:
-        """The snapshot is another environment's or another site's (not this host's own)."""
+        """The snapshot comes through ``source`` (``--into``: even one naming this environment, the
+        user asked for another place), or is another environment's or another site's."""
         own = (str(self.ctx.vars["maintkit_env"]), site_name(self.ctx.vars))
-        return (self.record.source_env, self.record.site) != own
+        return self.params.source is not None or (self.record.source_env, self.record.site) != own
 
     def _snapshot(self) -> tuple[Target, Manifest, RestoreSource | None]:
         ctx, params = self.ctx, self.params
