@@ -115,7 +115,9 @@ def restore(
     """Restore SNAPSHOT (an id, or ``latest``) of an environment onto its hosts, or into another one.
 
     Every artifact is checked while it streams and staged beside the live data; the database and
-    files are swapped in only when everything passed. Exit codes as for ``maintkit run``.
+    files are swapped in only when everything passed. With ``--into``, a target that is the source
+    (the same database server and database, or the same real folder, as resolved on the hosts) is
+    refused before anything is written: exit 2. Otherwise exit codes as for ``maintkit run``.
     """
     from maintkit.engine.journal import new_run_id
     from maintkit.engine.runner import RunOptions

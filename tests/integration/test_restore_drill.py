@@ -29,11 +29,14 @@ import pytest
 import yaml
 import zstandard
 
+from maintkit.restore.commands import MARKER_FILE
+from maintkit.restore.sql import MARKER_TABLE
 from maintkit.storage.config import targets_from_vars
 from maintkit.storage.manifest import Manifest, write_manifest
-from tests.integration.helpers import run_cli
+from tests.integration.helpers import events, run_cli, step_statuses, write_playbook
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture, seed_shop
 from tests.s3server import FAKE_AWS_ENV, MotoServer
+from tests.shop import php_string
 from tests.sshd import SSHHost
 
 pytestmark = pytest.mark.integration
@@ -43,7 +46,6 @@ DRILL_USER = "mk_drill"
 DRILL_PASSWORD = "drill pa$$ 'w0rd'"
 SOURCE_URL = "https://shop.example.com/"
 DRILL_URL = "http://drill.shop.test/"
-DRILL_ENV_PHP = b"<?php return ['db' => ['connection' => ['default' => ['dbname' => 'drill_stage1']]]];\n"
 SITE_FILES = {
     "index.php": b"<?php echo 'welcome to the shop';\n",
     "app/etc/env.php": b"<?php return ['db' => ['connection' => ['default' => ['dbname' => 'shop']]]];\n",
@@ -51,6 +53,15 @@ SITE_FILES = {
     "pub/media/name with spaces & 'quotes'.txt": "caf\u00e9 \U0001f600\n".encode(),
     "var/cache/mage--0": b"a cache entry: excluded by cms: magento\n",
 }
+
+
+def magento_env_php(port: int, dbname: str, user: str, password: str, host: str = "127.0.0.1") -> bytes:
+    """A Magento ``app/etc/env.php`` naming a database (with a key the restore must leave alone)."""
+    settings = {"host": f"{host}:{port}" if port else host, "dbname": dbname, "username": user}
+    settings["password"] = password
+    pairs = ", ".join(f"{php_string(k)} => {php_string(v)}" for k, v in settings.items())
+    db = f"'db' => ['connection' => ['default' => [{pairs}]]]"
+    return f"<?php return ['crypt' => ['key' => 'k'], {db}];\n".encode()
 
 
 def seed(server: MariaDBServer) -> None:
@@ -135,6 +146,9 @@ def world(
 ) -> Iterator[dict[str, Any]]:
     """Inventories for ``production`` (prod1) and ``drill`` (stage1), and one real snapshot of prod1."""
     work = tmp_path_factory.mktemp("restore")
+    # the hosts' users may reach the server's socket (the folder is mkdtemp's 0700): the same server
+    # spelled as a socket is what some tests need (nothing in the folder becomes readable)
+    os.chmod(mariadb.workdir, 0o711)
     bucket = f"mk-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     prod1, stage1 = ssh_hosts["prod1"], ssh_hosts["stage1"]
@@ -225,6 +239,8 @@ def world(
         "source_root": source_root,
         "drill_root": Path(stage1.home) / "shop",
         "drill_user": stage1.user,
+        # the drill copy's own config, with its own credentials (as a real env.php has)
+        "drill_env_php": magento_env_php(mariadb.port, DRILL_DB, DRILL_USER, DRILL_PASSWORD),
     }
     subprocess.run(["rm", "-rf", str(source_root), str(Path(stage1.home) / "shop")], check=False)
 
@@ -234,7 +250,7 @@ def drill_env(world: dict[str, Any], mariadb: MariaDBServer) -> Iterator[dict[st
     """Before each test: stage1's ~/shop holds only the drill's env.php; the drill database is gone."""
     root = world["drill_root"]
     subprocess.run(["rm", "-rf", str(root)], check=True)
-    _write_tree(root, {"app/etc/env.php": DRILL_ENV_PHP}, world["drill_user"])
+    _write_tree(root, {"app/etc/env.php": world["drill_env_php"]}, world["drill_user"])
     mariadb.drop_database(DRILL_DB)
     mariadb.drop_database(DRILL_DB + "_mkrestore")
     yield world
@@ -249,6 +265,11 @@ def cli(world: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
 
 def drill(world: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
     return cli(world, "drill", "--env", "production", "--into", "drill", *args)
+
+
+def run_id_of(result: subprocess.CompletedProcess[str]) -> str:
+    line = next(x for x in result.stdout.splitlines() if x.startswith("report: "))
+    return Path(line.removeprefix("report: ")).name.split(".")[0]
 
 
 def report_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
@@ -318,7 +339,7 @@ def sentinel(mariadb: MariaDBServer) -> None:
 def assert_untouched(mariadb: MariaDBServer, world: dict[str, Any]) -> None:
     assert mariadb.table_row_counts(DRILL_DB) == {"sentinel": 2}
     assert not mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}\\_mkrestore'")
-    assert tree(world["drill_root"]) == {"app/etc/env.php": DRILL_ENV_PHP}
+    assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}
     leftovers = [p.name for p in world["drill_root"].parent.iterdir() if ".mkrestore." in p.name]
     assert leftovers == []
 
@@ -354,13 +375,17 @@ def test_drill_restores_identical_rows_checksums_and_files(
     page = report["_html"]  # self-contained: no script, no external resource
     assert "<svg" in page and "PASSED" in page and not any(x in page for x in ("<script", "src=", "href="))
 
-    # every table of the dump, with the rows the source holds; same checksums and schema objects
+    # every table of the dump, with the rows the source holds; same checksums and schema objects;
+    # plus the drill's marker (its run id), which its cleanup looks for
+    run_id = run_id_of(result)
+    assert mariadb.sql(f"SELECT run_id FROM {MARKER_TABLE};", DRILL_DB) == [(run_id,)]
     source_rows = mariadb.table_row_counts(SHOP_DB)
     assert {t["name"]: t["restored_rows"] for t in host["tables"]} == source_rows
     assert {t["name"]: t["manifest_rows"] for t in host["tables"]} == source_rows
-    assert mariadb.table_row_counts(DRILL_DB) == source_rows
+    assert mariadb.table_row_counts(DRILL_DB) == {**source_rows, MARKER_TABLE: 1}
     source_sums = mariadb.checksum_tables(SHOP_DB)
     drill_sums = mariadb.checksum_tables(DRILL_DB)
+    drill_sums.pop(MARKER_TABLE)
     assert drill_sums.pop("core_config_data") != source_sums.pop("core_config_data")  # rewritten below
     assert drill_sums == source_sums
     assert mariadb.schema_objects(DRILL_DB) == mariadb.schema_objects(SHOP_DB)
@@ -371,10 +396,15 @@ def test_drill_restores_identical_rows_checksums_and_files(
     assert urls["web/unsecure/base_static_url"] == "{{unsecure_base_url}}static/"
     assert not mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}\\_mkrestore'")
 
-    # the files, byte for byte, minus Magento's caches; the drill's own env.php kept
+    # the files, byte for byte, minus Magento's caches; the drill's own env.php kept (and proven
+    # before and after the commit to lead to the drill database); the drill's marker file
     expected = {k: v for k, v in SITE_FILES.items() if not k.startswith("var/cache")}
-    expected["app/etc/env.php"] = DRILL_ENV_PHP
+    expected["app/etc/env.php"] = world["drill_env_php"]
+    expected[MARKER_FILE] = f"{run_id}\n".encode()
     assert tree(world["drill_root"]) == expected
+    config = host["restore"]["config"]
+    assert config["how"] == "kept" and config["database"] == DRILL_DB
+    assert config["proven"] == ["before the commit", "after the commit"]
     assert [p.name for p in world["drill_root"].parent.iterdir() if ".mk" in p.name] == []
 
     # no password in any output, journal or report (the source's never even reached the run)
@@ -387,7 +417,7 @@ def test_drill_restores_identical_rows_checksums_and_files(
     assert result.returncode == 0, result.stdout + result.stderr
     assert report_of(result)["hosts"][0]["cleanup"]["status"] == "done"
     assert mariadb.table_row_counts(DRILL_DB) == {}
-    assert tree(world["drill_root"]) == {"app/etc/env.php": DRILL_ENV_PHP}
+    assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}
 
 
 def test_rto_smaller_than_the_measured_time_fails_the_drill(drill_env: dict[str, Any]) -> None:
@@ -467,7 +497,9 @@ def test_the_drill_refuses_production(drill_env: dict[str, Any]) -> None:
 # -- restore ------------------------------------------------------------------------------------------
 
 
-def restore(world: dict[str, Any], snapshot: str, *args: str) -> subprocess.CompletedProcess[str]:
+def restore(
+    world: dict[str, Any], snapshot: str, *args: str, into: str = "drill"
+) -> subprocess.CompletedProcess[str]:
     # the drill database's own user may not create objects DEFINER=shop: they become its own
     return cli(
         world,
@@ -476,7 +508,7 @@ def restore(world: dict[str, Any], snapshot: str, *args: str) -> subprocess.Comp
         "--env",
         "production",
         "--into",
-        "drill",
+        into,
         "--create-database",
         "--var",
         "definers=current",
@@ -518,10 +550,6 @@ def test_a_tar_with_dotdot_members_is_refused(
     assert "'../escaped.txt' would be written outside the restore root" in result.stdout
     assert not (Path(ssh_hosts["stage1"].home) / "escaped.txt").exists()
     assert_untouched(mariadb, drill_env)
-
-
-def php_string(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def test_a_drill_reads_its_database_settings_from_the_drill_copys_env_php(
@@ -578,7 +606,7 @@ def test_an_encrypted_snapshot_is_decrypted_on_the_control_node(
         decrypt["db.sql.zst.age"]["seconds"] > 0
         and "age, on the control node" in decrypt["db.sql.zst.age"]["note"]
     )
-    assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+    assert mariadb.table_row_counts(DRILL_DB) == {**mariadb.table_row_counts(SHOP_DB), MARKER_TABLE: 1}
     assert str(identity) not in "".join(p.read_text() for p in (world["work"] / "journal").iterdir())
 
 
@@ -606,3 +634,375 @@ def test_wordpress_urls_are_rewritten_with_the_table_prefix(mariadb: MariaDBServ
         }
     finally:
         mariadb.drop_database("drill_wp")
+
+
+# -- production is never the target (the guard on the host, the copy's own config) -----------------
+
+
+def target_inventory(world: dict[str, Any], name: str, on: str = "drill1", **settings: Any) -> dict[str, Any]:
+    """Write ``inventories/NAME.yml``: the drill inventory with drill1's settings changed (``on="prod1"``
+    puts drill1 on prod1's SSH server and login); return drill1's variables."""
+    inventory = yaml.safe_load((world["work"] / "inventories" / "drill.yml").read_text())
+    drill1 = inventory["all"]["children"]["drill"]["hosts"]["drill1"]
+    if on == "prod1":
+        production = yaml.safe_load((world["work"] / "inventories" / "production.yml").read_text())
+        prod1 = production["all"]["children"]["production"]["hosts"]["prod1"]
+        drill1.update({k: v for k, v in prod1.items() if k.startswith("ansible_")})
+    drill1.update(settings)
+    (world["work"] / "inventories" / f"{name}.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return dict(drill1)
+
+
+def production_state(mariadb: MariaDBServer, world: dict[str, Any]) -> tuple[Any, ...]:
+    """Everything a harmful restore or cleanup would change in production."""
+    return (mariadb.checksum_tables(SHOP_DB), mariadb.schema_objects(SHOP_DB), tree(world["source_root"]))
+
+
+def databases(mariadb: MariaDBServer) -> set[str]:
+    return {row[0] for row in mariadb.sql("SHOW DATABASES;")}
+
+
+def test_the_snapshot_records_what_its_host_says_it_read(
+    world: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    identity = world["manifest"].identity
+    assert identity.database.name == SHOP_DB and identity.database.port == mariadb.port
+    assert identity.database.datadir.rstrip("/") == str(mariadb.datadir)
+    assert identity.files.real_path == str(world["source_root"]) and identity.files.inode
+    assert identity.files.machine == Path("/etc/machine-id").read_text().strip()
+
+
+def test_a_drill_whose_app_config_names_production_is_refused_before_any_write(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # the drill copy reads its credentials from its env.php, and that env.php is production's
+    # (the shop's own user: ALL on `shop` only, no CREATE DATABASE, as hosting panels grant it)
+    world = drill_env
+    prod_env_php = magento_env_php(0, SHOP_DB, SHOP_USER, SHOP_PASSWORD, host=mariadb.socket)
+    _write_tree(world["drill_root"], {"app/etc/env.php": prod_env_php}, world["drill_user"])
+    target_inventory(world, "drillapp", database={"from": "magento", "root": "~/shop"})
+    before, dbs = production_state(mariadb, world), databases(mariadb)
+
+    result = cli(world, "drill", "--env", "production", "--into", "drillapp")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refusing to drill into drill1: " in result.stderr
+    assert "the target database shop on " in result.stderr
+    assert "is the source's (prod1 of production: shop on " in result.stderr
+    report = report_of(result)
+    assert [c["cause"] for c in report["verdict"]["causes"]] == ["production"]
+    assert report["hosts"][0]["cleanup"]["status"] == "not_needed"  # the cleanup never ran
+    assert production_state(mariadb, world) == before and databases(mariadb) == dbs
+    assert tree(world["drill_root"]) == {"app/etc/env.php": prod_env_php}
+    journal = events(world["work"] / "journal")
+    assert ("always", "clean the drill environment", "skipped") in step_statuses(journal, "drill1")
+
+
+@pytest.mark.parametrize("spelling", ["socket", "localhost", "127.0.0.1"])
+def test_a_restore_into_production_s_database_spelled_otherwise_is_refused(
+    drill_env: dict[str, Any], mariadb: MariaDBServer, spelling: str
+) -> None:
+    # production's dump logged in over TCP to 127.0.0.1:PORT; the target names the same server
+    # through the socket, or as localhost:PORT (TCP, protocol forced by the port... or the socket)
+    world = drill_env
+    database: dict[str, Any] = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD}
+    if spelling == "socket":
+        database.update(host="localhost", socket=mariadb.socket)
+    else:
+        database.update(host=spelling, port=mariadb.port, socket=mariadb.socket)
+    target_inventory(world, "copy", database=database, files={"root": "~/copy", "cms": "magento"})
+    before = production_state(mariadb, world)
+
+    result = cli(world, "restore", "latest", "--env", "production", "--into", "copy", "--force")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refusing to restore into drill1: " in result.stdout
+    assert "the target database shop on " in result.stdout
+    assert "is the source's (prod1 of production: shop on " in result.stdout
+    assert production_state(mariadb, world) == before
+    assert f"{SHOP_DB}_mkrestore" not in databases(mariadb)
+    assert not (Path(world["drill_root"]).parent / "copy").exists()
+
+
+def test_a_restore_into_production_s_folder_through_a_symlink_is_refused(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # a second site instance on production's server and login, whose root is a symlink to the shop
+    world = drill_env
+    link = world["source_root"].parent / "shoplink"
+    link.symlink_to(world["source_root"])
+    try:
+        target_inventory(world, "linked", on="prod1", files={"root": "~/shoplink", "cms": "magento"})
+        before = production_state(mariadb, world)
+        result = cli(
+            world, "restore", "latest", "--env", "production", "--into", "linked", "--create-database"
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"the target folder ~/shoplink ({world['source_root']} on machine" in result.stdout
+        assert "is the source's (prod1 of production:" in result.stdout
+        assert production_state(mariadb, world) == before
+        assert DRILL_DB not in databases(mariadb)  # refused before the database was created
+    finally:
+        link.unlink()
+
+
+def test_a_drill_failing_before_it_staged_anything_runs_no_cleanup(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # a drill user as a host grants it: ALL on its own database, nothing on the staging database
+    world = drill_env
+    mariadb.create_user("mk_lowly", "lowly pw 1")
+    mariadb.drop_database("lowly_drill")
+    mariadb.create_database("lowly_drill", owner="mk_lowly")
+    mariadb.sql("CREATE TABLE sentinel (id INT PRIMARY KEY); INSERT INTO sentinel VALUES (7);", "lowly_drill")
+    database = {"name": "lowly_drill", "user": "mk_lowly", "password": "lowly pw 1", "host": "127.0.0.1"}
+    target_inventory(world, "lowly", database={**database, "port": mariadb.port})
+    before = production_state(mariadb, world)
+    try:
+        result = cli(world, "drill", "--env", "production", "--into", "lowly")
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "lowly_drill_mkrestore" in result.stderr  # the staging database it may not create
+        report = report_of(result)
+        assert report["hosts"][0]["cleanup"]["status"] == "not_needed"
+        assert mariadb.table_row_counts("lowly_drill") == {"sentinel": 1}  # neither dropped nor emptied
+        assert production_state(mariadb, world) == before
+        assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}
+    finally:
+        mariadb.drop_database("lowly_drill")
+
+
+def test_a_restore_into_a_new_folder_writes_the_target_s_database_into_the_copy_s_env_php(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    world = drill_env
+    root = Path(world["drill_root"]).parent / "fresh"
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    target_inventory(world, "fresh", files={"root": "~/fresh", "cms": "magento"})
+    try:
+        result = restore(world, "latest", into="fresh")
+        assert result.returncode == 0, result.stdout + result.stderr
+        settings = json.loads(
+            subprocess.run(
+                ["php", "-r", "echo json_encode(include $argv[1]);", str(root / "app/etc/env.php")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
+        assert settings["db"]["connection"]["default"] == {
+            "host": f"127.0.0.1:{mariadb.port}",
+            "dbname": DRILL_DB,
+            "username": DRILL_USER,
+            "password": DRILL_PASSWORD,
+        }
+        assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+        [restored] = [
+            e
+            for e in events(world["work"] / "journal")
+            if e.get("step") == "restore the snapshot" and e["event"] == "step_end"
+        ]
+        config = restored["data"]["config"]
+        assert config["how"] == "written" and config["database"] == DRILL_DB
+        assert config["proven"] == ["before the commit", "after the commit"]
+        assert (
+            DRILL_PASSWORD
+            not in (world["work"] / "journal").joinpath(f"{restored['run_id']}.jsonl").read_text()
+        )
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+
+
+def test_a_target_reading_its_settings_from_a_config_it_does_not_have_is_refused_before_commit(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    world = drill_env
+    root = Path(world["drill_root"]).parent / "fresh"
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    target_inventory(
+        world,
+        "freshapp",
+        database={"from": "magento", "root": "~/fresh"},
+        files={"root": "~/fresh", "cms": "magento"},
+    )
+    before, dbs = production_state(mariadb, world), databases(mariadb)
+    result = restore(world, "latest", into="freshapp")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "app/etc/env.php does not exist on drill1" in result.stdout
+    assert not root.exists()  # nothing swapped in
+    assert production_state(mariadb, world) == before and databases(mariadb) == dbs
+
+
+def test_a_playbook_restore_step_with_a_foreign_source_is_refused(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    from maintkit.config.inventory import load_inventory
+    from maintkit.restore.source import describe_source
+
+    world = drill_env
+    database = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD, "socket": mariadb.socket}
+    target_inventory(world, "mine", database=database, files={"root": "~/copy", "cms": "magento"})
+    source = describe_source(load_inventory("production", None, world["work"]))
+    (world["work"] / "source.yml").write_text(yaml.safe_dump({"production_source": source}))
+    book = {
+        "name": "copy production",
+        "steps": [
+            {
+                "name": "bring production's data",
+                "restore": {
+                    "source": "{{ production_source }}",
+                    "database": "{{ database }}",
+                    "files": "{{ files }}",
+                    "force": True,
+                    "create_database": True,
+                },
+            }
+        ],
+    }
+    write_playbook(world["work"], book, "copy")
+    before = production_state(mariadb, world)
+    result = cli(world, "run", "copy.yml", "--env", "mine", "--vars-file", "source.yml")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "refusing to restore into drill1: " in result.stdout
+    assert "the target database shop on " in result.stdout
+    assert production_state(mariadb, world) == before
+
+
+def test_a_drill_cleans_only_what_carries_its_marker(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # the drill database already holds data of someone else's; the restore stages, then fails its
+    # table proof: the cleanup runs (something was staged) but leaves that database alone
+    world = drill_env
+    sentinel(mariadb)
+    dump = subprocess.run(
+        [
+            "mariadb-dump",
+            f"--defaults-file={mariadb.defaults_file()}",
+            "--single-transaction",
+            "--hex-blob",
+            f"--ignore-table={SHOP_DB}.sales_order_item",
+            SHOP_DB,
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    new_id = craft(world, "nomarker", db=zstd(dump))
+    result = drill(world, "--snapshot", new_id)
+    assert result.returncode == 1, result.stdout + result.stderr
+    cleanup = report_of(result)["hosts"][0]["cleanup"]
+    assert (
+        cleanup["status"] == "done"
+        and "left alone (drill_stage1 holds no marker of this drill" in cleanup["msg"]
+    )
+    assert_untouched(mariadb, world)
+
+
+def test_an_old_snapshot_without_identity_is_refused_by_database_name(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # a manifest written before identities were recorded: the database is known by its name only
+    world = drill_env
+    new_id = craft(world, "old")
+    s3_target = world["targets"][0]
+    manifest = Manifest.from_json(s3_target.get_bytes(f"prod1/production/{new_id}/manifest.json"))
+    manifest.identity = None
+    write_manifest(s3_target, manifest)
+    database = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD, "socket": mariadb.socket}
+    target_inventory(world, "oldcopy", database=database, files={"root": "~/copy", "cms": "magento"})
+    before = production_state(mariadb, world)
+    result = cli(world, "restore", new_id, "--env", "production", "--into", "oldcopy", "--force")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "does not record its source database's server" in result.stdout
+    assert production_state(mariadb, world) == before
+
+    # another database name is shown different: the old snapshot still restores
+    result = restore(world, new_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+
+
+def test_two_sites_of_one_drill_environment_on_one_server_user_are_guarded_one_by_one(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    # drill1 (~/shop, its own database) is a good drill copy; drill2, on the same server and login,
+    # reads its settings from ~/shop2/app/etc/env.php, which names production's database
+    world = drill_env
+    shop2 = Path(world["drill_root"]).parent / "shop2"
+    prod_env_php = magento_env_php(mariadb.port, SHOP_DB, SHOP_USER, SHOP_PASSWORD)
+    _write_tree(shop2, {"app/etc/env.php": prod_env_php}, world["drill_user"])
+    inventory = yaml.safe_load((world["work"] / "inventories" / "drill.yml").read_text())
+    hosts = inventory["all"]["children"]["drill"]["hosts"]
+    hosts["drill2"] = {
+        **hosts["drill1"],
+        "database": {"from": "magento", "root": "~/shop2"},
+        "files": {"root": "~/shop2", "cms": "magento"},
+    }
+    (world["work"] / "inventories" / "pair.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    before = production_state(mariadb, world)
+    try:
+        result = cli(world, "drill", "--env", "production", "--into", "pair")
+        assert result.returncode == 1, result.stdout + result.stderr  # drill1 restored: not "nothing ran"
+        by_host = {h["host"]: h for h in report_of(result)["hosts"]}
+        assert by_host["drill1"]["restore"]["status"] == "changed"
+        assert by_host["drill1"]["cleanup"]["status"] == "done"
+        assert by_host["drill2"]["restore"]["cause"] == "production"
+        assert by_host["drill2"]["cleanup"]["status"] == "not_needed"
+        assert production_state(mariadb, world) == before
+        assert tree(shop2) == {"app/etc/env.php": prod_env_php}
+        assert tree(world["drill_root"]) == {"app/etc/env.php": world["drill_env_php"]}  # cleaned
+    finally:
+        subprocess.run(["rm", "-rf", str(shop2)], check=True)
+
+
+WP_CONFIG = b"""<?php
+define( 'DB_NAME', 'shop' );
+define( 'DB_USER', 'shop' );
+define( 'DB_PASSWORD', getenv('SHOP_DB_PASSWORD') ?: 'unused' );
+define( 'DB_HOST', 'localhost' );
+$table_prefix = 'wp_';
+require_once ABSPATH . 'wp-settings.php';
+"""
+PS_PARAMETERS = b"""<?php return array('parameters' => array(
+  'database_host' => 'localhost', 'database_port' => '', 'database_name' => 'shop',
+  'database_user' => 'shop', 'database_password' => 'x', 'secret' => 's'));
+"""
+
+
+@pytest.mark.parametrize(
+    ("cms", "config", "content"),
+    [("wordpress", "wp-config.php", WP_CONFIG), ("prestashop", "app/config/parameters.php", PS_PARAMETERS)],
+)
+def test_a_restore_into_a_new_folder_points_wordpress_and_prestashop_configs_at_the_target(
+    drill_env: dict[str, Any], mariadb: MariaDBServer, cms: str, config: str, content: bytes
+) -> None:
+    world = drill_env
+    members: list[tuple[str, bytes | None]] = [("./", None), ("./index.php", b"<?php echo 'hi';\n")]
+    members += [("./app/", None), ("./app/config/", None)] if "/" in config else []
+    new_id = craft(world, cms, files=zstd(tar_of([*members, (f"./{config}", content)])))
+    root = Path(world["drill_root"]).parent / "fresh"
+    subprocess.run(["rm", "-rf", str(root)], check=True)
+    target_inventory(world, "fresh", files={"root": "~/fresh", "cms": cms})
+    try:
+        result = restore(world, new_id, into="fresh")
+        assert result.returncode == 0, result.stdout + result.stderr
+        if cms == "wordpress":
+            text = (root / config).read_text()
+            assert f"define( 'DB_NAME', '{DRILL_DB}');" in text and "define( 'DB_USER', 'mk_drill');" in text
+            assert f"define( 'DB_HOST', '127.0.0.1:{mariadb.port}');" in text and "getenv" not in text
+            assert "$table_prefix = 'wp_';" in text  # the rest of the file as it was
+        else:
+            php = "echo json_encode((include $argv[1])['parameters']);"
+            out = subprocess.run(["php", "-r", php, str(root / config)], capture_output=True, text=True)
+            parameters = json.loads(out.stdout)
+            assert parameters["database_name"] == DRILL_DB and parameters["database_user"] == DRILL_USER
+            assert parameters["database_password"] == DRILL_PASSWORD and parameters["secret"] == "s"
+            assert (parameters["database_host"], parameters["database_port"]) == (
+                "127.0.0.1",
+                str(mariadb.port),
+            )
+        journal = events(world["work"] / "journal")
+        [restored] = [
+            e for e in journal if e["event"] == "step_end" and e.get("step") == "restore the snapshot"
+        ]
+        assert restored["data"]["config"]["how"] == "written"
+        assert restored["data"]["config"]["proven"] == ["before the commit", "after the commit"]
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=True)

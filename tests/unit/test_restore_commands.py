@@ -288,3 +288,22 @@ def test_what_counts_as_production() -> None:
         home.files_root == "~alice/shop" != place_of("b", "h", 22, "bob", {"root": "~/shop"}, None).files_root
     )
     assert marked_production("yes") and not marked_production("false") and not marked_production(None)
+
+
+def test_prepare_copies_the_kept_config_into_the_tree_and_marks_a_drill_s_copy(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    (root / "app" / "etc").mkdir(parents=True)
+    (root / "app" / "etc" / "env.php").write_text("drill settings")
+    transport = LocalTransport("here")
+    archive = tar_zst({"index.php": b"new", "app/etc/env.php": b"production settings"})
+    result = transport.run(commands.extract_command(str(root), "zstd"), stdin=archive, timeout=30)
+    staging = next(line.split("=", 1)[1] for line in result.stderr.splitlines() if "staging=" in line)
+    result = transport.run(
+        commands.prepare_command(str(root), staging, ["app/etc/env.php", "absent"], "run-7"), timeout=30
+    )
+    assert result.rc == 0 and "maintkit:kept=app/etc/env.php" in result.stderr
+    assert (Path(staging) / "app" / "etc" / "env.php").read_text() == "drill settings"  # before the swap
+    assert (Path(staging) / commands.MARKER_FILE).read_text() == "run-7\n"
+    assert (root / "app" / "etc" / "env.php").read_text() == "drill settings"
+    elsewhere = transport.run(commands.prepare_command(str(root), "/etc", [], None), timeout=30)
+    assert elsewhere.rc == 2 and "not a restore folder" in elsewhere.stderr

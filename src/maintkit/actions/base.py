@@ -41,6 +41,9 @@ class ActionResult:
     msg: str = ""
     skipped: bool = False
     data: dict[str, Any] = field(default_factory=dict)
+    #: a failure that is a refusal before anything was written (a safety check said no): when it is
+    #: the only kind of failure of a run that changed nothing, the run exits 2, not 1
+    refused: bool = False
 
     def as_vars(self) -> dict[str, Any]:
         """The mapping a ``register`` name is bound to: ``r.rc``, ``r.stdout``, ``r.data.x``..."""
@@ -53,6 +56,7 @@ class ActionResult:
             "stdout_lines": self.stdout.splitlines(),
             "msg": self.msg,
             "skipped": self.skipped,
+            "refused": self.refused,
             "data": self.data,
         }
         out.update({k: v for k, v in self.data.items() if k not in out})

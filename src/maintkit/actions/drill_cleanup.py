@@ -5,8 +5,12 @@ event dropped; the grant-holding database itself stays); a leftover staging data
 The files: the root keeps only its ``keep`` paths (the drill's own ``env.php``, so the next drill's
 copy again runs with the drill's settings), or goes entirely when there are none.
 
-Destructive by nature, so it refuses production exactly as the drill's ``restore`` does
-(:mod:`maintkit.restore.guard`).
+Destructive by nature, so it touches only what *this* drill run created: the drill's ``restore``
+writes the run id into a marker table of its staging database (committed into the target with the
+tables) and a marker file into the restored root; a database or root without this run's marker is
+left alone (whatever put it there, it was not this drill). It also refuses production by the
+inventories' rules (:mod:`maintkit.restore.guard`), and the shipped playbook runs it only when the
+restore staged something of its own.
 """
 
 from __future__ import annotations
@@ -58,12 +62,16 @@ class DrillCleanup(Action):
         if params.database is not None:
             done["database"] = self._database(params.database, params.drop_database, ctx)
         if params.files is not None:
-            result = ctx.run(commands.reset_command(params.files.root, _keep(params)), timeout=600)
+            command = commands.reset_command(params.files.root, _keep(params), ctx.run_id)
+            result = ctx.run(command, timeout=600)
             if result.rc != 0:
                 raise StepFailed(
                     f"cleaning {params.files.root} failed: {strip_markers(result.stderr).strip()}"
                 )
-            done["files"] = parse_markers(result.stderr).get("files", "absent")
+            status = parse_markers(result.stderr).get("files", "absent")
+            if status == "unmarked":
+                status = f"left alone ({params.files.root} holds no marker of this drill: not its copy)"
+            done["files"] = status
         return ActionResult(
             changed=True, msg=", ".join(f"{k} {v}" for k, v in done.items()) or "nothing to clean", data=done
         )
@@ -96,15 +104,20 @@ class DrillCleanup(Action):
         name = database.name if database.from_ is None else None
         state = sql.parse_target(run_sql(sql.inspect_target_sql(name)))
         staging = sql.staging_name(state.database)
-        statements = [f"DROP DATABASE IF EXISTS {sql.name(staging)};"]
+        reads = [sql.read_marker_sql(state.database, "target"), sql.read_marker_sql(staging, "staging")]
+        markers = sql.tagged_rows(run_sql("\n".join(reads)))
+        ours = [[ctx.run_id]]
+        if markers.get("#staging") == ours:  # a staging database this run left behind
+            run_sql(f"DROP DATABASE IF EXISTS {sql.name(staging)};")
         if not state.exists:
-            run_sql(statements[0])
             return "absent"
+        if markers.get("#target") != ours:
+            return f"left alone ({state.database} holds no marker of this drill: not its copy)"
         if drop:
-            run_sql(f"{statements[0]}\nDROP DATABASE {sql.name(state.database)};")
+            run_sql(f"DROP DATABASE {sql.name(state.database)};")
             return "dropped"
         objects = sql.parse_inspection(run_sql(sql.objects_sql(state.database, "t_"))).target
-        run_sql(statements[0] + "\n" + sql.empty_sql(state.database, objects))
+        run_sql(sql.empty_sql(state.database, objects))
         return "emptied"
 
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import posixpath
 import time
+from collections.abc import Callable, Sequence
 from contextlib import suppress
+from dataclasses import asdict
 from typing import Any, BinaryIO, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -29,15 +31,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
 from maintkit.errors import MaintkitError, StepFailed
 from maintkit.restore import commands, sql
-from maintkit.restore.guard import marked_production, place_of, production_reasons
+from maintkit.restore.guard import identity_reasons, marked_production, place_of, production_reasons
 from maintkit.restore.inspect import ArchiveInspector, DumpInspector
 from maintkit.restore.record import Cause, Phase, RestoreRecord, TableCheck, now_iso
 from maintkit.restore.source import RestoreSource
 from maintkit.restore.stream import IntegrityError, PrefixedReader, UnsafeContent, VerifyingReader
-from maintkit.sources.appconfig import CONFIG_FILES
+from maintkit.sources.appconfig import CONFIG_FILES, App, config_host, write_db_config_command
 from maintkit.sources.compression import parse_markers, strip_markers
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.files import FilesSource
+from maintkit.sources.identity import (
+    DatabaseIdentity,
+    FilesIdentity,
+    database_identity_command,
+    files_identity_command,
+    parse_database_identity,
+    parse_files_identity,
+    same_database,
+)
 from maintkit.sources.probe import parse_probe, probe_command
 from maintkit.sources.script import bash_command, host_path
 from maintkit.storage.base import Target
@@ -76,9 +87,13 @@ class RewriteUrls(BaseModel):
 class RestoreFailed(StepFailed):
     """A restore stopped before its commit (or its commit failed); ``cause`` says why."""
 
-    def __init__(self, cause: Cause, message: str, artifact: str | None = None) -> None:
+    def __init__(
+        self, cause: Cause, message: str, artifact: str | None = None, *, before_write: bool = False
+    ) -> None:
         self.cause = cause
         self.artifact = artifact
+        #: refused before anything was written: the run may exit 2 (see ActionResult.refused)
+        self.before_write = before_write
         super().__init__(message)
 
 
@@ -91,7 +106,8 @@ class RestoreParams(ActionParams):
     source: dict[str, Any] | None = Field(
         None,
         description="Where the snapshot comes from when restoring into another environment "
-        "(set by 'maintkit restore --into' and 'maintkit drill'; default: this environment's storage).",
+        "(set by 'maintkit restore --into' and 'maintkit drill'; default: this environment's storage). "
+        "A target that is the source's database or folder is then refused.",
     )
     site: str | None = Field(
         None, description="The site whose snapshot to restore (default: this host's site)."
@@ -116,7 +132,11 @@ class RestoreParams(ActionParams):
         "e.g. app/etc/env.php).",
     )
     count_rows: bool = Field(True, description="Count the restored rows and compare them with the dump.")
-    drill: bool = Field(False, description="A drill: refuse production targets (see docs/restore.md).")
+    drill: bool = Field(
+        False,
+        description="A drill: also refuse environments named production and hosts marked production, "
+        "and mark what it restores (run id) for drill_cleanup (see docs/restore.md).",
+    )
     timeout: float | None = Field(None, description="Seconds each transfer may take (default: the step's).")
 
     @field_validator("keep")
@@ -153,11 +173,21 @@ class Restore(Action):
             f"(control node) find snapshot {params.snapshot} of {params.site or site_name(ctx.vars)} "
             f"in the storage of {source}; stream each artifact, checking size and SHA-256",
         ]
+        if params.source is not None or params.drill:
+            plan.append(
+                "(read-only) resolve the target's database server and name and its real folder on the "
+                "host; refuse when they are the source's (the manifest's identity)"
+            )
         if params.database:
             plan.append(f"load the dump into a staging database beside {params.database.describe()}")
             plan.append("count the staged rows; commit: RENAME TABLE into the target, re-create views etc.")
         if params.files:
             plan.append(f"extract the files beside {params.files.root}; commit: swap the folder in place")
+            if (params.source is not None or params.drill) and params.files.cms in CONFIG_FILES:
+                plan.append(
+                    f"keep (or write) the copy's own {CONFIG_FILES[params.files.cms]}; prove it names the "
+                    "target's database before and after the commit"
+                )
         return plan
 
     def run(self, params: RestoreParams, ctx: StepContext) -> ActionResult:
@@ -166,7 +196,9 @@ class Restore(Action):
             job.run()
         except RestoreFailed as error:
             job.abort()
-            return job.failed(error.cause, str(error), error.artifact)
+            failed = job.failed(error.cause, str(error), error.artifact)
+            failed.refused = error.before_write
+            return failed
         except (IntegrityError, UnsafeContent) as error:
             job.abort()
             cause: Cause = "integrity" if isinstance(error, IntegrityError) else "unsafe_archive"
@@ -208,21 +240,38 @@ class RestoreJob:
         self.commit_db: str | None = None  # the commit script, once the database is staged and proven
         self.source: RestoreSource | None = None
         self.identities: list[Identity] | None = None
+        self.manifest: Manifest | None = None
+        self.target_db: DatabaseIdentity | None = None  # resolved by the guard
+        self.config_mode: Literal["kept", "written"] | None = None  # how the copy gets its own config
 
     # -- the stages -------------------------------------------------------------------------------
 
     def run(self) -> None:
         target, manifest, source = self._snapshot()
-        self.source = source
+        self.source, self.manifest = source, manifest
         db_artifact = self._artifact(manifest, ".sql") if self.params.database else None
         files_artifact = self._artifact(manifest, ".tar") if self.params.files else None
-        self._guard(source)
+        # Restoring into another environment (or site), or a drill: the copy must be another place
+        # than the source and must get its own config. Everything up to the staging is read-only.
+        foreign = self.params.drill or self._foreign()
+        self.config_mode = self._config_plan() if foreign else None
         self._probe(db_artifact, files_artifact)
+        if foreign:
+            self._guard(source, manifest)
         if db_artifact is not None:
             self._stage_database(target, db_artifact, manifest)
         if files_artifact is not None:
             self._stage_files(target, files_artifact)
+            self._prepare_files()
         self._commit()
+        if self.config_mode is not None and self.params.files is not None:
+            self._prove_config(self.params.files.root, "after the commit")
+
+    def _foreign(self) -> bool:
+        """The snapshot comes through ``source`` (``--into``: even one naming this environment, the
+        user asked for another place), or is another environment's or another site's."""
+        own = (str(self.ctx.vars["maintkit_env"]), site_name(self.ctx.vars))
+        return self.params.source is not None or (self.record.source_env, self.record.site) != own
 
     def _snapshot(self) -> tuple[Target, Manifest, RestoreSource | None]:
         ctx, params = self.ctx, self.params
@@ -281,39 +330,108 @@ class RestoreJob:
         except EncryptionError as error:
             raise RestoreFailed("error", str(error), artifact.name) from None
 
-    def _guard(self, source: RestoreSource | None) -> None:
-        """A drill refuses a production target (env name, `production: true`, a source host's place)."""
-        if not self.params.drill:
-            return
-        ctx, host = self.ctx, self.ctx.host
+    def _config_plan(self) -> Literal["kept", "written"] | None:
+        """How the copy will name its own database, decided before anything is written.
+
+        The copy's config is the target's live one when it exists and is kept; else it is written
+        from the target's explicit ``database:`` settings; with neither (``database: {from: APP}`` and
+        no config to read it from) the copy would run with the source's config: refused."""
+        files, params, host = self.params.files, self.params, self.ctx.host
+        if files is None or files.cms not in CONFIG_FILES:
+            return None
+        config = CONFIG_FILES[files.cms]
+        if not _covers(files.paths, config):
+            return None  # the restore does not replace the config
+        live = f"{files.root.rstrip('/')}/{config}"
+        exists = self.ctx.run(bash_command(f"[ -e {host_path(live)} ]"), timeout=60).rc == 0
+        if exists and _covers(params.kept_paths(), config):
+            return "kept"
+        if params.database is not None and params.database.from_ is None:
+            return "written"
+        why = "does not exist" if not exists else "is not kept (keep)"
+        raise RestoreFailed(
+            "refused",
+            f"{live} {why} on {host.name} and the target has no explicit database settings to write "
+            "into it: the copy would run with the source's own config (its database!). Put the "
+            "copy's own config there first (it is kept), or give the target explicit database settings",
+            before_write=True,
+        )
+
+    def _guard(self, source: RestoreSource | None, manifest: Manifest) -> None:
+        """Refuse a target that is the source (before the first write; docs/restore.md).
+
+        What the inventories say (:func:`production_reasons`: for a drill also the environment's
+        name and ``production: true``), then the identities: the target's resolved on this host
+        through the restore's own credentials path, the source's from the manifest."""
+        params, ctx, host = self.params, self.ctx, self.ctx.host
         place = place_of(
             host.name,
             host.address or host.name,
             host.port,
             host.user,
-            self.params.files.model_dump() if self.params.files else None,
-            self.params.database.model_dump(by_alias=True) if self.params.database else None,
+            params.files.model_dump() if params.files else None,
+            params.database.model_dump(by_alias=True) if params.database else None,
         )
-        marked = marked_production(ctx.vars.get("production"))
-        reasons = production_reasons(
-            str(ctx.vars["maintkit_env"]), place, marked, source.places() if source else []
-        )
+        places = source.places() if source else []
+        reasons = []
+        if params.drill:
+            marked = marked_production(ctx.vars.get("production"))
+            reasons += production_reasons(str(ctx.vars["maintkit_env"]), place, marked, places)
+        elif places:
+            reasons += production_reasons("", place, False, places)
+        target_db = self._database_identity() if params.database else None
+        target_files = self._files_identity() if params.files else None
+        self.target_db = target_db
+        self.record.identity = {
+            "target": {
+                "database": asdict(target_db) if target_db else None,
+                "files": asdict(target_files) if target_files else None,
+            },
+            "source": asdict(manifest.identity) if manifest.identity else None,
+        }
+        names = [manifest.database.name] if manifest.database and manifest.database.name else []
+        names += [p.db_name for p in places if p.db_name]
+        label = f"{manifest.host} of {manifest.env}"
+        root = params.files.root if params.files else None
+        reasons += identity_reasons(target_db, target_files, manifest.identity, names, label, root)
         if reasons:
-            raise RestoreFailed("production", f"refusing to drill into {host.name}: " + "; ".join(reasons))
-        files = self.params.files
-        if files is not None and files.cms in CONFIG_FILES and self.params.keep is None:
-            config = f"{files.root.rstrip('/')}/{CONFIG_FILES[files.cms]}"
-            check = self.ctx.run(bash_command(f"[ -e {host_path(config)} ]"), timeout=60)
-            if check.rc != 0:
-                raise RestoreFailed(
-                    "refused",
-                    f"{config} does not exist on {host.name}: the drill copy would run with the source's "
-                    "own config (its database!). Put the drill's config there first (it is kept)",
-                )
+            verb = "drill" if params.drill else "restore"
+            raise RestoreFailed(
+                "production", f"refusing to {verb} into {host.name}: " + "; ".join(reasons), before_write=True
+            )
+
+    def _database_identity(self, database: DatabaseSource | None = None) -> DatabaseIdentity:
+        """Ask the server behind ``database`` (default: the target's settings) who it is (read-only)."""
+        database = database or self.params.database
+        assert database is not None
+        command, payload = database_identity_command(database)
+        result = self.ctx.run(command, stdin=payload, timeout=META_TIMEOUT)
+        try:
+            if result.rc != 0:
+                raise ValueError(f"exit {result.rc}: {_stderr(result)}")
+            return parse_database_identity(result.stdout)
+        except ValueError as error:
+            raise RestoreFailed(
+                "error", f"asking the database server of {database.describe()} who it is failed: {error}"
+            ) from None
+
+    def _files_identity(self) -> FilesIdentity:
+        assert self.params.files is not None
+        root = self.params.files.root
+        result = self.ctx.run(files_identity_command(root), timeout=60)
+        try:
+            if result.rc != 0:
+                raise ValueError(f"exit {result.rc}: {_stderr(result)}")
+            return parse_files_identity(result.stdout)
+        except ValueError as error:
+            raise RestoreFailed("error", f"resolving {root} failed: {error}") from None
 
     def _probe(self, db: Artifact | None, files: Artifact | None) -> None:
-        tools = parse_probe(self.ctx.run(probe_command(), timeout=60).stdout)
+        php = self.config_mode is not None or bool(self.params.database and self.params.database.from_)
+        tools = parse_probe(self.ctx.run(probe_command(php=php), timeout=60).stdout)
         problems = []
+        if php and not tools.php:
+            problems.append("php is not installed (needed to read the application's config)")
         if db is not None and not tools.client_tool:
             problems.append("neither the mariadb nor the mysql client is installed")
         if files is not None and not tools.gnu_tar:
@@ -354,15 +472,18 @@ class RestoreJob:
         staging = sql.staging_name(database)
         record.database["staging"] = staging
         inspector = DumpInspector(artifact)
+        stage = sql.stage_sql(staging, state.charset, state.collation)
+        if params.drill:  # the marker lands in the target with the commit; the cleanup looks for it
+            stage += "\n" + sql.marker_sql(staging, self.ctx.run_id)
         command, payload = commands.import_command(
             params.database,
             staging,
-            sql.stage_sql(staging, state.charset, state.collation),
+            stage,
             artifact.compression,  # type: ignore[arg-type]
             strip_definers=params.definers == "current",
         )
         self.staging_db = staging
-        result = self._stream(target, artifact, inspector, command, payload, "import")
+        result = self._staged(lambda: self._stream(target, artifact, inspector, command, payload, "import"))
         if result.rc != 0:
             raise RestoreFailed("error", f"loading the dump failed (exit {result.rc}): {_stderr(result)}")
         inspector.finish()
@@ -426,13 +547,96 @@ class RestoreJob:
         assert files is not None
         inspector = ArchiveInspector(artifact)
         command = commands.extract_command(files.root, artifact.compression)  # type: ignore[arg-type]
-        result = self._stream(target, artifact, inspector, command, b"", "extract")
+        result = self._staged(lambda: self._stream(target, artifact, inspector, command, b"", "extract"))
         if result.rc != 0:
             raise RestoreFailed(
                 "extract", f"extracting the files failed (exit {result.rc}): {_stderr(result)}", artifact.name
             )
         inspector.finish()
         self.record.files = {"root": files.root, "members": inspector.guard.members}
+
+    def _prepare_files(self) -> None:
+        """Before the commit: the kept paths copied into the extracted tree (and a drill's marker
+        written), then the copy's config made to name the target's database, and proven."""
+        files, params = self.params.files, self.params
+        if files is None or self.staging_dir is None:
+            return
+        marker = self.ctx.run_id if params.drill else None
+        command = commands.prepare_command(files.root, self.staging_dir, params.kept_paths(), marker)
+        result = self.ctx.run(command, timeout=META_TIMEOUT)
+        if result.rc != 0:
+            raise RestoreFailed("extract", f"preparing the restored files failed: {_stderr(result)}")
+        self.record.files["kept"] = [v for k, v in _marker_lines(result.stderr) if k == "kept"]
+        if self.config_mode == "written":
+            self._write_config(self.staging_dir)
+        if self.config_mode is not None:
+            self._prove_config(self.staging_dir, "before the commit")
+
+    def _write_config(self, root: str) -> None:
+        """Point the copy's config (under ``root``, the extracted tree) at the target's database."""
+        files, database = self.params.files, self.params.database
+        assert files is not None and database is not None and database.name and database.user
+        app = cast(App, files.cms)
+        host, port = config_host(app, database.host, database.port, database.socket)
+        password = database.password.get_secret_value() if database.password is not None else ""
+        settings = {"host": host, "port": port, "name": database.name, "user": database.user}
+        command, payload = write_db_config_command(app, root, {**settings, "password": password})
+        result = self.ctx.run(command, stdin=payload, timeout=META_TIMEOUT)
+        if result.rc != 0:
+            raise RestoreFailed(
+                "refused",
+                f"pointing the copy's {CONFIG_FILES[app]} at the target database {database.name} "
+                f"failed: {_stderr(result)} (nothing was committed)",
+            )
+
+    def _prove_config(self, root: str, when: str) -> None:
+        """Read the copy's config under ``root`` back with the reader a restore uses, log in with it,
+        and require the server to be the target's and the database the target's (not the source's).
+        """
+        files = self.params.files
+        assert files is not None and self.manifest is not None
+        app = cast(App, files.cms)
+        config = CONFIG_FILES[app]
+        committed = when == "after the commit"
+        cause: Cause = "commit" if committed else "refused"
+        reader = DatabaseSource.model_validate({"from": app, "root": root})
+        try:
+            got = self._database_identity(reader)
+        except RestoreFailed as error:
+            raise RestoreFailed(
+                cause, f"the copy's {config} cannot be proven to name the target's database {when}: {error}"
+            ) from None
+        expected = self.target_db
+        source = self.manifest.identity.database if self.manifest.identity else None
+        if expected is not None:
+            ok = same_database(got, expected)
+            wanted = f"the target database {expected.describe()}"
+        else:  # a files-only restore: at least not the source's database
+            names = {self.manifest.database.name.lower()} if self.manifest.database else set()
+            ok = not same_database(got, source) if source else got.name.lower() not in names
+            wanted = "a database other than the source's"
+        if not ok:
+            after = "; fix it by hand now" if committed else "; nothing was committed"
+            raise RestoreFailed(
+                cause, f"the copy's {config} names {got.describe()}, not {wanted} ({when}){after}"
+            )
+        proof = self.record.config or {"file": config, "how": self.config_mode, "proven": []}
+        proof.update(database=got.name, server=got.server())
+        proof["proven"].append(when)
+        self.record.config = proof
+
+    def _staged(self, stream: Callable[[], CommandResult]) -> CommandResult:
+        """Run a staging ``stream`` and note whether it created something of this restore's own (the
+        staging database: its script says ``maintkit:staged``; the extraction folder: it names it).
+        A stream that raised may have: counted as staged. Only then does a drill's cleanup run."""
+        try:
+            result = stream()
+        except BaseException:
+            self.record.staged = True
+            raise
+        created = "staged" in parse_markers(result.stderr) or self.staging_dir is not None
+        self.record.staged = self.record.staged or created
+        return result
 
     # -- streaming --------------------------------------------------------------------------------
 
@@ -555,16 +759,13 @@ class RestoreJob:
                     )
                 record.database_created = not record.database.get("existed", True)
             if params.files is not None and self.staging_dir is not None:
+                # the kept paths are already in the tree (_prepare_files)
                 result = self.ctx.run(
-                    commands.swap_command(
-                        params.files.root, self.staging_dir, params.files.paths, params.kept_paths()
-                    ),
+                    commands.swap_command(params.files.root, self.staging_dir, params.files.paths, []),
                     timeout=META_TIMEOUT,
                 )
                 if result.rc != 0:
                     raise RestoreFailed("commit", f"swapping the files in failed: {_stderr(result)}")
-                kept = [v for k, v in _marker_lines(result.stderr) if k == "kept"]
-                record.files["kept"] = kept
                 self.staging_dir = None
         record.committed = True
 
@@ -593,6 +794,15 @@ class RestoreJob:
         self.record.artifact = artifact
         self.record.error = message
         return ActionResult(failed=True, msg=message, data=self.record.as_dict())
+
+
+def _covers(paths: Sequence[str], path: str) -> bool:
+    """Whether one of ``paths`` (relative to a root; "." the whole root) is ``path`` or holds it."""
+    for item in paths:
+        norm = posixpath.normpath(item)
+        if norm == "." or norm == path or path.startswith(norm.rstrip("/") + "/"):
+            return True
+    return False
 
 
 def _marker_lines(stderr: str) -> list[tuple[str, str]]:

@@ -23,6 +23,13 @@ from maintkit.sources.appconfig import fingerprint_command, parse_fingerprint
 from maintkit.sources.compression import SUFFIX, Compression, strip_markers
 from maintkit.sources.database import DatabaseSource, dump_command, parse_tables, tables_command
 from maintkit.sources.files import FilesSource, tar_command
+from maintkit.sources.identity import (
+    SourceIdentity,
+    database_identity_command,
+    files_identity_command,
+    parse_database_identity,
+    parse_files_identity,
+)
 from maintkit.sources.probe import parse_probe, probe_command
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.base import FanOut, Target, new_snapshot_id, snapshot_key, snapshot_prefix
@@ -98,9 +105,11 @@ class Snapshot(Action):
     def plan(self, params: SnapshotParams, ctx: StepContext) -> list[str]:
         plan = [probe_command(php=_reads_app_config(params))]
         if params.database:
+            plan.append(database_identity_command(params.database)[0])
             plan += [tables_command(params.database)[0]] if params.count_rows else []
             plan.append(dump_command(params.database, params.compression)[0])
         if params.files:
+            plan.append(files_identity_command(params.files.root))
             plan.append(tar_command(params.files, params.compression))
         targets = ", ".join(t.describe() for t in site_targets(ctx.vars, params.targets, ctx.redactor))
         encryption = site_encryption(ctx.vars, ctx.redactor)
@@ -178,6 +187,7 @@ class SnapshotJob:
         """Count rows, then stream the dump; commit it only when it exited 0 and its trailer arrived."""
         counts: dict[str, int] = {}
         database = source.name or ""
+        self._identify_database(source)
         if self.params.count_rows:
             started = time.monotonic()
             command, stdin = tables_command(source)
@@ -201,6 +211,7 @@ class SnapshotJob:
 
     def files(self, source: FilesSource) -> None:
         """Stream the tar of the site's files; commit it only when tar and the compressor succeeded."""
+        self._identify_files(source)
         name = self._name(f"files.tar{SUFFIX[self.compression]}")
         result, fan = self._stream(name, tar_command(source, self.compression), None)
         if result.rc != 0:
@@ -214,6 +225,30 @@ class SnapshotJob:
         self._record(name, fan, f"tar of {paths} under {source.root} on {self.ctx.host.name}")
         result = self.ctx.run(fingerprint_command(source.cms, source.root), timeout=60)
         self.manifest.fingerprint = parse_fingerprint(result.stdout) if result.rc == 0 else {}
+
+    def _identify_database(self, source: DatabaseSource) -> None:
+        """Record which server and database this is, as the server says (read-only, one round trip):
+        a restore into another environment compares its target with it (docs/restore.md)."""
+        command, stdin = database_identity_command(source)
+        result = self.ctx.run(command, stdin=stdin, timeout=60)
+        _require(result, "asking the database server who it is")
+        try:
+            identity = parse_database_identity(result.stdout)
+        except ValueError as error:
+            raise StepFailed(f"asking the database server who it is: {error}") from None
+        current = self.manifest.identity or SourceIdentity()
+        self.manifest.identity = SourceIdentity(identity, current.files)
+
+    def _identify_files(self, source: FilesSource) -> None:
+        """Record the real folder (and machine) the archive is read from."""
+        result = self.ctx.run(files_identity_command(source.root), timeout=60)
+        _require(result, f"resolving {source.root}")
+        try:
+            identity = parse_files_identity(result.stdout)
+        except ValueError as error:
+            raise StepFailed(f"resolving {source.root}: {error}") from None
+        current = self.manifest.identity or SourceIdentity()
+        self.manifest.identity = SourceIdentity(current.database, identity)
 
     def finish(self) -> Manifest:
         """Write the manifest to every target, last: only now is the snapshot complete."""

@@ -68,6 +68,16 @@ class HostOutcome:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def refused(self) -> bool:
+        """The host failed only on refusals (``ActionResult.refused``) and no step changed anything."""
+        failed = [s for s in self.steps if s.failed]
+        return (
+            bool(failed)
+            and all(s.result.refused for s in failed)
+            and not any(s.status == "changed" for s in self.steps)
+        )
+
     def count(self, status: StepStatus) -> int:
         return sum(1 for s in self.steps if s.status == status and s.section == "steps")
 
@@ -86,6 +96,20 @@ class RunOutcome:
             return self.exit_code_override
         if any(h.rollback_failed for h in self.hosts):
             return ExitCode.ROLLBACK_FAILED
+        if self._only_refused():
+            return ExitCode.INVALID_INPUT
         if self.error or self.interrupted or any(not h.ok for h in self.hosts):
             return ExitCode.FAILED_ROLLED_BACK
         return ExitCode.DONE
+
+    def _only_refused(self) -> bool:
+        """Every failed host was refused (a safety check, before any write) and no host changed
+        anything: nothing ran that matters, as with invalid input (exit 2)."""
+        bad = [h for h in self.hosts if h.started and not h.ok]
+        return (
+            bool(bad)
+            and not self.error
+            and not self.interrupted
+            and all(h.refused for h in bad)
+            and not any(s.status == "changed" for h in self.hosts for s in h.steps)
+        )

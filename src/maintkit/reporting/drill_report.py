@@ -183,6 +183,8 @@ def _host_report(
             "database": record.get("database", {}),
             "files": record.get("files", {}),
             "urls": record.get("urls", {}),
+            "identity": record.get("identity", {}),
+            "config": record.get("config", {}),
             "bytes": record.get("bytes", 0),
             "plain_bytes": record.get("plain_bytes", 0),
             "seconds": restore_step.get("duration") if restore_step else None,
@@ -238,7 +240,9 @@ def _cleanup(steps: list[dict[str, Any]], keep: bool) -> dict[str, Any]:
     if step is None:
         return {"status": "kept" if keep else "not_run", "msg": "kept (--keep)" if keep else "did not run"}
     if step["status"] == "skipped":
-        return {"status": "kept", "msg": "kept (--keep)"}
+        if keep:
+            return {"status": "kept", "msg": "kept (--keep)"}
+        return {"status": "not_needed", "msg": "not run: the restore staged nothing of its own"}
     return {"status": "failed" if step["status"] == "failed" else "done", "msg": step.get("msg", "")}
 
 

@@ -9,7 +9,9 @@ The pieces, each small and testable alone:
 * :mod:`~maintkit.restore.dumprows`: counts the rows a dump holds, per table, as it streams.
 * :mod:`~maintkit.restore.sql` and :mod:`~maintkit.restore.commands`: the SQL and the host commands
   (staging database, swap, extraction into a sibling folder, swap, cleanup).
-* :mod:`~maintkit.restore.guard`: what counts as production, so a drill never touches it.
+* :mod:`~maintkit.restore.guard`: what counts as production, so a drill or a restore into another
+  environment never touches it (inventory rules, and identities resolved on the hosts:
+  :mod:`maintkit.sources.identity`).
 * :mod:`~maintkit.restore.source`: where a snapshot is read from when restoring into another
   environment (the source inventory's sites and storage targets, passed as a variable).
 

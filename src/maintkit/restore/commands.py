@@ -27,6 +27,10 @@ CLIENT_OPTIONS = "--batch --skip-column-names --default-character-set=utf8mb4"
 DEFINER_LINE = r"^(/\*!5[0-9]{4} (CREATE\*/ /\*!5[0-9]{4} )?|CREATE )DEFINER="
 DEFINER_CLAUSE = r"DEFINER=`([^`]|``)*`@`([^`]|``)*`"
 
+#: the file a drill writes into the root it restores (holding its run id): its cleanup resets only a
+#: root that carries this run's marker
+MARKER_FILE = ".maintkit-drill"
+
 _DECOMPRESS = {"zstd": "zstd -q -d -c", "gzip": "gzip -d -c"}
 
 
@@ -89,6 +93,7 @@ def import_command(
             _client(src),
             _decompressor(compression),
             f'"$client" --defaults-file=/dev/fd/3 {CLIENT_OPTIONS} -e {shlex.quote(stage)} || exit 1',
+            "printf 'maintkit:staged=1\\n' >&2",
             " | ".join(stages),
         ]
     )
@@ -170,6 +175,16 @@ def _check_staging(staging: str) -> list[str]:
     ]
 
 
+def prepare_command(root: str, staging: str, keep: Sequence[str], marker: str | None = None) -> str:
+    """Before the files' commit: copy the ``keep`` paths of the live root into the extracted tree
+    (so the copy's own config can be read back and proven *before* the swap), and, for a drill,
+    write its ``marker`` (the run id) into :data:`MARKER_FILE`. Prints ``maintkit:kept=PATH`` lines."""
+    lines = ["set -u", f"root={host_path(root)}", *_ROOT_LINES, *_check_staging(staging), *_keep_lines(keep)]
+    if marker is not None:
+        lines.append(f"printf '%s\\n' {shlex.quote(marker)} > \"$tmp/{MARKER_FILE}\" || exit 1")
+    return bash_command("\n".join(lines))
+
+
 def swap_command(root: str, staging: str, paths: Sequence[str], keep: Sequence[str]) -> str:
     """The files' commit: put the extracted tree (``staging``) in place of ``root`` (or, when the
     snapshot archived some ``paths`` only, each of those in place of the live one), after copying the
@@ -208,14 +223,25 @@ def discard_command(root: str, staging: str) -> str:
     return bash_command("\n".join(lines))
 
 
-def reset_command(root: str, keep: Sequence[str]) -> str:
+def reset_command(root: str, keep: Sequence[str], marker: str | None = None) -> str:
     """A drill's cleanup of its files: ``root`` keeps only the ``keep`` paths (or goes entirely).
 
+    With ``marker`` (the drill's run id) only a root whose :data:`MARKER_FILE` holds it is touched:
+    anything else was not restored by this drill (``maintkit:files=unmarked``, nothing changed).
     Prints ``maintkit:files=reset`` or ``maintkit:files=removed`` (or nothing when absent)."""
+    check = []
+    if marker is not None:
+        check = [
+            '[ -e "$root" ] || [ -L "$root" ] || exit 0',
+            f'if [ "$(cat -- "$root/{MARKER_FILE}" 2>/dev/null)" != {shlex.quote(marker)} ]; then',
+            "  echo 'maintkit:files=unmarked' >&2; exit 0",
+            "fi",
+        ]
     lines = [
         "set -u",
         f"root={host_path(root)}",
         *_ROOT_LINES,
+        *check,
         'for stale in "$parent/.$base.mkrestore."* "$parent/.$base.mkold."*; do '
         '[ -e "$stale" ] && rm -rf -- "$stale"; done',
         '[ -e "$root" ] || [ -L "$root" ] || exit 0',

@@ -16,8 +16,16 @@ A drill target resolves to production when any of these holds:
    * application config (``database: {from: magento, root: …}``): the same SSH server and root,
      i.e. the same ``env.php``.
 
-The rules compare what the inventories *say*; they are applied by ``maintkit drill`` before any
-connection (exit 2), and again by the ``restore`` and ``drill_cleanup`` actions on each host.
+The rules above compare what the inventories *say*; they are applied by ``maintkit drill`` before
+any connection (exit 2), and again by the ``restore`` and ``drill_cleanup`` actions on each host.
+
+What the inventories say is not enough (``localhost`` vs the socket vs the host's address; a
+``database: {from: magento}`` names no database; a symlinked root). So the ``restore`` action also
+compares *identities* resolved on the hosts (:mod:`maintkit.sources.identity`):
+:func:`identity_reasons` takes the target's, resolved just before the first write, and the source's,
+recorded in the snapshot's manifest. A manifest written before identities were recorded still has
+the source database's *name*: the target is then refused when its database has that name (its
+server cannot be told apart), and refused when no name is known at all.
 """
 
 from __future__ import annotations
@@ -26,6 +34,14 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from maintkit.sources.identity import (
+    DatabaseIdentity,
+    FilesIdentity,
+    SourceIdentity,
+    folder_overlap,
+    same_database,
+)
 
 PRODUCTION_ENV_NAMES = frozenset({"production", "prod"})
 LOCAL_DB_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1", "localhost.localdomain"})
@@ -125,4 +141,47 @@ def production_reasons(
             )
         ):
             reasons.append(f"its database is {source.host}'s ({place.db_name} on {place.db_server})")
+    return reasons
+
+
+def identity_reasons(
+    target_db: DatabaseIdentity | None,
+    target_files: FilesIdentity | None,
+    source: SourceIdentity | None,
+    source_db_names: Iterable[str],
+    source_label: str,
+    target_root: str | None = None,
+) -> list[str]:
+    """Why the target (identities resolved on its host) is the source (``source``: the manifest's
+    record; ``source_db_names``: database names known otherwise, for manifests without it)."""
+    reasons = []
+    if target_db is not None:
+        if source is not None and source.database is not None:
+            if same_database(target_db, source.database):
+                reasons.append(
+                    f"the target database {target_db.describe()} is the source's "
+                    f"({source_label}: {source.database.describe()})"
+                )
+        else:
+            names = sorted({n for n in source_db_names if n})
+            if not names:
+                reasons.append(
+                    f"the snapshot records neither the identity nor the name of its source database "
+                    f"({source_label}), so the target database {target_db.describe()} cannot be shown "
+                    "to be another one: take a new snapshot (it records both)"
+                )
+            elif target_db.name.lower() in (n.lower() for n in names):
+                reasons.append(
+                    f"the snapshot (taken by an older maintkit) does not record its source database's "
+                    f"server, and the target database {target_db.describe()} has the source's name "
+                    f"({source_label}: {', '.join(names)}): it cannot be shown to be another database; "
+                    "take a new snapshot (it records the server) or restore into another database name"
+                )
+    if target_files is not None and source is not None and source.files is not None:
+        how = folder_overlap(target_files, source.files)
+        if how is not None:
+            spelled = f"{target_root} ({target_files.describe()})" if target_root else target_files.describe()
+            reasons.append(
+                f"the target folder {spelled} {how} the source's ({source_label}: {source.files.describe()})"
+            )
     return reasons

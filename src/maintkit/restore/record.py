@@ -73,6 +73,13 @@ class RestoreRecord:
     bytes: int = 0
     plain_bytes: int = 0
     committed: bool = False
+    #: something of this restore's own was created (staging database, extraction folder): only then
+    #: may a drill's cleanup run
+    staged: bool = False
+    #: the target's and the source's identities as compared by the production guard
+    identity: dict[str, Any] = field(default_factory=dict)
+    #: the proof that the copy's application config names the target's own database
+    config: dict[str, Any] = field(default_factory=dict)
     cause: Cause | None = None
     artifact: str | None = None
     error: str = ""

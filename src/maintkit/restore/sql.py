@@ -117,6 +117,38 @@ def stage_sql(staging: str, charset: str, collation: str) -> str:
     )
 
 
+#: the table a drill creates in its staging database (so it lands in the target with the commit),
+#: holding its run id: the drill's cleanup drops or empties only a database that carries it
+MARKER_TABLE = "_maintkit_drill"
+
+
+def marker_sql(database: str, run_id: str) -> str:
+    """Create the drill's marker table in ``database`` (its staging database) holding ``run_id``."""
+    table = qualified(database, MARKER_TABLE)
+    return (
+        f"CREATE TABLE {table} (run_id VARCHAR(64) NOT NULL PRIMARY KEY, "
+        "created TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP) ENGINE=InnoDB;\n"
+        f"INSERT INTO {table} (run_id) VALUES ({literal(run_id)});"
+    )
+
+
+def read_marker_sql(database: str, tag: str) -> str:
+    """Rows ``#TAG RUN_ID`` of ``database``'s marker table; none (and no error) when it has none."""
+    if not re.fullmatch(r"[a-z_]+", tag):
+        raise ValueError(f"unexpected tag {tag!r}")
+    table = literal(qualified(database, MARKER_TABLE))
+    return "\n".join(
+        [
+            "SET @mk_q = IF((SELECT COUNT(*) FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA = {literal(database)} AND TABLE_NAME = {literal(MARKER_TABLE)}) > 0, "
+            f"CONCAT('SELECT ''#{tag}'', run_id FROM ', {table}), 'SELECT 1, 1 FROM DUAL WHERE FALSE');",
+            "PREPARE mk_m FROM @mk_q;",
+            "EXECUTE mk_m;",
+            "DEALLOCATE PREPARE mk_m;",
+        ]
+    )
+
+
 # -- 3. what was staged -----------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ command line either (only ``php -- CMS ROOT FILE`` does).
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from maintkit.sources.script import bash_command, heredoc, host_path, parse_pairs
@@ -201,3 +202,150 @@ def fingerprint_command(cms: Cms, root: str) -> str:
 def parse_fingerprint(stdout: str) -> dict[str, str]:
     """Return the ``KEY=VALUE`` lines of :func:`fingerprint_command`'s output as a mapping."""
     return parse_pairs(stdout)
+
+
+#: Point the application's config under ROOT at other database settings (read as JSON from the
+#: 0600 file SETTINGS, which is deleted first). Magento's and PrestaShop's configs are arrays:
+#: loaded, changed, written back with var_export. wp-config.php is code: the value expression of
+#: each ``define('DB_…', …)`` is replaced (found with PHP's own tokenizer, exactly once each).
+#: Written to a temporary file and renamed over the old one, mode kept. Exit 3 with a
+#: ``maintkit: …`` line when the file cannot be changed safely.
+WRITE_DB_CONFIG_PHP = r"""<?php
+function mk_fail($m) { file_put_contents('php://stderr', "maintkit: $m\n"); exit(3); }
+function mk_include($file) {
+    if (!is_file($file) || !is_readable($file)) { mk_fail("cannot read $file"); }
+    ob_start();
+    try { $r = include $file; } finally { ob_end_clean(); }
+    return $r;
+}
+function mk_write($file, $text) {
+    $tmp = "$file.mkwrite";
+    $mode = fileperms($file) & 0777;
+    if (file_put_contents($tmp, $text) !== strlen($text)) { @unlink($tmp); mk_fail("cannot write $file"); }
+    chmod($tmp, $mode);
+    if (!rename($tmp, $file)) { @unlink($tmp); mk_fail("cannot replace $file"); }
+}
+function mk_skip($tokens, $i) {  // the index of the next token that is not whitespace or a comment
+    while (isset($tokens[$i]) && is_array($tokens[$i])
+           && in_array($tokens[$i][0], [T_WHITESPACE, T_COMMENT, T_DOC_COMMENT], true)) { $i++; }
+    return $i;
+}
+function mk_text($t) { return is_array($t) ? $t[1] : $t; }
+function mk_defines($code, $values) {
+    $tokens = token_get_all($code); $n = count($tokens); $out = ''; $found = [];
+    for ($i = 0; $i < $n; $i++) {
+        $t = $tokens[$i];
+        if (is_array($t) && $t[0] === T_STRING && strtolower($t[1]) === 'define') {
+            $open = mk_skip($tokens, $i + 1);
+            $name = mk_skip($tokens, $open + 1);
+            $comma = mk_skip($tokens, $name + 1);
+            if (($tokens[$open] ?? null) === '(' && is_array($tokens[$name] ?? null)
+                && $tokens[$name][0] === T_CONSTANT_ENCAPSED_STRING && ($tokens[$comma] ?? null) === ',') {
+                $constant = substr($tokens[$name][1], 1, -1);
+                if (array_key_exists($constant, $values)) {
+                    $depth = 0;
+                    for ($e = $comma + 1; $e < $n; $e++) {
+                        $x = mk_text($tokens[$e]);
+                        if ($x === '(' || $x === '[' || $x === '{') { $depth++; }
+                        elseif ($x === ')' || $x === ']' || $x === '}') { if ($depth-- === 0) { break; } }
+                        elseif ($x === ',' && $depth === 0) { break; }
+                    }
+                    if ($e >= $n) { mk_fail("cannot parse the define of $constant"); }
+                    for ($k = $i; $k <= $comma; $k++) { $out .= mk_text($tokens[$k]); }
+                    $out .= ' ' . var_export($values[$constant], true);
+                    $found[$constant] = ($found[$constant] ?? 0) + 1;
+                    $i = $e - 1;
+                    continue;
+                }
+            }
+        }
+        $out .= mk_text($t);
+    }
+    foreach ($values as $k => $v) {
+        $times = $found[$k] ?? 0;
+        if ($times !== 1) { mk_fail("defines $k $times times: cannot point it at another database safely"); }
+    }
+    return $out;
+}
+
+[$app, $root, $in] = [$argv[1], rtrim($argv[2], '/'), $argv[3]];
+$s = json_decode((string)file_get_contents($in), true);
+@unlink($in);
+if (!is_array($s)) { mk_fail('the database settings did not arrive'); }
+switch ($app) {
+case 'magento':
+    $file = "$root/app/etc/env.php";
+    $c = mk_include($file);
+    if (!is_array($c)) { mk_fail("$file does not return an array"); }
+    $d = $c['db']['connection']['default'] ?? [];
+    if (!is_array($d)) { mk_fail("$file has a db.connection.default that is not an array"); }
+    unset($d['port']);
+    $d = array_merge($d, ['host' => $s['host'], 'dbname' => $s['name'], 'username' => $s['user'],
+                          'password' => $s['password']]);
+    $c['db']['connection']['default'] = $d;
+    mk_write($file, "<?php\nreturn " . var_export($c, true) . ";\n");
+    break;
+case 'prestashop':
+    $file = "$root/app/config/parameters.php";
+    $c = mk_include($file);
+    if (!is_array($c) || !is_array($c['parameters'] ?? null)) { mk_fail("$file has no parameters"); }
+    $c['parameters'] = array_merge($c['parameters'], [
+        'database_host' => $s['host'], 'database_port' => $s['port'], 'database_name' => $s['name'],
+        'database_user' => $s['user'], 'database_password' => $s['password']]);
+    mk_write($file, "<?php return " . var_export($c, true) . ";\n");
+    break;
+case 'wordpress':
+    $file = "$root/wp-config.php";
+    if (!is_file($file) || !is_readable($file)) { mk_fail("cannot read $file"); }
+    $values = ['DB_NAME' => $s['name'], 'DB_USER' => $s['user'], 'DB_PASSWORD' => $s['password'],
+               'DB_HOST' => $s['host']];
+    mk_write($file, mk_defines(file_get_contents($file), $values));
+    break;
+default:
+    mk_fail("unknown application '$app'");
+}
+echo "written=$file\n";
+"""
+
+
+def config_host(app: App, host: str, port: int, socket: str | None) -> tuple[str, str]:
+    """How ``app``'s config spells a database server: ``(host, port)`` (port "" when part of host).
+
+    Magento and WordPress take ``host:port`` in one value, PrestaShop a separate port; a socket is
+    ``/path`` for Magento, ``localhost:/path`` for the others; ``localhost`` alone is the default
+    socket."""
+    if socket:
+        return (socket if app == "magento" else f"localhost:{socket}"), ""
+    if host == "localhost":
+        return "localhost", ""
+    spelled = f"[{host}]" if ":" in host else host
+    if app == "prestashop":
+        return spelled, str(port)
+    return f"{spelled}:{port}", ""
+
+
+def write_db_config_command(app: App, root: str, settings: dict[str, str]) -> tuple[str, bytes]:
+    """Return ``(command, stdin)`` pointing APP's config under ROOT at ``settings`` (``host``,
+    ``port``, ``name``, ``user``, ``password``; see :func:`config_host`).
+
+    The settings (a password among them) travel as JSON on stdin into a 0600 ``mktemp`` file that
+    PHP reads and deletes (a trap removes it if anything dies first): never on a command line.
+    """
+    if app not in CONFIG_FILES:
+        raise ValueError(f"unknown application {app!r}")
+    payload = json.dumps(settings).encode("utf-8")
+    body = "\n".join(
+        [
+            "umask 077",
+            'f=$(mktemp) || { echo "maintkit: mktemp failed" >&2; exit 1; }',
+            "trap 'rm -f \"$f\"' EXIT",
+            "command -v php >/dev/null 2>&1 || { echo "
+            '"maintkit: php is not installed: cannot write the application\'s config" >&2; exit 127; }',
+            f'head -c {len(payload)} > "$f"',
+            f'[ "$(wc -c < "$f")" -eq {len(payload)} ] || '
+            '{ echo "maintkit: the database settings did not arrive on stdin" >&2; exit 1; }',
+            f'php {PHP_FLAGS} -- {app} {host_path(root)} "$f" '
+            + heredoc("MAINTKIT_PHP", WRITE_DB_CONFIG_PHP),
+        ]
+    )
+    return bash_command(body), payload

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
+from maintkit.sources.identity import SourceIdentity
 from maintkit.storage.base import StorageError, Target, parse_snapshot_id, snapshot_key, snapshot_prefix
 from maintkit.storage.retention import SnapshotInfo
 
@@ -92,6 +93,10 @@ class Manifest:
     # fingerprints of the age recipients of the artifacts whose encryption is "age" (not the keys:
     # see storage/encryption.py); an addition within format 1, so older readers ignore it
     encrypted_to: list[str] = field(default_factory=list)
+    # what the snapshot read, as its host described it (database server and name, real folder): a
+    # restore into another environment compares its target with it. An addition within format 1:
+    # manifests written before it load with None (docs/restore.md says what a restore does then)
+    identity: SourceIdentity | None = None
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
