@@ -46,13 +46,14 @@ class ComposerParams(ActionParams):
     )
     composer: str = Field("composer", description="The composer program on the host.")
 
-    @field_validator("packages", mode="before")
-    @classmethod
-    def _words(cls, value: object) -> object:
-        """``--var packages=a/b:1.1.*,c/d`` arrives as one string: split it on commas and spaces."""
-        if isinstance(value, str):
-            return [word for word in value.replace(",", " ").split() if word]
-        return value
+    _words = field_validator("packages", mode="before")(classmethod(lambda cls, v: package_words(v)))
+
+
+def package_words(value: object) -> object:
+    """``--var packages=a/b:1.1.*,c/d`` arrives as one string: split it on commas and spaces."""
+    if isinstance(value, str):
+        return [word for word in value.replace(",", " ").split() if word]
+    return value
 
 
 def composer_command(p: ComposerParams, *, dry_run: bool | None = None) -> str:

@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
-from maintkit.actions.composer import ComposerParams, composer_command
+from maintkit.actions.composer import ComposerParams, composer_command, package_words
 from maintkit.actions.magento import NEEDS_UPGRADE_RC, MagentoParams, magento_command
 from maintkit.actions.release import DEFAULTS
 from maintkit.errors import MaintkitError
@@ -48,12 +48,7 @@ class PreviewParams(ActionParams):
     php: str = Field("php", description="The PHP program on the host.")
     force_upgrade: bool = Field(False, description="The update forces setup:upgrade (force_upgrade).")
 
-    @field_validator("packages", mode="before")
-    @classmethod
-    def _words(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [word for word in value.replace(",", " ").split() if word]
-        return value
+    _words = field_validator("packages", mode="before")(classmethod(lambda cls, v: package_words(v)))
 
 
 class Preview(Action):
