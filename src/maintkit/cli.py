@@ -147,7 +147,11 @@ def _print_warnings(warnings: list[Any], quiet: bool) -> None:
 
 
 def _install_signal_handlers(stop: threading.Event, bus: Any) -> None:
-    """SIGINT/SIGTERM: start no new step, roll back the hosts that started, release the lock."""
+    """SIGINT/SIGTERM/SIGHUP: start no new step, roll back the hosts that started, release the lock.
+
+    SIGHUP is the terminal or the SSH session that started the run going away: the same interrupt,
+    recorded as such (``run_end status: interrupted``), instead of dying half-way without a rollback.
+    """
 
     def handler(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -155,7 +159,7 @@ def _install_signal_handlers(stop: threading.Event, bus: Any) -> None:
             stop.set()
             bus.emit("interrupt", signal=name, msg="no new step starts; rollback and always run, then exit")
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
 
 
