@@ -67,4 +67,5 @@ def test_a_failed_run_is_failed_not_interrupted(tmp_path):
     run_end = events(tmp_path / "j")[-1]
     assert run_end["status"] == "failed" and run_end["interrupted"] is False
     assert "failed (exit 1)" in stdout
-    assert 'maintkit_last_run_interrupted{env="local",playbook="nightly",site="shop"} 0' in metrics.read_text()
+    labels = '{env="local",playbook="nightly",site="shop"}'
+    assert f"maintkit_last_run_interrupted{labels} 0" in metrics.read_text()

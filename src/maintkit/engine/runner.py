@@ -348,4 +348,3 @@ class Runner:
             duration=0,
         )
         return replace(shared, duration=0.0, commands=[])
-
