@@ -301,7 +301,9 @@ cli.add_command(rollback)
 
 def main() -> None:
     """The ``maintkit`` program: stdout made safe against a reader that leaves (``| head``), then the CLI."""
+    from maintkit.reporting.logs import configure_logging
     from maintkit.reporting.stdout import install
 
     install()
+    configure_logging()
     cli()
