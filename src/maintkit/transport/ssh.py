@@ -205,6 +205,12 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
+def _got_banner(conn: Connection) -> bool:
+    """Whether the SSH server of ``conn`` sent its version banner (the first thing it says)."""
+    transport = conn.client.get_transport()
+    return transport is not None and bool(getattr(transport, "remote_version", ""))
+
+
 def _describe(conn: Connection) -> str:
     return f"{conn.user}@{conn.host}:{conn.port}"
 
@@ -227,7 +233,10 @@ class SSHTransport(Transport):
         self.host = host
         self.name = host.name
         self.accept_new_host_keys = accept_new_host_keys
-        self.connect_timeout = connect_timeout
+        self.connect_timeout = host.connect_timeout or connect_timeout
+        #: seconds to wait for the server's SSH banner, and for authentication to finish
+        self.banner_timeout = host.banner_timeout or self.connect_timeout
+        self.auth_timeout = host.auth_timeout or self.connect_timeout
         self.user_known_hosts = Path(user_known_hosts or USER_KNOWN_HOSTS).expanduser()
         self.connect_count = 0
         self._conn: Connection | None = None
@@ -315,8 +324,8 @@ class SSHTransport(Transport):
     def _new_connection(self) -> Connection:
         host = self.host
         connect_kwargs: dict[str, object] = {
-            "banner_timeout": self.connect_timeout,
-            "auth_timeout": self.connect_timeout,
+            "banner_timeout": self.banner_timeout,
+            "auth_timeout": self.auth_timeout,
         }
         if host.key_file:
             connect_kwargs["key_filename"] = [os.path.expanduser(host.key_file)]
@@ -370,14 +379,40 @@ class SSHTransport(Transport):
                 f"({self.host.key_file or 'none set'}) and the ssh-agent"
             ) from exc
         except _NETWORK_ERRORS as exc:
+            why = self._connect_failure(exc, hops)  # before the close: it reads what each hop got
             _close_chain(conn)
-            raise TransportError(f"{self.label}: cannot connect: {_reason(exc)}") from exc
+            raise TransportError(f"{self.label}: {why}") from exc
         for hop in hops:  # gateways too: their sockets carry every byte of ours
             assert hop.transport is not None
             hop.transport.set_keepalive(KEEPALIVE_INTERVAL)
             _set_nodelay(hop.transport.sock)
             _avoid_rekey_deadlock(hop.transport)
         return conn
+
+    def _connect_failure(self, exc: BaseException, hops: list[Connection]) -> str:
+        """Say why a connection failed in the user's terms.
+
+        Why the banner case is singled out: a port that accepts TCP but where no SSH server speaks
+        (a stuck sshd, MaxStartups throttling, the wrong port behind a load balancer) makes paramiko
+        report "Error reading SSH protocol banner" or, depending on timing, "No existing session";
+        neither says which host or what to change. The hop is the last one that never got its
+        banner (a gateway of a ProxyJump chain, or the host itself).
+        """
+        text = _reason(exc)
+        silent = [h for h in hops if not _got_banner(h)]
+        if silent and ("banner" in text or "No existing session" in text):
+            hop = silent[-1]  # a silent gateway leaves every hop behind it silent too
+            return (
+                f"no SSH banner from {hop.host}:{hop.port} within {self.banner_timeout:g} s (the port "
+                "accepts connections but no SSH server answers; the wait is the inventory var "
+                "ssh_banner_timeout)"
+            )
+        if isinstance(exc, paramiko.SSHException) and "Authentication timeout" in text:
+            return (
+                f"authentication did not finish within {self.auth_timeout:g} s (the inventory var "
+                "ssh_auth_timeout)"
+            )
+        return f"cannot connect: {text}"
 
     def _open_channel(self) -> tuple[paramiko.Transport, paramiko.Channel]:
         """Open a session channel; a reused connection that turns out dead is replaced once.
