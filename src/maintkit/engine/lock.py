@@ -138,7 +138,7 @@ class EnvironmentLock:
         directory = remote_path(target.lock_dir)
         record = shlex.quote(json.dumps(self.record))
         command = (
-            f'mkdir -p "$(dirname {directory})" && if mkdir {directory} 2>/dev/null; then '
+            f'umask 077 && mkdir -p "$(dirname {directory})" && if mkdir {directory} 2>/dev/null; then '
             f"printf '%s' {record} > {directory}/holder.json && echo acquired; "
             f"else echo held; cat {directory}/holder.json 2>/dev/null; fi"
         )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from maintkit.fsmodes import DIR_MODE, FILE_MODE, fsync_dir, make_private_dirs
 from maintkit.storage.base import (
     ArtifactWriter,
     StorageError,
@@ -25,39 +26,16 @@ from maintkit.storage.base import (
 )
 
 PART_SUFFIX = ".part"
-DIR_MODE = 0o700
-FILE_MODE = 0o600
+__all__ = ["DIR_MODE", "FILE_MODE", "LocalTarget", "LocalWriter", "fsync_dir", "make_dirs"]
 WRITE_BUFFER = 1024 * 1024
 #: written bytes after which the kernel is asked to start writing them to disk (see LocalWriter)
 WRITEBACK_EVERY = 32 * 1024 * 1024
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (a rename or a new file in it) to disk."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_dirs(path: Path) -> None:
-    """Create ``path`` and its missing parents with mode 0700 (existing folders keep their mode)."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=DIR_MODE)
-        except FileExistsError:
-            continue
-        os.chmod(folder, DIR_MODE)  # the umask may have taken bits away; never added any
-        fsync_dir(folder.parent)
+    """Create ``path`` and its missing parents with mode 0700, durably (existing folders keep their mode)."""
+    make_private_dirs(path, durable=True)
 
 
 class LocalWriter(ArtifactWriter):
