@@ -296,10 +296,16 @@ def _compression(params: SnapshotParams, ctx: StepContext) -> Compression:
     app_config = _reads_app_config(params)
     tools = parse_probe(ctx.run(probe_command(php=app_config), timeout=60).stdout)
     problems = tools.problems(
-        database=params.database is not None, files=params.files is not None, app_config=app_config
+        database=params.database is not None,
+        files=params.files is not None,
+        app_config=app_config,
+        compression=params.compression,
+        count_rows=params.count_rows,
     )
     if problems:
-        raise StepFailed(f"{ctx.host.name} cannot take this snapshot: {'; '.join(problems)}")
+        raise StepFailed(
+            f"{ctx.host.name} cannot take this snapshot: {'; '.join(problems)}; nothing was stored"
+        )
     return tools.compression if params.compression == "auto" else params.compression
 
 
