@@ -102,6 +102,7 @@ class Progress:
 class Snapshot(Action):
     name = "snapshot"
     summary = "Stream the site's database dump and files from the host to every storage target."
+    idempotent = True  # a retry takes a new snapshot; the failed one is removed from every target
     Params = SnapshotParams
 
     def plan(self, params: SnapshotParams, ctx: StepContext) -> list[str]:
