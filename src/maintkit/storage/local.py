@@ -48,8 +48,10 @@ class LocalWriter(ArtifactWriter):
     and a backup does not push the control node's useful cache out. The fsync still decides.
     """
 
-    def __init__(self, key: str, final: Path) -> None:
+    def __init__(self, key: str, final: Path, target: str = "") -> None:
         self.key = key
+        #: how messages name the target (``storage target 'NAME': ``), empty when unnamed
+        self._where = f"storage target '{target}': " if target else ""
         self.final = final
         self.part = final.with_name(final.name + PART_SUFFIX)
         fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
@@ -72,7 +74,7 @@ class LocalWriter(ArtifactWriter):
                 self._start_writeback(self._file)
             return written
         except OSError as error:
-            raise StorageError(f"cannot write {self.part}: {error.strerror or error}") from error
+            raise StorageError(f"{self._where}cannot write {self.part}: {error.strerror or error}") from error
 
     def _start_writeback(self, file: BinaryIO) -> None:
         self._unsynced = 0
@@ -99,7 +101,9 @@ class LocalWriter(ArtifactWriter):
                 file.close()
             with contextlib.suppress(OSError):
                 self.part.unlink(missing_ok=True)
-            raise StorageError(f"cannot store {self.final}: {error.strerror or error}") from error
+            raise StorageError(
+                f"{self._where}cannot store {self.final}: {error.strerror or error}"
+            ) from error
         self._committed = True
 
     def abort(self) -> None:
@@ -141,7 +145,7 @@ class LocalTarget(Target):
         final = self._path(key)
         try:
             make_dirs(final.parent)
-            return LocalWriter(key, final)
+            return LocalWriter(key, final, self.name)
         except OSError as error:
             raise StorageError(
                 f"storage target '{self.name}': cannot write {final}: {error.strerror or error}"
