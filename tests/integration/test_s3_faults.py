@@ -260,3 +260,26 @@ def test_s3_failing_then_refusing_leaves_no_traceback_and_the_next_snapshot_remo
     ]
     removed = [e for e in events(tmp_path / "journal") if e["event"] == "debris_removed"]
     assert removed and removed[0]["removed"]
+
+
+def test_prune_aborts_incomplete_uploads_older_than_a_day_and_leaves_younger_ones(moto_server, bucket):
+    from datetime import UTC, datetime, timedelta
+
+    from maintkit.storage.base import new_snapshot_id
+    from maintkit.storage.operations import prune_target
+    from maintkit.storage.retention import RetentionPolicy
+    from maintkit.storage.s3 import S3Target
+
+    client = s3(moto_server)
+    snapshot_id = new_snapshot_id(datetime.now(UTC))  # a snapshot that began now
+    client.create_multipart_upload(Bucket=bucket, Key=f"shop/prod/{snapshot_id}/files.tar.zst")
+    client.create_multipart_upload(Bucket=bucket, Key=f"other/prod/{snapshot_id}/files.tar.zst")
+    target = S3Target("offsite", bucket, region="us-east-1", endpoint_url=moto_server.endpoint_url)
+    policy = RetentionPolicy(keep_last=1)
+
+    prune_target(target, "shop", "prod", policy)  # the upload may be a snapshot being written: kept
+    assert len(client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])) == 2
+
+    prune_target(target, "shop", "prod", policy, now=datetime.now(UTC) + timedelta(hours=25))
+    left = [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+    assert left == [f"other/prod/{snapshot_id}/files.tar.zst"]  # another site's is not ours to touch

@@ -56,6 +56,7 @@ from maintkit.storage.base import (
     Target,
     check_key,
     check_prefix,
+    parse_snapshot_id,
     refuse_empty_prefix,
 )
 
@@ -663,8 +664,7 @@ class S3Target(Target):
             for upload in page.get("Uploads", []):
                 if exact and upload["Key"] != full_prefix:
                     continue
-                initiated = upload.get("Initiated")
-                if before is not None and isinstance(initiated, datetime) and _utc(initiated) >= before:
+                if before is not None and not _started_before(upload, before):
                     continue
                 self.client().abort_multipart_upload(
                     Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
@@ -776,6 +776,23 @@ class S3Target(Target):
                 )
         self.abort_incomplete_uploads(full_prefix, exact=False)
         return len(keys)
+
+
+def _started_before(upload: Mapping[str, Any], before: datetime) -> bool:
+    """Whether a ListMultipartUploads entry began before ``before``: by its ``Initiated`` time and,
+    when its key holds a snapshot id, by that id's time too (both must be older).
+
+    Why both: some S3-compatible stores report a meaningless ``Initiated`` (moto: a fixed date in
+    2010), and an upload of a snapshot being written must never be aborted by a sweep.
+    """
+    initiated = upload.get("Initiated")
+    if isinstance(initiated, datetime) and _utc(initiated) >= before:
+        return False
+    for segment in str(upload.get("Key", "")).split("/"):
+        taken = parse_snapshot_id(segment)
+        if taken is not None:
+            return taken < before
+    return True
 
 
 def _utc(value: datetime) -> datetime:
