@@ -466,3 +466,26 @@ def test_writeback_along_the_way_keeps_every_byte(
     assert len(calls) >= 10  # the kernel was asked to write back as the artifact grew
     stored = (target.root / "snap/big.bin").read_bytes()
     assert len(stored) == 12_000_000 and hashlib.sha256(stored).hexdigest() == digest.hexdigest()
+
+
+def test_the_next_snapshot_sweeps_unfinished_snapshots_of_earlier_runs_and_keeps_the_rest(tmp_path):
+    from datetime import UTC, datetime
+
+    from maintkit.storage.cleanup import sweep_debris
+    from maintkit.storage.local import LocalTarget
+
+    target = LocalTarget("here", tmp_path)
+    base = tmp_path / "shop" / "prod"
+    for name, files in {
+        "20261201T000000Z": ["db.sql.zst", "manifest.json"],  # complete: kept
+        "20261202T000000Z": ["db.sql.zst"],  # committed dump, no manifest: debris
+        "20261203T000000Z": ["files.tar.zst.part"],  # a crash mid-write: debris
+        "20261205T000000Z": ["db.sql.zst"],  # newer than the run: another host's, being written
+        "promotable": ["record.json"],  # not a snapshot
+    }.items():
+        (base / name).mkdir(parents=True)
+        for file in files:
+            (base / name / file).write_bytes(b"x")
+    removed = sweep_debris([target], "shop", "prod", datetime(2026, 12, 4, tzinfo=UTC))
+    assert sorted(removed) == ["here:shop/prod/20261202T000000Z/", "here:shop/prod/20261203T000000Z/"]
+    assert sorted(p.name for p in base.iterdir()) == ["20261201T000000Z", "20261205T000000Z", "promotable"]

@@ -81,15 +81,18 @@ def sweep_debris(targets: list[Target], site: str, env: str, run_started: dateti
                 remembered = {
                     p for where, p in _left_over if where == target.describe() and p.startswith(base)
                 }
-            for snapshot_id in target.list_dir(base):
+            complete: set[str] = set()
+            seen = set(target.list_dir(base))  # also folders holding only local .part files
+            for key, _size, _modified in target.list_keys(base):  # one listing, not a HEAD per id
+                snapshot_id, _, rest = key[len(base) :].partition("/")
+                seen.add(snapshot_id)
+                if rest == MANIFEST_NAME:
+                    complete.add(snapshot_id)
+            for snapshot_id in sorted(seen - complete):
                 prefix = snapshot_prefix(site, env, snapshot_id)
                 taken = parse_snapshot_id(snapshot_id)
                 older = run_started is not None and taken is not None and taken < run_started
-                if prefix not in remembered and not older:
-                    continue
-                if target.exists(prefix + MANIFEST_NAME):
-                    continue
-                if target.delete_prefix(prefix):
+                if (prefix in remembered or older) and target.delete_prefix(prefix):
                     removed.append(f"{target.name}:{prefix}")
             for prefix in remembered:
                 target.abort_unfinished_uploads(prefix)
