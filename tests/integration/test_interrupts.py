@@ -23,7 +23,7 @@ def local_inventory(folder: Path, **variables: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_signal_ends_the_run_as_interrupted_in_journal_console_and_metrics(tmp_path, signum):
     metrics = tmp_path / "maintkit.prom"
     inventory = local_inventory(tmp_path, metrics_file=str(metrics))
