@@ -149,7 +149,11 @@ def _print_warnings(warnings: list[Any], quiet: bool) -> None:
 
 
 def _install_signal_handlers(stop: threading.Event, bus: Any) -> None:
-    """SIGINT/SIGTERM: start no new step, roll back the hosts that started, release the lock."""
+    """SIGINT/SIGTERM/SIGHUP: start no new step, roll back the hosts that started, release the lock.
+
+    SIGHUP is the terminal or the SSH session that started the run going away: the same interrupt,
+    recorded as such (``run_end status: interrupted``), instead of dying half-way without a rollback.
+    """
 
     def handler(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
@@ -157,7 +161,7 @@ def _install_signal_handlers(stop: threading.Event, bus: Any) -> None:
             stop.set()
             bus.emit("interrupt", signal=name, msg="no new step starts; rollback and always run, then exit")
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
 
 
@@ -299,7 +303,9 @@ cli.add_command(rollback)
 
 def main() -> None:
     """The ``maintkit`` program: stdout made safe against a reader that leaves (``| head``), then the CLI."""
+    from maintkit.reporting.logs import configure_logging
     from maintkit.reporting.stdout import install
 
     install()
+    configure_logging()
     cli()

@@ -45,6 +45,20 @@ class TransportError(MaintkitError):
     """The connection to a host failed or broke. Always worth retrying."""
 
 
+class CommandLost(TransportError):
+    """The connection died while a command ran on the host.
+
+    ``outcome`` is what a fresh connection found of the command's process group: ``stopped`` (it
+    was still running and was killed: it did not finish), ``ended`` (it had already ended: it may
+    have done all its work) or ``unknown`` (no new connection could be opened; it is killed on the
+    next one). The engine retries only what is safe: see ``maintkit.engine.steps``.
+    """
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
 class HostKeyError(MaintkitError):
     """A host key is unknown (and accepting new keys was not asked for) or has changed. Never retried."""
 

@@ -159,3 +159,15 @@ def test_every_action_module_registers_its_action():
     for name in names:
         action = get_action(name)
         assert action is not None and action.name == name and action.summary
+
+
+def test_run_status_names_an_interrupt_apart_from_a_failure_and_keeps_exit_codes():
+    ok = HostOutcome("a", started=True)
+    rolled_back = HostOutcome("b", started=True, failed_step="x", rollback_ran=True, interrupted=True)
+    broken = HostOutcome("c", started=True, failed_step="x", rollback_ran=True, rollback_failed=True)
+    assert RunOutcome("r", [ok]).status == "done"
+    assert RunOutcome("r", [ok, rolled_back], interrupted=True).status == "interrupted"
+    assert RunOutcome("r", [ok, rolled_back], interrupted=True).exit_code == 1
+    assert RunOutcome("r", [ok, HostOutcome("d", started=True, failed_step="x")]).status == "failed"
+    assert RunOutcome("r", [broken], interrupted=True).status == "rollback_failed"
+    assert RunOutcome("r", [broken], interrupted=True).exit_code == 3

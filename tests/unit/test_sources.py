@@ -494,3 +494,19 @@ def test_stream_decompressor_is_complete_only_at_a_frame_end(kind: str) -> None:
 def test_stream_decompressor_refuses_unknown_kinds() -> None:
     with pytest.raises(ValueError):
         StreamDecompressor("xz")  # type: ignore[arg-type]
+
+
+def test_probe_problems_name_a_missing_compressor_or_client() -> None:
+    no_zstd = parse_probe("dump_tool=mariadb-dump\nclient_tool=\ncompression=gzip\ngzip=yes\ngnu_tar=yes\n")
+    assert no_zstd.problems(database=False, files=True, app_config=False) == []
+    assert no_zstd.problems(database=False, files=True, app_config=False, compression="zstd") == [
+        "zstd is not installed (compression: zstd; install it, or use compression: auto)"
+    ]
+    assert (
+        "count_rows needs one"
+        in no_zstd.problems(database=True, files=False, app_config=False, count_rows=True)[0]
+    )
+    nothing = parse_probe("dump_tool=mysqldump\nclient_tool=mysql\ncompression=gzip\ngzip=no\ngnu_tar=yes\n")
+    assert nothing.problems(database=True, files=False, app_config=False) == [
+        "neither zstd nor gzip is installed (the dump and the archive are compressed)"
+    ]

@@ -484,3 +484,26 @@ def test_before_names_the_newest_complete_snapshot_older_than_an_id_even_a_lost_
     ):
         resolve_snapshot(target, "shop", "production", "before:20261120T031500Z")
     assert resolve_snapshot(target, "shop", "production", "latest").snapshot_id == "20261123T031500Z"
+
+
+def test_the_next_snapshot_sweeps_unfinished_snapshots_of_earlier_runs_and_keeps_the_rest(tmp_path):
+    from datetime import UTC, datetime
+
+    from maintkit.storage.cleanup import sweep_debris
+    from maintkit.storage.local import LocalTarget
+
+    target = LocalTarget("here", tmp_path)
+    base = tmp_path / "shop" / "prod"
+    for name, files in {
+        "20261201T000000Z": ["db.sql.zst", "manifest.json"],  # complete: kept
+        "20261202T000000Z": ["db.sql.zst"],  # committed dump, no manifest: debris
+        "20261203T000000Z": ["files.tar.zst.part"],  # a crash mid-write: debris
+        "20261205T000000Z": ["db.sql.zst"],  # newer than the run: another host's, being written
+        "promotable": ["record.json"],  # not a snapshot
+    }.items():
+        (base / name).mkdir(parents=True)
+        for file in files:
+            (base / name / file).write_bytes(b"x")
+    removed = sweep_debris([target], "shop", "prod", datetime(2026, 12, 4, tzinfo=UTC))
+    assert sorted(removed) == ["here:shop/prod/20261202T000000Z/", "here:shop/prod/20261203T000000Z/"]
+    assert sorted(p.name for p in base.iterdir()) == ["20261201T000000Z", "20261205T000000Z", "promotable"]

@@ -61,6 +61,7 @@ def wordpress_commands(p: AuditParams) -> list[str]:
 class Audit(Action):
     name = "audit"
     summary = "composer audit (fail above a severity) or WordPress core/plugin checksum verification."
+    idempotent = True  # it only reads the lock file or checksums
     Params = AuditParams
 
     def plan(self, params: AuditParams, ctx: StepContext) -> list[str]:

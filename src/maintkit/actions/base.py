@@ -115,6 +115,11 @@ class Action:
     shorthand: ClassVar[str | None] = None
     #: True for actions that run on the control node only (http): --check opens no connection either way
     local_only: ClassVar[bool] = False
+    #: True when running the action twice does no more than running it once (it only reads, or its
+    #: second run replaces the first's effect). Only such actions are retried, whatever the step's
+    #: ``retries``, when the connection dies while their command runs and a new connection cannot
+    #: prove the command was stopped before it finished (docs/design.md, "The run").
+    idempotent: ClassVar[bool] = False
 
     def normalize(self, raw: Any) -> Any:
         """Turn the step's raw value into a parameter mapping (handles the shorthand)."""

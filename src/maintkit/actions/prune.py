@@ -21,6 +21,7 @@ class PruneParams(ActionParams):
 class Prune(Action):
     name = "prune"
     summary = "Delete the snapshots the retention policy no longer keeps (keep_daily, keep_weekly, ...)."
+    idempotent = True  # deleting what retention no longer keeps a second time deletes nothing more
     Params = PruneParams
     local_only = True
 

@@ -31,6 +31,7 @@ class SmokeParams(ActionParams):
 class Smoke(Action):
     name = "smoke"
     summary = "Run a list of http smoke checks from the control node; fail if any fails."
+    idempotent = True  # it only reads pages
     Params = SmokeParams
     shorthand = "checks"
     local_only = True

@@ -32,7 +32,16 @@ from maintkit.sources.identity import (
 )
 from maintkit.sources.probe import parse_probe, probe_command
 from maintkit.sources.trailer import DumpTrailerWatcher
-from maintkit.storage.base import FanOut, Target, new_snapshot_id, snapshot_key, snapshot_prefix
+from maintkit.storage.base import (
+    FanOut,
+    StorageError,
+    Target,
+    new_snapshot_id,
+    parse_snapshot_id,
+    snapshot_key,
+    snapshot_prefix,
+)
+from maintkit.storage.cleanup import discard_snapshot, sweep_debris
 from maintkit.storage.encryption import AGE_SUFFIX, Encryptor, Recipient
 from maintkit.storage.manifest import Artifact, DatabaseInfo, Encryption, Manifest, Table, write_manifest
 from maintkit.storage.operations import resolve_snapshot
@@ -100,6 +109,7 @@ class Progress:
 class Snapshot(Action):
     name = "snapshot"
     summary = "Stream the site's database dump and files from the host to every storage target."
+    idempotent = True  # a retry takes a new snapshot; the failed one is removed from every target
     Params = SnapshotParams
 
     def plan(self, params: SnapshotParams, ctx: StepContext) -> list[str]:
@@ -124,11 +134,17 @@ class Snapshot(Action):
         for target in targets:
             target.check()  # a missing bucket or Object Lock fails before the host does any work
         job = SnapshotJob.start(params, ctx, targets)
-        if params.database:
-            job.database(params.database)
-        if params.files:
-            job.files(params.files)
-        manifest = job.finish()
+        try:
+            if params.database:
+                job.database(params.database)
+            if params.files:
+                job.files(params.files)
+            manifest = job.finish()
+        except (StepFailed, StorageError) as error:
+            raise StepFailed(f"{error}; {job.discard()}") from error
+        except BaseException:  # a timeout, an interrupt, a lost connection: failed everywhere all the same
+            ctx.emit("snapshot_discarded", msg=job.discard())
+            raise
         return ActionResult(
             changed=True,
             msg=f"snapshot {manifest.snapshot_id}: {len(manifest.artifacts)} artifact(s), "
@@ -180,6 +196,9 @@ class SnapshotJob:
         recipients = encryption.load_recipients() if encryption else []
         manifest.encrypted_to = encryption.fingerprints if encryption else []
         compression = _compression(params, ctx)
+        swept = sweep_debris(targets, site, env, parse_snapshot_id(ctx.run_id.split("-", 1)[0]))
+        if swept:
+            ctx.emit("debris_removed", removed=swept, msg="unfinished snapshots of a failed earlier attempt")
         previous = _previous_sizes(targets[0], site, env)
         return cls(params, ctx, targets, manifest, compression, previous, recipients)
 
@@ -204,7 +223,7 @@ class SnapshotJob:
         if result.rc != 0 or not watcher.ok:
             fan.abort()
             why = f"exit status {result.rc}" if result.rc != 0 else watcher.reason
-            raise StepFailed(f"database dump failed ({why}); nothing was kept. {_stderr(result)}")
+            raise StepFailed(f"database dump failed ({why}): {_stderr(result)}".rstrip(": "))
         fan.commit()
         self._record(name, fan, f"dump of {source.describe()} on {self.ctx.host.name}")
         self.manifest.database = DatabaseInfo(database, [Table(t, counts.get(t)) for t in watcher.tables])
@@ -217,8 +236,7 @@ class SnapshotJob:
         if result.rc != 0:
             fan.abort()
             raise StepFailed(
-                f"archiving {source.root} failed (exit status {result.rc}); nothing was kept. "
-                f"{_stderr(result)}"
+                f"archiving {source.root} failed (exit status {result.rc}): {_stderr(result)}".rstrip(": ")
             )
         fan.commit()
         paths = " ".join(source.paths)
@@ -249,6 +267,13 @@ class SnapshotJob:
             raise StepFailed(f"resolving {source.root}: {error}") from None
         current = self.manifest.identity or SourceIdentity()
         self.manifest.identity = SourceIdentity(current.database, identity)
+
+    def discard(self) -> str:
+        """Remove this snapshot from every target (the artifacts committed so far, the manifests
+        written so far, the unfinished uploads): one failing target fails the snapshot everywhere.
+        Return what to tell the user."""
+        m = self.manifest
+        return discard_snapshot(self.targets, m.site, m.env, m.snapshot_id).describe()
 
     def finish(self) -> Manifest:
         """Write the manifest to every target, last: only now is the snapshot complete."""
@@ -307,10 +332,16 @@ def _compression(params: SnapshotParams, ctx: StepContext) -> Compression:
     app_config = _reads_app_config(params)
     tools = parse_probe(ctx.run(probe_command(php=app_config), timeout=60).stdout)
     problems = tools.problems(
-        database=params.database is not None, files=params.files is not None, app_config=app_config
+        database=params.database is not None,
+        files=params.files is not None,
+        app_config=app_config,
+        compression=params.compression,
+        count_rows=params.count_rows,
     )
     if problems:
-        raise StepFailed(f"{ctx.host.name} cannot take this snapshot: {'; '.join(problems)}")
+        raise StepFailed(
+            f"{ctx.host.name} cannot take this snapshot: {'; '.join(problems)}; nothing was stored"
+        )
     return tools.compression if params.compression == "auto" else params.compression
 
 

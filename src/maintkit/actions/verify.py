@@ -21,6 +21,7 @@ class VerifyParams(ActionParams):
 class Verify(Action):
     name = "verify"
     summary = "Re-read a stored snapshot: size, SHA-256, full decompression, tar listing, dump trailer."
+    idempotent = True  # it only reads the stored snapshot
     Params = VerifyParams
     shorthand = "snapshot"
     local_only = True

@@ -40,7 +40,12 @@ CONNECTION_VARS: dict[str, tuple[str, ...]] = {
     "connection": ("ansible_connection", "connection"),
     "known_hosts": ("known_hosts",),
     "accept_new_host_keys": ("accept_new_host_keys",),
+    "connect_timeout": ("ssh_connect_timeout", "ansible_ssh_timeout", "ansible_timeout"),
+    "banner_timeout": ("ssh_banner_timeout",),
+    "auth_timeout": ("ssh_auth_timeout",),
 }
+#: the settings above that are seconds: a number, more than 0, at most an hour
+TIMEOUT_SETTINGS = ("connect_timeout", "banner_timeout", "auth_timeout")
 CONNECTIONS = {"ssh": "ssh", "smart": "ssh", "paramiko": "ssh", "local": "local"}
 
 
@@ -340,6 +345,9 @@ def _check_setting(name: str, value: Any) -> str | None:
     elif kind == "accept_new_host_keys":
         if not isinstance(value, bool):
             return f"'{name}' must be true or false, not {_show(value)}"
+    elif kind in TIMEOUT_SETTINGS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+            return f"'{name}' must be a number of seconds, more than 0 and at most 3600, not {_show(value)}"
     elif not isinstance(value, str) or not value:
         return f"'{name}' must be a non-empty string, not {type_name(value)}"
     return None
@@ -541,6 +549,7 @@ def _make_host(
         key_file=settings.get("key_file"),
         known_hosts=known_hosts,
         accept_new_host_keys=bool(settings.get("accept_new_host_keys", False)),
+        **{key: float(settings[key]) for key in TIMEOUT_SETTINGS if key in settings},
         groups=groups,
         vars=merged,
     )

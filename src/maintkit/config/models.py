@@ -31,6 +31,11 @@ class Host:
     key_file: str | None = None
     known_hosts: str | None = None  # an extra known_hosts file (inventory var)
     accept_new_host_keys: bool = False
+    #: SSH timeouts in seconds (inventory vars ssh_connect_timeout, ssh_banner_timeout,
+    #: ssh_auth_timeout); None: the transport's defaults
+    connect_timeout: float | None = None
+    banner_timeout: float | None = None
+    auth_timeout: float | None = None
     groups: list[str] = field(default_factory=list)  # every group it belongs to, nearest last
     vars: dict[str, Any] = field(default_factory=dict)  # merged: all < parents < children < host
 

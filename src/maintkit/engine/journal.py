@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from maintkit.fsmodes import make_private_dirs, open_private
 from maintkit.secrets import Redactor
 
 DEFAULT_JOURNAL_DIR = ".maintkit/runs"
@@ -212,10 +213,9 @@ class JournalSink:
     """Append events as JSON lines to ``DIR/RUN_ID.jsonl``; the bus flushes it whenever it is idle."""
 
     def __init__(self, directory: Path, run_id: str) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(directory)  # 0700 whatever the umask (maintkit.fsmodes)
         self.path = directory / f"{run_id}.jsonl"
-        self._file = self.path.open("a", encoding="utf-8")
-        os.chmod(self.path, 0o600)
+        self._file = os.fdopen(open_private(self.path), "a", encoding="utf-8")
 
     def handle(self, event: dict[str, Any]) -> None:
         self._file.write(json.dumps(event, default=str) + "\n")

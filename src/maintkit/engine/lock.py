@@ -121,7 +121,7 @@ def acquire_script(target: LockTarget, record: str) -> str:
             'age "$b/holder.json"; printf \'%s\\n\' "$h"; exit 0; fi; '
         )
     return (
-        f"{_SHELL_HELPERS}; d={remote_path(target.lock_dir)}; r={shlex.quote(record)}; "
+        f"umask 077; {_SHELL_HELPERS}; d={remote_path(target.lock_dir)}; r={shlex.quote(record)}; "
         'mkdir -p "$(dirname "$d")" || exit 1; '
         'if e=$(mkdir "$d" 2>&1); then '
         '  if printf \'%s\' "$r" > "$d/holder.json.tmp" && mv -f "$d/holder.json.tmp" "$d/holder.json"; then '

@@ -71,9 +71,8 @@ class Monitoring:
         for url in self.healthchecks:
             self._ping(url if ok else url.rstrip("/") + "/fail", summary)
         if self.notify and (not ok or self.notify_on_success):
-            self._notify(
-                ("OK" if ok else "FAILED") + f": maintkit {self.playbook} on {self.env}", summary, ok
-            )
+            title = ("OK" if ok else outcome.status.upper()) + f": maintkit {self.playbook} on {self.env}"
+            self._notify(title, summary, ok)
         for path in self.metrics_files:
             try:
                 write_metrics(Path(path), self.env, self.playbook, outcome, duration)
@@ -113,7 +112,8 @@ class Monitoring:
 
 def describe(outcome: RunOutcome, playbook: str, env: str) -> str:
     """A plain-text summary of a run for pings and notifications."""
-    lines = [f"run {outcome.run_id}: playbook {playbook} on {env}: exit {int(outcome.exit_code)}"]
+    code = int(outcome.exit_code)
+    lines = [f"run {outcome.run_id}: playbook {playbook} on {env}: {outcome.status} (exit {code})"]
     if outcome.error:
         lines.append(outcome.error)
     for host in outcome.hosts:
@@ -158,6 +158,7 @@ def write_metrics(path: Path, env: str, playbook: str, outcome: RunOutcome, dura
         ours += [
             f"maintkit_last_run_timestamp_seconds{labels} {now:.3f}",
             f"maintkit_last_run_exit_code{labels} {int(outcome.exit_code)}",
+            f"maintkit_last_run_interrupted{labels} {int(outcome.interrupted)}",
             f"maintkit_last_run_duration_seconds{labels} {host.duration or duration:.3f}",
             f"maintkit_last_run_bytes{labels} {host_bytes(host)}",
         ]
@@ -180,6 +181,8 @@ _HEADERS = [
     "# TYPE maintkit_last_run_timestamp_seconds gauge",
     "# HELP maintkit_last_run_exit_code Exit code of the last run (0 done, 1 failed, 3 rollback failed).",
     "# TYPE maintkit_last_run_exit_code gauge",
+    "# HELP maintkit_last_run_interrupted 1 when a signal stopped the last run (SIGINT, SIGTERM, SIGHUP).",
+    "# TYPE maintkit_last_run_interrupted gauge",
     "# HELP maintkit_last_run_duration_seconds Duration of the last run.",
     "# TYPE maintkit_last_run_duration_seconds gauge",
     "# HELP maintkit_last_run_bytes Bytes the last run moved for the site (snapshot artifacts).",

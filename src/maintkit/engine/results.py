@@ -13,6 +13,7 @@ from typing import Literal
 from maintkit.actions.base import ActionResult
 
 StepStatus = Literal["ok", "changed", "skipped", "failed", "ignored", "planned"]
+RunStatus = Literal["done", "failed", "interrupted", "rollback_failed", "locked", "invalid"]
 HostStatus = Literal["ok", "failed", "rolled_back", "rollback_failed", "not_run"]
 
 
@@ -113,3 +114,24 @@ class RunOutcome:
             and all(h.refused for h in bad)
             and not any(s.status == "changed" for h in self.hosts for s in h.steps)
         )
+
+    @property
+    def status(self) -> RunStatus:
+        """The run's status word (journal ``run_end``, console, monitoring).
+
+        Why ``interrupted`` is its own word although it shares exit code 1 with ``failed``: a run
+        stopped by SIGINT/SIGTERM/SIGHUP did not find anything wrong with the site, and whoever reads
+        the journal or the alert must not go looking for a failure. A rollback that failed stays
+        ``rollback_failed`` (exit 3) whatever stopped the run: a human must look either way.
+        """
+        code = self.exit_code
+        if code == ExitCode.FAILED_ROLLED_BACK and self.interrupted:
+            return "interrupted"
+        names: dict[ExitCode, RunStatus] = {
+            ExitCode.DONE: "done",
+            ExitCode.FAILED_ROLLED_BACK: "failed",
+            ExitCode.ROLLBACK_FAILED: "rollback_failed",
+            ExitCode.LOCKED: "locked",
+            ExitCode.INVALID_INPUT: "invalid",
+        }
+        return names[code]

@@ -151,8 +151,9 @@ class Runner:
         outcome.interrupted = outcome.interrupted or self.stop.is_set()
         self.bus.emit(
             "run_end",
-            status=_run_status(outcome),
+            status=outcome.status,
             exit_code=int(outcome.exit_code),
+            interrupted=outcome.interrupted,
             error=outcome.error,
             duration=round(time.monotonic() - started, 3),
             hosts={h.host: h.status for h in outcome.hosts},
@@ -342,13 +343,3 @@ class Runner:
             duration=0,
         )
         return replace(shared, duration=0.0, commands=[])
-
-
-def _run_status(outcome: RunOutcome) -> str:
-    return {
-        ExitCode.DONE: "done",
-        ExitCode.FAILED_ROLLED_BACK: "failed",
-        ExitCode.ROLLBACK_FAILED: "rollback_failed",
-        ExitCode.LOCKED: "locked",
-        ExitCode.INVALID_INPUT: "invalid",
-    }[outcome.exit_code]

@@ -21,7 +21,7 @@ from maintkit.actions.base import Action, ActionResult, StepContext, get_action
 from maintkit.config.models import Host, Step
 from maintkit.config.templating import evaluate_when, render, undeclared_variables, when_template
 from maintkit.engine.results import StepOutcome
-from maintkit.errors import CommandTimeout, Interrupted, MaintkitError, TransportError
+from maintkit.errors import CommandLost, CommandTimeout, Interrupted, MaintkitError, TransportError
 from maintkit.secrets import Redactor
 from maintkit.transport.base import Transport
 
@@ -188,6 +188,10 @@ def run_step(step: Step, section: str, state: HostState, cancel: threading.Event
         if error is None or (cancel is not None and cancel.is_set()):
             return False
         number = retry_state.attempt_number
+        if isinstance(error, CommandLost) and not action.idempotent:
+            # Never run a command twice: retried only when a new connection stopped the first one
+            # before it finished, and then only as a failed command is (the step's ``retries``).
+            return error.outcome == "stopped" and number <= step.retries
         if isinstance(error, TransportError):
             return number < max(CONNECT_ATTEMPTS, step.retries + 1)
         if isinstance(error, AttemptFailed):
@@ -229,7 +233,8 @@ def run_step(step: Step, section: str, state: HostState, cancel: threading.Event
         )
     except MaintkitError as error:  # connection, host key, lock...: the message says which
         status = "ignored" if step.ignore_errors else "failed"
-        return finish(status, ActionResult(failed=True, msg=str(error)), attempt_number, commands)
+        message = str(error) + _not_retried(error, action, step)
+        return finish(status, ActionResult(failed=True, msg=message), attempt_number, commands)
     except Exception as error:  # a bug in an action must fail the step, not the whole run silently
         return finish(
             "failed", ActionResult(failed=True, msg=f"internal error: {error!r}"), attempt_number, commands
@@ -240,6 +245,17 @@ def run_step(step: Step, section: str, state: HostState, cancel: threading.Event
         attempt_number,
         commands,
     )
+
+
+def _not_retried(error: MaintkitError, action: Action, step: Step) -> str:
+    """Why a command whose connection died was not run again (empty when it was, or for others)."""
+    if not isinstance(error, CommandLost) or action.idempotent:
+        return ""
+    if error.outcome != "stopped":
+        return f"; not retried: '{action.name}' is not idempotent and the command may have finished"
+    if step.retries == 0:
+        return f"; not retried: '{action.name}' is not idempotent (set retries on the step to run it again)"
+    return ""
 
 
 def _sleeper(cancel: threading.Event | None) -> Callable[[float], None]:

@@ -146,7 +146,11 @@ class ConsoleSink:
         return f"[red]batch {e['batch']} failed: {e['hosts_not_run']} host(s) not started[/]"
 
     def _on_run_end(self, e: dict[str, Any]) -> str:
-        style = "green" if e["exit_code"] == 0 else "bold red"
+        style = "bold red"
+        if e["exit_code"] == 0:
+            style = "green"
+        elif e["status"] == "interrupted":
+            style = "bold yellow"
         text = f"[{style}]{e['status']}[/] (exit {e['exit_code']}) in {e.get('duration', 0):.2f}s"
         if e.get("error"):
             text = f"[bold red]{escape(e['error'])}[/]\n" + text
@@ -158,6 +162,11 @@ class ConsoleSink:
             return
         if not outcome.hosts:
             return
+        if outcome.status == "interrupted":
+            self.console.print(
+                "[bold yellow]interrupted[/]: no new step started after the signal; the hosts that had "
+                "started ran their rollback and always steps"
+            )
         table = Table(title=None, show_edge=False, pad_edge=False)
         for column in ("host", "status", "ok", "changed", "skipped", "failed", "time"):
             table.add_column(column, justify="right" if column not in {"host", "status"} else "left")

@@ -171,7 +171,7 @@ def _credentials_snippet(src: DatabaseSource) -> tuple[str, bytes]:
     ``$db``; plus the bytes to send on stdin."""
     head = [
         "umask 077",
-        'f=$(mktemp) || { echo "maintkit: mktemp failed" >&2; exit 1; }',
+        'f=$(mktemp) || { echo "maintkit: cannot create a temporary file in ${TMPDIR:-/tmp}" >&2; exit 1; }',
         "trap 'rm -f \"$f\"' EXIT",
         "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
     ]
@@ -184,7 +184,8 @@ def _credentials_snippet(src: DatabaseSource) -> tuple[str, bytes]:
         n = len(payload)
         body = [
             *head,
-            f'head -c {n} > "$f"',
+            f'head -c {n} > "$f" || {{ echo "maintkit: cannot write the database credentials file in '
+            '${TMPDIR:-/tmp} (the error above says why; a full disk?)" >&2; exit 1; }',
             f'[ "$(wc -c < "$f")" -eq {n} ] || '
             '{ echo "maintkit: the database credentials did not arrive on stdin" >&2; exit 1; }',
             f"db={shlex.quote(src.name or '')}",

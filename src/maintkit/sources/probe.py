@@ -17,6 +17,7 @@ first() { for p in "$@"; do if command -v "$p" >/dev/null 2>&1; then echo "$p"; 
 echo "dump_tool=$(first mariadb-dump mysqldump)"
 echo "client_tool=$(first mariadb mysql)"
 echo "compression=$(if command -v zstd >/dev/null 2>&1; then echo zstd; else echo gzip; fi)"
+echo "gzip=$(if command -v gzip >/dev/null 2>&1; then echo yes; else echo no; fi)"
 {php}
 if tar --version 2>/dev/null | head -n 1 | grep -q 'GNU tar'; then echo gnu_tar=yes; else echo gnu_tar=no; fi
 exit 0"""
@@ -31,12 +32,34 @@ class HostTools:
     compression: Compression
     php: str
     gnu_tar: bool
+    gzip: bool = True
 
-    def problems(self, *, database: bool, files: bool, app_config: bool) -> list[str]:
-        """Human-readable reasons a snapshot of this kind cannot run on the host."""
+    def problems(
+        self,
+        *,
+        database: bool,
+        files: bool,
+        app_config: bool,
+        compression: str = "auto",
+        count_rows: bool = False,
+    ) -> list[str]:
+        """Human-readable reasons a snapshot of this kind cannot run on the host, each naming the
+        missing program (a clear error before any upload opens beats a ``command not found`` in the
+        middle of a stream)."""
         out = []
         if database and not self.dump_tool:
             out.append("neither mariadb-dump nor mysqldump is installed")
+        if database and count_rows and not self.client_tool:
+            out.append(
+                "neither the mariadb nor the mysql client is installed (count_rows needs one; "
+                "or set count_rows: false)"
+            )
+        if compression == "zstd" and self.compression != "zstd":
+            out.append("zstd is not installed (compression: zstd; install it, or use compression: auto)")
+        elif compression == "gzip" and not self.gzip:
+            out.append("gzip is not installed (compression: gzip)")
+        elif compression == "auto" and self.compression != "zstd" and not self.gzip:
+            out.append("neither zstd nor gzip is installed (the dump and the archive are compressed)")
         if app_config and not self.php:
             out.append("php is not installed (needed to read the application's config)")
         if files and not self.gnu_tar:
@@ -65,4 +88,5 @@ def parse_probe(stdout: str) -> HostTools:
         compression="zstd" if compression == "zstd" else "gzip",
         php=values.get("php", ""),
         gnu_tar=values.get("gnu_tar") == "yes",
+        gzip=values.get("gzip", "yes") == "yes",
     )

@@ -219,6 +219,14 @@ class Target(ABC):
         An empty prefix is refused: pruning never empties a whole target by accident.
         """
 
+    def abort_unfinished_uploads(self, prefix: str, *, before: datetime | None = None) -> int:
+        """Abort the uploads started under ``prefix`` (before ``before``, if given) and never
+        completed; return how many. Raises StorageError when the target cannot be asked.
+
+        Only stores with invisible partial uploads (S3 multipart) have any: the default has none.
+        """
+        return 0
+
     @abstractmethod
     def describe(self) -> str:
         """Where this target is, for messages (``s3://bucket/prefix``); never a secret."""
@@ -341,4 +349,4 @@ def _quiet_abort(writer: ArtifactWriter) -> None:
     try:
         writer.abort()
     except Exception:  # abort runs on error paths: never hide the original error
-        log.warning("aborting the upload of %s failed", writer.key, exc_info=True)
+        log.warning("aborting the upload of %s failed", writer.key)

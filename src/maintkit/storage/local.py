@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from maintkit.fsmodes import DIR_MODE, FILE_MODE, fsync_dir, make_private_dirs
 from maintkit.storage.base import (
     ArtifactWriter,
     StorageError,
@@ -25,39 +26,16 @@ from maintkit.storage.base import (
 )
 
 PART_SUFFIX = ".part"
-DIR_MODE = 0o700
-FILE_MODE = 0o600
+__all__ = ["DIR_MODE", "FILE_MODE", "LocalTarget", "LocalWriter", "fsync_dir", "make_dirs"]
 WRITE_BUFFER = 1024 * 1024
 #: written bytes after which the kernel is asked to start writing them to disk (see LocalWriter)
 WRITEBACK_EVERY = 32 * 1024 * 1024
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (a rename or a new file in it) to disk."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_dirs(path: Path) -> None:
-    """Create ``path`` and its missing parents with mode 0700 (existing folders keep their mode)."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=DIR_MODE)
-        except FileExistsError:
-            continue
-        os.chmod(folder, DIR_MODE)  # the umask may have taken bits away; never added any
-        fsync_dir(folder.parent)
+    """Create ``path`` and its missing parents with mode 0700, durably (existing folders keep their mode)."""
+    make_private_dirs(path, durable=True)
 
 
 class LocalWriter(ArtifactWriter):
@@ -70,8 +48,10 @@ class LocalWriter(ArtifactWriter):
     and a backup does not push the control node's useful cache out. The fsync still decides.
     """
 
-    def __init__(self, key: str, final: Path) -> None:
+    def __init__(self, key: str, final: Path, target: str = "") -> None:
         self.key = key
+        #: how messages name the target (``storage target 'NAME': ``), empty when unnamed
+        self._where = f"storage target '{target}': " if target else ""
         self.final = final
         self.part = final.with_name(final.name + PART_SUFFIX)
         fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
@@ -94,7 +74,7 @@ class LocalWriter(ArtifactWriter):
                 self._start_writeback(self._file)
             return written
         except OSError as error:
-            raise StorageError(f"cannot write {self.part}: {error.strerror or error}") from error
+            raise StorageError(f"{self._where}cannot write {self.part}: {error.strerror or error}") from error
 
     def _start_writeback(self, file: BinaryIO) -> None:
         self._unsynced = 0
@@ -121,7 +101,9 @@ class LocalWriter(ArtifactWriter):
                 file.close()
             with contextlib.suppress(OSError):
                 self.part.unlink(missing_ok=True)
-            raise StorageError(f"cannot store {self.final}: {error.strerror or error}") from error
+            raise StorageError(
+                f"{self._where}cannot store {self.final}: {error.strerror or error}"
+            ) from error
         self._committed = True
 
     def abort(self) -> None:
@@ -163,7 +145,7 @@ class LocalTarget(Target):
         final = self._path(key)
         try:
             make_dirs(final.parent)
-            return LocalWriter(key, final)
+            return LocalWriter(key, final, self.name)
         except OSError as error:
             raise StorageError(
                 f"storage target '{self.name}': cannot write {final}: {error.strerror or error}"

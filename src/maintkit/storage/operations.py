@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from maintkit.errors import StepFailed
 from maintkit.storage.base import Target, snapshot_prefix
 from maintkit.storage.manifest import Manifest, list_snapshots, read_manifest
-from maintkit.storage.retention import Decision, RetentionPolicy, select_to_keep
+from maintkit.storage.retention import UNFINISHED_GRACE, Decision, RetentionPolicy, select_to_keep
 
 #: ``before:ID`` names the newest complete snapshot older than ID
 BEFORE = "before:"
@@ -51,10 +51,15 @@ def prune_target(
 ) -> tuple[list[Decision], list[Decision]]:
     """Apply ``policy`` to the snapshots of ``site``/``env`` in ``target``; return (kept, pruned).
 
-    With ``dry_run`` nothing is deleted: the same decisions are returned.
+    With ``dry_run`` nothing is deleted: the same decisions are returned. Incomplete uploads (S3
+    multipart uploads a failed snapshot could not abort, invisible in listings) older than the
+    unfinished-snapshot grace are aborted too: prune holds no lock, so younger ones may be a
+    snapshot being written.
     """
-    keep, prune = select_to_keep(list_snapshots(target, site, env), policy, now or datetime.now(UTC))
+    now = now or datetime.now(UTC)
+    keep, prune = select_to_keep(list_snapshots(target, site, env), policy, now)
     if not dry_run:
         for decision in prune:
             target.delete_prefix(snapshot_prefix(site, env, decision.snapshot.id))
+        target.abort_unfinished_uploads(snapshot_prefix(site, env), before=now - UNFINISHED_GRACE)
     return keep, prune

@@ -56,6 +56,7 @@ from maintkit.storage.base import (
     Target,
     check_key,
     check_prefix,
+    parse_snapshot_id,
     refuse_empty_prefix,
 )
 
@@ -498,7 +499,9 @@ class S3Target(Target):
         if isinstance(error, bce.ProfileNotFound):
             return StorageError(f"{where}: AWS profile '{self.profile}' is not defined")
         if isinstance(error, bce.EndpointConnectionError):
-            return StorageError(f"{where}: cannot reach the S3 endpoint while {doing}: {error}")
+            return StorageError(f"{where}: cannot reach the S3 endpoint (connection failed) while {doing}")
+        if isinstance(error, bce.ConnectionError):  # closed, reset, timed out: the URL says nothing more
+            return StorageError(f"{where}: lost the connection to the S3 endpoint while {doing}")
         if isinstance(error, bce.BotoCoreError) and not isinstance(error, bce.ClientError):
             return StorageError(f"{where}: {doing} failed: {error}")
         code = error_code(error)
@@ -626,38 +629,60 @@ class S3Target(Target):
             )
 
     def abort_incomplete_uploads(self, full_key: str, *, exact: bool) -> int:
-        """Abort the multipart uploads left under ``full_key`` (that key only, if ``exact``).
+        """Abort the multipart uploads left under ``full_key`` (that key only, if ``exact``); log,
+        never raise, a failure (this runs on error paths: the original error is what counts).
 
         Why: an incomplete multipart upload is invisible in listings yet billed for its parts; boto3
         aborts on failure, but not if the network died before the abort could be sent.
         """
-        aborted = 0
         try:
-            paginator = self.client().get_paginator("list_multipart_uploads")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=full_key):
-                for upload in page.get("Uploads", []):
-                    if exact and upload["Key"] != full_key:
-                        continue
-                    self.client().abort_multipart_upload(
-                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                    )
-                    aborted += 1
-        except Exception:
-            log.warning(
-                "could not check or abort the incomplete uploads under s3://%s/%s (a bucket lifecycle "
-                "rule 'AbortIncompleteMultipartUpload' removes them)",
+            return self._abort_uploads(full_key, exact=exact)
+        except Exception as error:  # the step's message says so already: not repeated on stderr
+            log.info(
+                "could not check or abort the incomplete uploads under s3://%s/%s: %s (the next "
+                "snapshot of the site, or a bucket lifecycle rule 'AbortIncompleteMultipartUpload', "
+                "removes them)",
                 self.bucket,
                 full_key,
-                exc_info=True,
+                self.storage_error(error, "listing incomplete uploads"),
             )
+            return 0
+
+    def abort_unfinished_uploads(self, prefix: str, *, before: datetime | None = None) -> int:
+        """Abort the incomplete multipart uploads under ``prefix`` (relative to the target) started
+        before ``before``; raise StorageError when the bucket cannot be asked."""
+        check_prefix(prefix)
+        try:
+            return self._abort_uploads(self.prefix + prefix, exact=False, before=before)
+        except Exception as error:
+            raise self.storage_error(error, f"aborting incomplete uploads under {prefix}") from error
+
+    def _abort_uploads(self, full_prefix: str, *, exact: bool, before: datetime | None = None) -> int:
+        aborted = 0
+        paginator = self.client().get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+            for upload in page.get("Uploads", []):
+                if exact and upload["Key"] != full_prefix:
+                    continue
+                if before is not None and not _started_before(upload, before):
+                    continue
+                self.client().abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted += 1
         return aborted
 
     def delete_quietly(self, full_key: str) -> None:
         """Delete one object, logging (not raising) a failure: used on error paths only."""
         try:
             self.client().delete_object(Bucket=self.bucket, Key=full_key)
-        except Exception:
-            log.warning("could not delete s3://%s/%s", self.bucket, full_key, exc_info=True)
+        except Exception as error:
+            log.warning(
+                "could not delete s3://%s/%s: %s",
+                self.bucket,
+                full_key,
+                self.storage_error(error, "deleting"),
+            )
 
     # -- reading ---------------------------------------------------------------------------------
     def open_reader(self, key: str) -> BinaryIO:
@@ -751,6 +776,23 @@ class S3Target(Target):
                 )
         self.abort_incomplete_uploads(full_prefix, exact=False)
         return len(keys)
+
+
+def _started_before(upload: Mapping[str, Any], before: datetime) -> bool:
+    """Whether a ListMultipartUploads entry began before ``before``: by its ``Initiated`` time and,
+    when its key holds a snapshot id, by that id's time too (both must be older).
+
+    Why both: some S3-compatible stores report a meaningless ``Initiated`` (moto: a fixed date in
+    2010), and an upload of a snapshot being written must never be aborted by a sweep.
+    """
+    initiated = upload.get("Initiated")
+    if isinstance(initiated, datetime) and _utc(initiated) >= before:
+        return False
+    for segment in str(upload.get("Key", "")).split("/"):
+        taken = parse_snapshot_id(segment)
+        if taken is not None:
+            return taken < before
+    return True
 
 
 def _utc(value: datetime) -> datetime:

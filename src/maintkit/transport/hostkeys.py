@@ -29,6 +29,7 @@ import paramiko
 import paramiko.hostkeys
 
 from maintkit.errors import HostKeyError
+from maintkit.fsmodes import make_private_dirs
 
 DEFAULT_SSH_PORT = 22
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -155,8 +156,7 @@ def append_known_host(path: Path, name: str, key: paramiko.PKey) -> None:
     """
     path = path.expanduser()
     with _append_lock:
-        if not path.parent.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(path.parent)  # 0700 whatever the umask, parents too
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "r+b") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)

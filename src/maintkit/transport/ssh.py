@@ -45,7 +45,14 @@ import paramiko
 from fabric import Connection
 
 from maintkit.config.models import Host
-from maintkit.errors import CommandTimeout, HostKeyError, Interrupted, TransportError
+from maintkit.errors import (
+    CommandLost,
+    CommandTimeout,
+    HostKeyError,
+    Interrupted,
+    MaintkitError,
+    TransportError,
+)
 from maintkit.transport import openssh
 from maintkit.transport.base import CommandResult, Sink, Tail, Transport, with_env
 from maintkit.transport.hostkeys import (
@@ -89,6 +96,18 @@ KILL_SCRIPT = (
     'kill -s KILL -- "-$g" 2>/dev/null; exit 0'
 )
 KILL_WAIT = 5.0
+#: stop what a dead connection left running (process group ``g``), on a fresh connection; prints
+#: ``stopped`` or ``ended``. ``g`` must still be a live session and group leader (sshd made our
+#: login shell both; a command it execs keeps the ids): a number reused by an unrelated process in
+#: the seconds since is practically never one. Without /proc nothing can be checked, so nothing is
+#: killed (``unknown``).
+REAP_SCRIPT = (
+    "g={pgid}; [ -r /proc/self/stat ] || {{ echo unknown; exit 0; }}; "
+    'read -r l 2>/dev/null <"/proc/$g/stat" || {{ echo ended; exit 0; }}; '
+    'l=${{l##*) }}; set -- $l; '
+    '{{ [ "$1" != Z ] && [ "$3" = "$g" ] && [ "$4" = "$g" ]; }} || {{ echo ended; exit 0; }}; '
+    + KILL_SCRIPT.replace("exit 0", "echo stopped; exit 0")
+)
 #: set to ``0`` to give every command its own SSH session (the behaviour before the session runner)
 SESSION_ENV = "MAINTKIT_SSH_SESSION"
 #: tries of a short command in the session: a dead reused session, then a dead reused connection
@@ -205,6 +224,12 @@ def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
+def _got_banner(conn: Connection) -> bool:
+    """Whether the SSH server of ``conn`` sent its version banner (the first thing it says)."""
+    transport = conn.client.get_transport()
+    return transport is not None and bool(getattr(transport, "remote_version", ""))
+
+
 def _describe(conn: Connection) -> str:
     return f"{conn.user}@{conn.host}:{conn.port}"
 
@@ -227,9 +252,16 @@ class SSHTransport(Transport):
         self.host = host
         self.name = host.name
         self.accept_new_host_keys = accept_new_host_keys
-        self.connect_timeout = connect_timeout
+        self.connect_timeout = host.connect_timeout or connect_timeout
+        #: seconds to wait for the server's SSH banner, and for authentication to finish
+        self.banner_timeout = host.banner_timeout or self.connect_timeout
+        self.auth_timeout = host.auth_timeout or self.connect_timeout
         self.user_known_hosts = Path(user_known_hosts or USER_KNOWN_HOSTS).expanduser()
         self.connect_count = 0
+        #: process groups a dead connection left running, stopped as soon as a connection opens
+        self._orphans: set[int] = set()
+        #: (pgid, outcome) of each command whose connection died under it (tests read it)
+        self.lost_commands: list[tuple[int | None, str]] = []
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         #: why bulk streams no longer go through ``ssh`` on this host (None: they do)
@@ -310,13 +342,17 @@ class SSHTransport(Transport):
             self._conn = conn
             self.connect_count += 1
             assert conn.transport is not None
-            return conn.transport, True
+            orphans, self._orphans = self._orphans, set()
+        for pgid in orphans:  # before any command of the new connection (outside the lock: it runs one)
+            outcome = self._reap(conn.transport, pgid)
+            log.info("%s: the command a lost connection left running: %s", self.label, outcome)
+        return conn.transport, True
 
     def _new_connection(self) -> Connection:
         host = self.host
         connect_kwargs: dict[str, object] = {
-            "banner_timeout": self.connect_timeout,
-            "auth_timeout": self.connect_timeout,
+            "banner_timeout": self.banner_timeout,
+            "auth_timeout": self.auth_timeout,
         }
         if host.key_file:
             connect_kwargs["key_filename"] = [os.path.expanduser(host.key_file)]
@@ -370,14 +406,40 @@ class SSHTransport(Transport):
                 f"({self.host.key_file or 'none set'}) and the ssh-agent"
             ) from exc
         except _NETWORK_ERRORS as exc:
+            why = self._connect_failure(exc, hops)  # before the close: it reads what each hop got
             _close_chain(conn)
-            raise TransportError(f"{self.label}: cannot connect: {_reason(exc)}") from exc
+            raise TransportError(f"{self.label}: {why}") from exc
         for hop in hops:  # gateways too: their sockets carry every byte of ours
             assert hop.transport is not None
             hop.transport.set_keepalive(KEEPALIVE_INTERVAL)
             _set_nodelay(hop.transport.sock)
             _avoid_rekey_deadlock(hop.transport)
         return conn
+
+    def _connect_failure(self, exc: BaseException, hops: list[Connection]) -> str:
+        """Say why a connection failed in the user's terms.
+
+        Why the banner case is singled out: a port that accepts TCP but where no SSH server speaks
+        (a stuck sshd, MaxStartups throttling, the wrong port behind a load balancer) makes paramiko
+        report "Error reading SSH protocol banner" or, depending on timing, "No existing session";
+        neither says which host or what to change. The hop is the last one that never got its
+        banner (a gateway of a ProxyJump chain, or the host itself).
+        """
+        text = _reason(exc)
+        silent = [h for h in hops if not _got_banner(h)]
+        if silent and ("banner" in text or "No existing session" in text):
+            hop = silent[-1]  # a silent gateway leaves every hop behind it silent too
+            return (
+                f"no SSH banner from {hop.host}:{hop.port} within {self.banner_timeout:g} s (the port "
+                "accepts connections but no SSH server answers; the wait is the inventory var "
+                "ssh_banner_timeout)"
+            )
+        if isinstance(exc, paramiko.SSHException) and "Authentication timeout" in text:
+            return (
+                f"authentication did not finish within {self.auth_timeout:g} s (the inventory var "
+                "ssh_auth_timeout)"
+            )
+        return f"cannot connect: {text}"
 
     def _open_channel(self) -> tuple[paramiko.Transport, paramiko.Channel]:
         """Open a session channel; a reused connection that turns out dead is replaced once.
@@ -481,9 +543,7 @@ class SSHTransport(Transport):
         chan.close()
         if lost:
             self._drop(transport)
-            raise TransportError(
-                f"{self.label}: connection lost while a command was running; it may still be running"
-            )
+            raise self._command_lost(err.pgid)
         return CommandResult(
             command=command,
             rc=chan.exit_status,  # -1: killed by a signal (paramiko drops "exit-signal")
@@ -493,6 +553,53 @@ class SSHTransport(Transport):
             stdout_bytes=out.total,
             stderr_bytes=err.tail.total,
         )
+
+    def _command_lost(self, pgid: int | None) -> CommandLost:
+        """The error for a connection that died mid-command, after stopping what it left running.
+
+        Why at once, on a new connection: the command goes on without us on the host (sshd sends
+        no signal to a session without a terminal when it dies), so a retry would run it a second
+        time beside it. If no connection can be opened now, the group is stopped on the next one.
+        """
+        outcome = "unknown"
+        if pgid is not None and pgid > 1:
+            try:
+                transport, _fresh = self._ensure_connected()  # reaps remembered orphans too
+                outcome = self._reap(transport, pgid)
+            except MaintkitError as exc:
+                log.info("%s: cannot reconnect to stop the lost command: %s", self.label, exc)
+                with self._lock:
+                    self._orphans.add(pgid)
+        said = {
+            "stopped": "it was still running and was stopped on a new connection",
+            "ended": "it had already ended on the host (its result is unknown)",
+            "unknown": "it may still be running on the host (it is stopped on the next connection)",
+        }[outcome]
+        self.lost_commands.append((pgid, outcome))
+        return CommandLost(f"{self.label}: connection lost while a command was running; {said}", outcome)
+
+    def _reap(self, transport: paramiko.Transport, pgid: int) -> str:
+        """Stop process group ``pgid`` if it is still ours and running; ``stopped``/``ended``/``unknown``."""
+        try:
+            chan = transport.open_session(timeout=self.connect_timeout)
+            try:
+                chan.exec_command(REAP_SCRIPT.format(pgid=int(pgid)))
+                chan.shutdown_write()
+                out = Tail()
+                deadline = time.monotonic() + KILL_WAIT
+                while not chan.exit_status_ready() and time.monotonic() < deadline:
+                    drain(chan, out, Tail())
+                    select.select([chan.fileno()], [], [], 0.05)
+                drain(chan, out, Tail())
+                while chan.recv_ready():
+                    drain(chan, out, Tail())
+            finally:
+                chan.close()
+        except _NETWORK_ERRORS as exc:
+            log.info("%s: could not stop the lost command: %s", self.label, exc)
+            return "unknown"
+        answer = out.text().strip().splitlines()
+        return answer[-1] if answer and answer[-1] in ("stopped", "ended", "unknown") else "unknown"
 
     def _raise_abort(
         self, reason: str, killed: bool, timeout: float | None, feeder: StdinFeeder | None
@@ -545,10 +652,7 @@ class SSHTransport(Transport):
                         raise TransportError(f"{self.label}: connection failed: {lost}") from None
                     if not transport.is_active():
                         self._drop(transport)
-                        raise TransportError(
-                            f"{self.label}: connection lost while a command was running; "
-                            "it may still be running"
-                        ) from None
+                        raise self._command_lost(session.pgid) from None
                     rc = lost.status if lost.status > 0 else -1  # the command ended the runner
                 except Aborted as abort:
                     killed = self._end_session(transport, session)

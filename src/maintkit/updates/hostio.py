@@ -59,23 +59,28 @@ def read_file(run: Runs, path: str, limit: int = READ_LIMIT) -> bytes | None:
     return bytes(sink.data)
 
 
-def write_command(path: str, size: int) -> str:
-    """The command that stores exactly ``size`` bytes of stdin at ``path``, atomically (temp + rename)."""
+def write_command(path: str, size: int, *, private_dir: bool = False) -> str:
+    """The command that stores exactly ``size`` bytes of stdin at ``path``, atomically (temp + rename).
+
+    ``private_dir``: folders it creates are 0700 whatever the host's umask (maintkit's own
+    ``ROOT/.maintkit``); otherwise they follow the umask, as the site's other folders do.
+    """
     folder, _, name = path.rstrip("/").rpartition("/")
     if not name:
         raise ValueError(f"not a file path: {path!r}")
     d = host_path(folder or ".")
     target = host_path(path)
+    mkdir = '(umask 077 && mkdir -p "$d")' if private_dir else 'mkdir -p "$d"'
     return (
-        f'd={d} && mkdir -p "$d" && tmp=$(mktemp "$d/.maintkit-XXXXXX") && '
+        f'd={d} && {mkdir} && tmp=$(mktemp "$d/.maintkit-XXXXXX") && '
         f'head -c {size} > "$tmp" && [ "$(wc -c < "$tmp")" -eq {size} ] && chmod 0644 "$tmp" && '
         f'mv -f "$tmp" {target} || {{ rm -f "$tmp"; exit 1; }}'
     )
 
 
-def write_file(run: Runs, path: str, data: bytes) -> None:
+def write_file(run: Runs, path: str, data: bytes, *, private_dir: bool = False) -> None:
     """Store ``data`` at ``path`` on the host, atomically; raise StepFailed on any error."""
-    result = run(write_command(path, len(data)), stdin=data)
+    result = run(write_command(path, len(data), private_dir=private_dir), stdin=data)
     if result.rc != 0:
         raise StepFailed(f"writing {path} failed (exit status {result.rc}): {result.stderr.strip()[-500:]}")
 

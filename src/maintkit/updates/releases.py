@@ -408,7 +408,7 @@ class Site:
         return parse_state(result.stdout)
 
     def save(self) -> None:
-        write_file(self.run, self.history_path, self.history.to_bytes())
+        write_file(self.run, self.history_path, self.history.to_bytes(), private_dir=True)
 
     def require_current(self) -> str:
         if self.state.current is None:
