@@ -184,7 +184,7 @@ def test_undeclared_and_required_variables() -> None:
 def test_check_template_reports_syntax_and_unknown_filters() -> None:
     assert check_template({"a": "{{ x ", "b": "{{ x | nofilter }}", "c": "fine {{ x }}"}) == [
         "template syntax error: unexpected end of template, expected 'end of print statement'.",
-        "template syntax error: No filter named 'nofilter'.",
+        "template syntax error: unknown filter 'nofilter'",
     ]
     assert check_template("line one\n{% if %}\n") == [
         "template syntax error: Expected an expression, got 'end of statement block' (line 2 of the template)"

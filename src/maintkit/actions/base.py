@@ -10,17 +10,36 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from maintkit.config.models import Host
     from maintkit.secrets import Redactor
     from maintkit.transport.base import CommandResult, Sink, Transport
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(name: str) -> str:
+    """Refuse an environment variable name that is not a shell identifier.
+
+    Why: names go into ``export NAME=value`` as they are (only values can be quoted), so a name
+    such as ``A=1; touch X; B``, written or handed over by a template, would be shell code.
+    """
+    if not ENV_NAME.fullmatch(name):
+        raise ValueError("an environment variable name is letters, digits and _, not starting with a digit")
+    return name
+
+
+#: ``env:`` parameters of actions: names checked (after rendering too), values quoted by the transport
+EnvVars = dict[Annotated[str, AfterValidator(_env_name)], str]
 
 
 class ActionParams(BaseModel):

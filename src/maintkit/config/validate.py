@@ -43,11 +43,13 @@ from maintkit.config.templating import (
     render,
     required_variables,
     sole_variable,
+    template_error,
     when_template,
 )
 from maintkit.config.variables import (
     BUILTIN_NAMES,
     COMMAND_LINE,
+    SETTINGS,
     add_secrets,
     host_variables,
     parse_extra_vars,
@@ -257,6 +259,7 @@ class _HostChecker:
                         f"undefined variable '{name}'{did_you_mean(name, sorted(known | site.registers))}"
                     )
                 self._found(self._at(site.path), message, host.name)
+        self._check_settings(host, variables, broken)
         for index, step in enumerate(self.playbook.steps):
             self._check_params(host, variables, step, ("steps", index), broken)
         for section in ("rollback", "always"):
@@ -287,6 +290,21 @@ class _HostChecker:
                 broken.add(name)
         return broken
 
+    def _check_settings(self, host: Host, variables: HostVars, broken: set[str]) -> None:
+        """Check the built-in settings (``lock_ttl``, ``lock_dir``...) as the run will read them."""
+        for name, problem_of in SETTINGS.items():
+            if name not in variables or _reads(name, variables, self.all_registers | broken):
+                continue
+            value = dict.__getitem__(variables, name)
+            if name in variables.templated:
+                try:
+                    value = render(value, self._scope(variables), self.redactor)
+                except TemplateError:
+                    continue  # reported by _check_templated_vars
+            message = problem_of(value)
+            if message:
+                self._found(self._var_at(name, host.name), message, host.name)
+
     def _check_params(
         self, host: Host, variables: HostVars, step: Step, path: tuple[Any, ...], broken: set[str]
     ) -> None:
@@ -302,6 +320,9 @@ class _HostChecker:
         for key, value in step.params.items():
             if not has_template(value):
                 rendered[key] = value
+                continue
+            if any(template_error(source) for _, source in iter_templates(value)):
+                pending = True  # reported with its line when the playbook was read
                 continue
             needed = required_variables(value)
             unknown = self.all_registers | broken
