@@ -331,6 +331,8 @@ def key_path(path: tuple[Any, ...] | list[Any]) -> str:
 def problem_at(file: str, data: Any, path: tuple[Any, ...] | list[Any], message: str) -> Problem:
     """Return a Problem located at the deepest known position of ``path`` in ``data``."""
     line, column = locate(data, path)
+    if line is None and not path and not isinstance(data, PosDict | PosList):
+        line = 1  # the document is a plain value (a scalar playbook): it is the whole file
     return Problem(file, line, column, key_path(path), message)
 
 

@@ -98,6 +98,8 @@ def _check_site_name(variables: Mapping[str, Any], redactor: Redactor | None = N
     sites' snapshots, and a run must not find that out after connecting.
     """
     try:
+        if "site" in variables and not _value(variables, "site", redactor):
+            raise ValueError("an empty site")  # not a silent fall-back to the host's name
         check_segment(site_name(variables), "site")
     except ValueError:
         value = variables.get("site")
