@@ -188,8 +188,11 @@ def _parse_target(item: Any, path: tuple[Any, ...], fail: Fail) -> TargetModel |
     if kind is None:
         fail(path, "missing 'type' (local or s3)")
         return None
-    if kind not in MODELS:
-        lower = str(kind).lower()
+    if not isinstance(kind, str) or kind not in MODELS:  # a list or mapping is unhashable: check first
+        if not isinstance(kind, str):
+            fail((*path, "type"), f"unknown storage type: {type_name(kind)}; types: local, s3")
+            return None
+        lower = kind.lower()
         hint = f" (did you mean '{lower}'?)" if lower in MODELS else did_you_mean(kind, MODELS)
         fail((*path, "type"), f"unknown storage type '{kind}'{hint}; types: local, s3")
         return None

@@ -98,8 +98,10 @@ def _check_site_name(variables: Mapping[str, Any], redactor: Redactor | None = N
     sites' snapshots, and a run must not find that out after connecting.
     """
     try:
-        if "site" in variables and not _value(variables, "site", redactor):
-            raise ValueError("an empty site")  # not a silent fall-back to the host's name
+        if "site" in variables:
+            value = _value(variables, "site", redactor)
+            if not value or isinstance(value, bool) or not isinstance(value, str | int):
+                raise ValueError("not a name")  # not a silent fall-back to the host's name
         check_segment(site_name(variables), "site")
     except ValueError:
         value = variables.get("site")
