@@ -33,6 +33,7 @@ from jinja2 import StrictUndefined, Undefined, meta, nodes
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from maintkit.config.templatelimits import BOUNDED_FILTERS, BOUNDED_GLOBALS, BoundedSandbox
 from maintkit.errors import MaintkitError
 from maintkit.secrets import Redactor, is_secret_name
 
@@ -155,94 +156,7 @@ class _NativeCodeGenerator(NativeCodeGenerator):
         return super()._output_child_to_const(node, frame, finalize)
 
 
-#: the longest string or list, and the biggest integer (in bits), one template operation may make
-MAX_SIZE = 1_000_000
-MAX_BITS = 4096
-
-
-def _checked_binop_sizes(operator: str, left: Any, right: Any) -> None:
-    """Refuse ``*``, ``**`` and ``%`` whose result would not stay small.
-
-    Why: ``{{ 'x' * 10**10 }}`` or ``{{ 10 ** 10 ** 10 }}`` in a playbook or a ``--var`` would make
-    validation allocate gigabytes or compute for hours; bad input must be an error, fast.
-    Intercepting these operators also stops jinja from folding them at compile time.
-    """
-    if operator == "*":
-        for seq, times in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_SIZE:
-                raise SecurityError(f"the result of '*' would be too large (over {MAX_SIZE} items)")
-    elif operator == "**":
-        if (
-            isinstance(left, int)
-            and isinstance(right, int)
-            and abs(left) > 1
-            and right * abs(left).bit_length() > MAX_BITS
-        ):
-            raise SecurityError(f"the result of '**' would be too large (over {MAX_BITS} bits)")
-    elif operator == "%" and isinstance(left, str) and _format_widths(left) > MAX_SIZE:
-        raise SecurityError("a '%' format width is too large")
-
-
-def _format_widths(text: str) -> int:
-    """Return the largest width or precision a ``%`` or ``{}`` format string asks for."""
-    numbers = re.findall(r"%[-+ #0]*(\d+)|%[-+ #0]*\d*\.(\d+)|\{[^{}]*?:[^{}]*?(\d+)", text)
-    return max((int(n) for group in numbers for n in group if n), default=0)
-
-
-def _width_guard(name: str, position: int, keyword: str) -> Any:
-    """Wrap jinja's filter ``name`` so that its width argument (at ``position`` or ``keyword``) is bounded."""
-    original = jinja2.filters.FILTERS[name]
-
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        width = kwargs.get(keyword, args[position] if len(args) > position else 0)
-        if isinstance(width, int) and width > MAX_SIZE:
-            raise SecurityError(f"'{name}' width is too large (over {MAX_SIZE})")
-        return original(*args, **kwargs)
-
-    return guarded
-
-
-def _format_filter(value: Any, *args: Any, **kwargs: Any) -> str:
-    if _format_widths(str(value)) > MAX_SIZE:
-        raise SecurityError("a format width is too large")
-    return str(jinja2.filters.do_format(value, *args, **kwargs))
-
-
-def _replace_filter(value: Any, old: str, new: str, count: int | None = None) -> str:
-    text = str(value)
-    occurrences = text.count(str(old)) if old else len(text) + 1
-    if len(text) + occurrences * len(str(new)) > MAX_SIZE:
-        raise SecurityError(f"the result of 'replace' would be too large (over {MAX_SIZE} characters)")
-    return text.replace(str(old), str(new), -1 if count is None else count)
-
-
-#: jinja filters whose arguments could make a huge string, bounded
-BOUNDED_FILTERS = {
-    "center": _width_guard("center", 1, "width"),
-    "indent": _width_guard("indent", 1, "width"),
-    "format": _format_filter,
-    "replace": _replace_filter,
-}
-
-
-class _Bounded(SandboxedEnvironment):
-    """The sandbox, with the arithmetic that could exhaust memory or time checked (``_checked_binop``)."""
-
-    intercepted_binops = frozenset({"*", "**", "%"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        _checked_binop_sizes(operator, left, right)
-        return super().call_binop(context, operator, left, right)
-
-    def wrap_str_format(self, value: Any) -> Any:
-        """``'{:>9999999999}'.format(x)``: refuse widths that would fill the memory."""
-        wrapped = super().wrap_str_format(value)
-        if wrapped is not None and _format_widths(str(getattr(value, "__self__", ""))) > MAX_SIZE:
-            raise SecurityError("a format width is too large")
-        return wrapped
-
-
-class _NativeSandbox(_Bounded):
+class _NativeSandbox(BoundedSandbox):
     code_generator_class = _NativeCodeGenerator
     concat = staticmethod(_native_concat)  # type: ignore[assignment]
 
@@ -258,11 +172,12 @@ def _environment(cls: type[SandboxedEnvironment], **options: Any) -> SandboxedEn
     env = cls(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False, **options)
     env.filters.update(BOUNDED_FILTERS)
     env.filters.update(FILTERS)
+    env.globals.update(BOUNDED_GLOBALS)
     return env
 
 
 NATIVE_ENV = _environment(_NativeSandbox)
-SHELL_ENV = _environment(_Bounded, finalize=_shell_finalize)
+SHELL_ENV = _environment(BoundedSandbox, finalize=_shell_finalize)
 #: names every template may use without defining them: jinja's globals and ``lookup``
 GLOBAL_NAMES = frozenset(NATIVE_ENV.globals) | {"lookup"}
 
