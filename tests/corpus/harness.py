@@ -50,6 +50,7 @@ class Case:
     args: list[str] = field(default_factory=list)
     encoding: str = "utf-8"  # of the file the case is about (latin-1 writes 0xE9 for "é")
     never_shown: list[str] = field(default_factory=list)  # text that must not appear (secrets)
+    snapshots: bool = False  # an inventory case `maintkit snapshots list` must refuse as well
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Case:
@@ -98,7 +99,10 @@ def check_case(case: Case, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("COLUMNS", "400")
     args = write_case(case, folder)
     recorder = Recorder(monkeypatch)
-    for command in (["run", "pb.yml", *args, "--journal-dir", "journal"], ["validate", "pb.yml", *args]):
+    commands = [["run", "pb.yml", *args, "--journal-dir", "journal"], ["validate", "pb.yml", *args]]
+    if case.snapshots:
+        commands.append(["snapshots", "list", "-i", "inv.yml"])
+    for command in commands:
         result = CliRunner().invoke(cli, command)
         output = result.output
         assert "Traceback" not in output, output
