@@ -124,6 +124,6 @@ def test_an_env_name_carrying_shell_code_is_refused_before_anything_runs(target,
     }
     result = run(tmp_path / "work", inventory, book)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "an environment variable name is letters, digits and _" in result.stderr
+    assert "must be letters, digits and _ (no digit first)" in result.stderr
     assert not (where / "PWNED").exists() and not (where / "RAN").exists(), kind
     assert not (tmp_path / "work" / "j").exists()

@@ -27,19 +27,22 @@ if TYPE_CHECKING:
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _env_name(name: str) -> str:
-    """Refuse an environment variable name that is not a shell identifier.
+def _env_names(env: dict[str, str]) -> dict[str, str]:
+    """Refuse environment variable names that are not shell identifiers.
 
     Why: names go into ``export NAME=value`` as they are (only values can be quoted), so a name
     such as ``A=1; touch X; B``, written or handed over by a template, would be shell code.
     """
-    if not ENV_NAME.fullmatch(name):
-        raise ValueError("an environment variable name is letters, digits and _, not starting with a digit")
-    return name
+    bad = [name for name in env if not ENV_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(
+            f"environment variable name {bad[0]!r} must be letters, digits and _ (no digit first)"
+        )
+    return env
 
 
 #: ``env:`` parameters of actions: names checked (after rendering too), values quoted by the transport
-EnvVars = dict[Annotated[str, AfterValidator(_env_name)], str]
+EnvVars = Annotated[dict[str, str], AfterValidator(_env_names)]
 
 
 class ActionParams(BaseModel):
