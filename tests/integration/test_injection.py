@@ -127,3 +127,20 @@ def test_an_env_name_carrying_shell_code_is_refused_before_anything_runs(target,
     assert "must be letters, digits and _ (no digit first)" in result.stderr
     assert not (where / "PWNED").exists() and not (where / "RAN").exists(), kind
     assert not (tmp_path / "work" / "j").exists()
+
+
+def test_an_env_name_from_registered_output_fails_the_step_before_its_command(target, tmp_path: Path) -> None:
+    # Validation cannot see a name that only the host prints: the step's parameters are checked again
+    # after rendering at run time, and the command never starts.
+    kind, where, inventory = target
+    book = {
+        "name": "inj",
+        "steps": [
+            {"shell": {"cmd": "echo 'A=1; touch PWNED; B'", "chdir": str(where)}, "register": "out"},
+            {"shell": {"cmd": "touch RAN", "chdir": str(where), "env": "{{ {out.stdout: 'v'} }}"}},
+        ],
+    }
+    result = run(tmp_path / "work", inventory, book)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "must be letters, digits and _" in result.stdout + result.stderr
+    assert not (where / "PWNED").exists() and not (where / "RAN").exists(), kind
