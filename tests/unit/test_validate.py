@@ -276,3 +276,11 @@ def test_load_secrets_copies_a_run_configs_secrets_into_another_redactor(
     redactor = Redactor()
     assert load_secrets(redactor, config) == []
     assert redactor("inventory-secret-value token-from-env") == "*** ***"
+
+
+def test_a_malformed_var_neither_shows_its_text_nor_hides_the_good_ones(project: Path) -> None:
+    playbook = "name: x\nhosts: web\nsteps:\n  - shell: echo {{ greeting }}\n"
+    found = problems(project, playbook, var_pairs=["greeting=hi", "api_token:CANARY-s3cr3t-value"])
+    assert found == [
+        "command line: --var: number 2 is not KEY=VALUE (no '='); its text is not shown (it may hold a secret)"
+    ]

@@ -152,13 +152,27 @@ def _read_extra_vars(
         extra = parse_extra_vars(pairs, files, origins)
     except InvalidInput as error:
         problems.extend(error.problems)
-        return {}
+        extra = _valid_extra_vars(pairs, files, origins)
     for name in extra:
         if name in BUILTIN_NAMES:
             problems.append(
                 Problem(COMMAND_LINE, None, None, "--var", f"'{name}' is set by maintkit; it cannot be given")
             )
     return {k: v for k, v in extra.items() if k not in BUILTIN_NAMES}
+
+
+def _valid_extra_vars(pairs: list[str], files: list[str], origins: dict[str, Position]) -> dict[str, Any]:
+    """The extra variables that are well formed, in precedence order, when some are not.
+
+    Why: dropping them all would add "undefined variable" errors for values that were given.
+    """
+    extra: dict[str, Any] = {}
+    for one_file, one_pair in [*(([f], []) for f in files), *(([], [p]) for p in pairs)]:
+        try:
+            extra.update(parse_extra_vars(one_pair, one_file, origins))
+        except InvalidInput:
+            continue  # already reported
+    return extra
 
 
 def _select_hosts(
