@@ -282,5 +282,6 @@ def test_a_malformed_var_neither_shows_its_text_nor_hides_the_good_ones(project:
     playbook = "name: x\nhosts: web\nsteps:\n  - shell: echo {{ greeting }}\n"
     found = problems(project, playbook, var_pairs=["greeting=hi", "api_token:CANARY-s3cr3t-value"])
     assert found == [
-        "command line: --var: number 2 is not KEY=VALUE (no '='); its text is not shown (it may hold a secret)"
+        "command line: --var: number 2 is not KEY=VALUE (no '='); its text is not shown"
+        " (it may hold a secret)"
     ]
