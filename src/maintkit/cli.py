@@ -100,7 +100,7 @@ def run(
     if output == "json":
         sinks.append(JsonLinesSink(sys.stdout))
     else:
-        console_sink = ConsoleSink(Console(highlight=False), -1 if quiet else verbose)
+        console_sink = ConsoleSink(Console(highlight=False, emoji=False), -1 if quiet else verbose)
         sinks.append(console_sink)
     bus.sinks.extend(sinks)
     on_stdout_closed(lambda: bus.emit("stdout_closed", msg="stdout closed; the run goes on (journal only)"))
@@ -196,7 +196,7 @@ def actions(name: str | None) -> None:
     from maintkit.actions.base import available_actions, get_action
     from maintkit.reporting.params import describe_params
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     if name is None:
         table = Table("action", "summary", show_edge=False)
         for action_name in available_actions():
@@ -261,7 +261,7 @@ def runs_list(journal_dir: str | None, output: str, last: int) -> None:
             str(s.get("exit_code", "")),
             f"{s['duration']:.2f}s" if s.get("duration") is not None else "",
         )
-    Console(highlight=False).print(table)
+    Console(highlight=False, emoji=False).print(table)
 
 
 @runs.command("show")
@@ -289,7 +289,7 @@ def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
     if output == "json":
         click.echo(path.read_text(encoding="utf-8"), nl=False)
         return
-    sink = ConsoleSink(Console(highlight=False), verbosity=1)
+    sink = ConsoleSink(Console(highlight=False, emoji=False), verbosity=1)
     for event in read_journal(path):
         sink.handle(event)
 

@@ -22,7 +22,7 @@ def fail_invalid(error: Any, redact: Any = None) -> NoReturn:
     from rich.console import Console
     from rich.markup import escape
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, emoji=False)  # "pb.yml:100:3" is no :100: emoji
     for problem in error.problems:
         text = str(problem)
         console.print(f"[red]error:[/] {escape(redact(text) if redact else text)}", soft_wrap=True)

@@ -119,7 +119,7 @@ def releases(
             "yes" if row["promotable"] else "",
             row["promoted_from"] or "",
         )
-    Console(highlight=False).print(table)
+    Console(highlight=False, emoji=False).print(table)
 
 
 @click.command()

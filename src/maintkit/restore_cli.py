@@ -54,7 +54,7 @@ def _execute(
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
     journal = JournalSink(resolve_journal_dir(journal_dir), run_id)
-    console = ConsoleSink(Console(highlight=False), -1 if quiet else verbose)
+    console = ConsoleSink(Console(highlight=False, emoji=False), -1 if quiet else verbose)
     bus = EventBus(run_id, config.redactor, [journal, console])
     stop = threading.Event()
 

@@ -117,7 +117,7 @@ def list_(
             state,
             ", ".join(row["targets"]),
         )
-    Console(highlight=False).print(table)
+    Console(highlight=False, emoji=False).print(table)
 
 
 def _rows(sites: list[Site]) -> Iterator[dict[str, Any]]:

@@ -43,3 +43,16 @@ def test_a_good_inventory_validates(tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(cli, ["validate", "book.yml", "-i", "inv.yml"])
     assert result.exit_code == 0, result.output
     assert "ok: playbook 't'" in result.output
+
+
+def test_printed_text_is_never_turned_into_emoji(tmp_path: Path, monkeypatch) -> None:
+    # rich turns ":100:" into an emoji by default: "book.yml:100:5" and "echo a:100:b" must print as written
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inv.yml").write_text("all:\n  hosts:\n    shop: {connection: local, lock_dir: ./lock}\n")
+    (tmp_path / "book.yml").write_text("name: t\nsteps:\n  - shell: echo a:100:b\n")
+    result = CliRunner().invoke(cli, ["run", "book.yml", "-i", "inv.yml", "--journal-dir", "j", "-v"])
+    assert result.exit_code == 0, result.output
+    assert "$ echo a:100:b" in result.output and "💯" not in result.output
+    (tmp_path / "bad.yml").write_text("name: t\nsteps:\n" + "#\n" * 97 + "  - null\n")
+    result = CliRunner().invoke(cli, ["validate", "bad.yml", "-i", "inv.yml"])
+    assert result.exit_code == 2 and "bad.yml:100:5:" in result.output, result.output

@@ -256,7 +256,15 @@ def test_invalid_when(tmp_path: Path) -> None:
 
 def test_template_syntax_error_in_a_param(tmp_path: Path) -> None:
     assert problem(tmp_path, "name: x\nsteps:\n  - shell: echo {{ x | nofilter }}\n") == (
-        "pb.yml:3:5: steps[0].shell.cmd: template syntax error: No filter named 'nofilter'."
+        "pb.yml:3:5: steps[0].shell.cmd: template syntax error: unknown filter 'nofilter'"
+    )
+
+
+def test_a_misspelt_filter_is_named_with_the_closest_known_one(tmp_path: Path) -> None:
+    text = "name: x\nsteps:\n  - shell: \"echo {{ site_root | defualt('/var/www') }}\"\n"
+    assert problem(tmp_path, text) == (
+        "pb.yml:3:5: steps[0].shell.cmd: template syntax error: unknown filter 'defualt'"
+        " (did you mean 'default'?)"
     )
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from maintkit.config.templating import (
     HostVars,
+    RawShell,
     TemplateError,
+    as_data,
     check_expression,
     check_template,
     evaluate_when,
@@ -184,7 +186,7 @@ def test_undeclared_and_required_variables() -> None:
 def test_check_template_reports_syntax_and_unknown_filters() -> None:
     assert check_template({"a": "{{ x ", "b": "{{ x | nofilter }}", "c": "fine {{ x }}"}) == [
         "template syntax error: unexpected end of template, expected 'end of print statement'.",
-        "template syntax error: No filter named 'nofilter'.",
+        "template syntax error: unknown filter 'nofilter'",
     ]
     assert check_template("line one\n{% if %}\n") == [
         "template syntax error: Expected an expression, got 'end of statement block' (line 2 of the template)"
@@ -195,3 +197,63 @@ def test_check_expression() -> None:
     assert check_expression("r.rc == 0 and not flag") is None
     assert check_expression("r.rc ==") == "invalid condition: unexpected 'end of template'"
     assert check_expression(True) is None
+
+
+# -- data never switches quoting off; templates cannot allocate without bound ----------------------
+
+
+def test_raw_inside_a_variable_value_is_quoted_in_a_shell_command() -> None:
+    variables = HostVars({"v": "{{ 'x; touch X' | raw }}"}, templated={"v"})
+    assert render("echo {{ v }}", variables, Redactor(), shell=True) == "echo 'x; touch X'"
+
+
+def test_raw_inside_a_nested_variable_value_is_quoted_too() -> None:
+    variables = HostVars({"d": {"k": "{{ 'a; b' | raw }}"}}, templated={"d"})
+    assert render("echo {{ d.k }}", variables, Redactor(), shell=True) == "echo 'a; b'"
+
+
+def test_raw_written_in_the_command_itself_is_not_quoted() -> None:
+    variables = HostVars({"v": "a; b"})
+    assert render("echo {{ v | raw }}", variables, Redactor(), shell=True) == "echo a; b"
+
+
+def test_as_data_removes_every_raw_mark() -> None:
+    value = as_data({"a": [RawShell("x")], "b": RawShell("y")})
+    assert value == {"a": ["x"], "b": "y"}
+    assert type(value["a"][0]) is str and type(value["b"]) is str
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ 'x' * 10000000000 }}",
+        "{{ [1] * 10000000000 }}",
+        "{{ 7 ** 999999999 }}",
+        "{{ '%099999999999d' % 3 }}",
+        "{{ 'x' | center(10000000000) }}",
+        "{{ 'x' | indent(10000000000) }}",
+        "{{ '%099999999999d' | format(3) }}",
+        "{{ '{:>99999999999}'.format(1) }}",
+        "{{ ('x' * 999999) | replace('', 'yyyyyyyyyy') }}",
+        "{{ [1] | batch(10000000000, 0) | list }}",
+        "{{ [1] | slice(10000000000, 0) | list }}",
+        "{{ lipsum(10000000) }}",
+    ],
+)
+def test_templates_that_would_exhaust_memory_fail_fast(source: str) -> None:
+    with pytest.raises(TemplateError, match=r"too large|too much"):
+        render(source, {}, Redactor())
+
+
+def test_small_arithmetic_still_works() -> None:
+    assert render("{{ 'ab' * 3 }}-{{ 2 ** 10 }}-{{ '%05d' % 42 }}", {}, Redactor()) == "ababab-1024-00042"
+
+
+def test_a_misspelt_filter_or_test_is_named_with_the_closest_known_one() -> None:
+    assert check_template("{{ x | defualt(1) }}") == [
+        "template syntax error: unknown filter 'defualt' (did you mean 'default'?)"
+    ]
+    assert (
+        check_expression("x is definedd")
+        == "invalid condition: unknown test 'definedd' (did you mean 'defined'?)"
+    )

@@ -220,8 +220,10 @@ def test_bad_extra_vars() -> None:
         parse_extra_vars(["novalue", "bad-name=1", "ok=1"], ["/nonexistent/vars.yml"])
     assert [str(p) for p in caught.value.problems] == [
         "/nonexistent/vars.yml: file not found",
-        "command line: --var: 'novalue' is not KEY=VALUE",
-        "command line: --var: 'bad-name' is not a valid variable name",
+        "command line: --var: number 1 is not KEY=VALUE (no '='); its text is not shown"
+        " (it may hold a secret)",
+        "command line: --var: number 2: the part before '=' is not a variable name; its text is not shown"
+        " (it may hold a secret)",
     ]
     assert parse_extra_vars(["a=b=c"], []) == {"a": "b=c"}
 
@@ -261,7 +263,8 @@ def test_all_problems_of_all_inputs_at_once(project: Path) -> None:
         "playbooks/pb.yml:5:5: steps[1].shel: unknown action 'shel' (did you mean 'shell'?)",
         "inventories/broken.yml:3:10: all.hosts.h1.port: 'port' must be an integer from 1 to 65535, "
         "not a string 'abc'",
-        "command line: --var: 'oops' is not KEY=VALUE",
+        "command line: --var: number 1 is not KEY=VALUE (no '='); its text is not shown"
+        " (it may hold a secret)",
     ]
 
 
@@ -273,3 +276,12 @@ def test_load_secrets_copies_a_run_configs_secrets_into_another_redactor(
     redactor = Redactor()
     assert load_secrets(redactor, config) == []
     assert redactor("inventory-secret-value token-from-env") == "*** ***"
+
+
+def test_a_malformed_var_neither_shows_its_text_nor_hides_the_good_ones(project: Path) -> None:
+    playbook = "name: x\nhosts: web\nsteps:\n  - shell: echo {{ greeting }}\n"
+    found = problems(project, playbook, var_pairs=["greeting=hi", "api_token:CANARY-s3cr3t-value"])
+    assert found == [
+        "command line: --var: number 2 is not KEY=VALUE (no '='); its text is not shown"
+        " (it may hold a secret)"
+    ]

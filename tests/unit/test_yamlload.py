@@ -88,3 +88,59 @@ def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput) as caught:
         load_yaml(tmp_path / "nope.yml", "nope.yml")
     assert str(caught.value) == "nope.yml: file not found"
+
+
+# -- bounds: alias bombs, loops, depth, bytes YAML or UTF-8 refuse ----------------------------------
+
+
+def _bomb(levels: int) -> str:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_fast_at_its_line() -> None:
+    import time
+
+    started = time.monotonic()
+    with pytest.raises(InvalidInput) as caught:
+        parse_yaml(_bomb(9), "bomb.yml")  # 10**9 values once expanded
+    assert time.monotonic() - started < 1.0
+    (problem,) = caught.value.problems
+    assert problem.line == 5 and "aliases expand to more than" in problem.message
+
+
+def test_a_few_aliases_are_fine() -> None:
+    data = parse_yaml(_bomb(3), "ok.yml")
+    assert len(data["a2"]) == 10 and data["a2"][0] is data["a1"]
+
+
+def test_an_alias_that_contains_itself_is_refused() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_yaml("top:\n  a: &a [1, *a]\n", "loop.yml")
+    assert caught.value.problems[0].line == 2
+    assert "an alias refers to a node that contains it" in caught.value.problems[0].message
+
+
+def test_nesting_past_the_limit_is_refused_not_a_recursion_error() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_yaml("v: " + "[" * 500 + "]" * 500 + "\n", "deep.yml")
+    assert caught.value.problems[0].line == 1
+    assert "nested deeper than 64 levels" in caught.value.problems[0].message
+
+
+def test_a_nul_byte_is_located(tmp_path) -> None:
+    path = tmp_path / "nul.yml"
+    path.write_bytes(b'a: 1\nb: "x\x00"\n')
+    with pytest.raises(InvalidInput) as caught:
+        load_yaml(path, "nul.yml")
+    assert str(caught.value.problems[0]) == "nul.yml:2:6: a character YAML does not allow (NUL)"
+
+
+def test_a_latin_1_byte_is_located(tmp_path) -> None:
+    path = tmp_path / "latin.yml"
+    path.write_bytes("a: 1\nname: José\n".encode("latin-1"))
+    with pytest.raises(InvalidInput) as caught:
+        load_yaml(path, "latin.yml")
+    assert str(caught.value.problems[0]) == "latin.yml:2:10: byte 0xe9 is not UTF-8: save the file as UTF-8"

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
 from maintkit.sources.script import host_path
 from maintkit.transport.base import with_env
 from maintkit.updates.audit import Threshold, at_or_above, parse_composer_audit
@@ -35,7 +35,7 @@ class AuditParams(ActionParams):
     no_dev: bool = Field(True, description="composer: leave require-dev packages out of the audit.")
     plugins: bool = Field(True, description="wordpress: also verify every plugin's checksums.")
     strict: bool = Field(False, description="wordpress: fail on files added to plugins too (--strict).")
-    env: dict[str, str] = Field(default_factory=dict, description="Environment for the commands.")
+    env: EnvVars = Field(default_factory=dict, description="Environment for the commands.")
     composer: str = Field("composer", description="The composer program on the host.")
     wp: str = Field("wp", description="The wp-cli program on the host.")
 

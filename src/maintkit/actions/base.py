@@ -10,17 +10,39 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from maintkit.config.models import Host
     from maintkit.secrets import Redactor
     from maintkit.transport.base import CommandResult, Sink, Transport
+
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_names(env: dict[str, str]) -> dict[str, str]:
+    """Refuse environment variable names that are not shell identifiers.
+
+    Why: names go into ``export NAME=value`` as they are (only values can be quoted), so a name
+    such as ``A=1; touch X; B``, written or handed over by a template, would be shell code.
+    """
+    bad = [name for name in env if not ENV_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(
+            f"environment variable name {bad[0]!r} must be letters, digits and _ (no digit first)"
+        )
+    return env
+
+
+#: ``env:`` parameters of actions: names checked (after rendering too), values quoted by the transport
+EnvVars = Annotated[dict[str, str], AfterValidator(_env_names)]
 
 
 class ActionParams(BaseModel):

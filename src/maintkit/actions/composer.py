@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
 from maintkit.errors import MaintkitError
 from maintkit.sources.script import host_path
 from maintkit.transport.base import with_env
@@ -41,9 +41,7 @@ class ComposerParams(ActionParams):
         False, description="Only report what would move (composer --dry-run); change nothing."
     )
     args: list[str] = Field(default_factory=list, description="More composer arguments, each quoted.")
-    env: dict[str, str] = Field(
-        default_factory=dict, description="Environment (COMPOSER_HOME, COMPOSER_AUTH...)."
-    )
+    env: EnvVars = Field(default_factory=dict, description="Environment (COMPOSER_HOME, COMPOSER_AUTH...).")
     composer: str = Field("composer", description="The composer program on the host.")
 
     _words = field_validator("packages", mode="before")(classmethod(lambda cls, v: package_words(v)))

@@ -18,7 +18,7 @@ import shlex
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
 from maintkit.errors import MaintkitError
 from maintkit.sources.script import host_path
 from maintkit.transport.base import with_env
@@ -34,7 +34,7 @@ class MagentoParams(ActionParams):
     root: str = Field(description="The Magento root (a release folder, or ROOT/current).")
     args: list[str] = Field(default_factory=list, description="Arguments after the command, each quoted.")
     php: str = Field("php", description="The PHP program on the host.")
-    env: dict[str, str] = Field(default_factory=dict, description="Environment for the command.")
+    env: EnvVars = Field(default_factory=dict, description="Environment for the command.")
     expect_rc: list[int] = Field(default_factory=lambda: [0], description="Exit codes that count as success.")
 
 

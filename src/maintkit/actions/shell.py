@@ -11,7 +11,7 @@ import shlex
 
 from pydantic import Field, model_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
 
 
 class ShellParams(ActionParams):
@@ -22,7 +22,7 @@ class ShellParams(ActionParams):
     )
     argv: list[str] | None = Field(None, description="Program and arguments; each item is quoted.")
     chdir: str | None = Field(None, description="Run in this directory.")
-    env: dict[str, str] = Field(default_factory=dict, description="Environment variables for the command.")
+    env: EnvVars = Field(default_factory=dict, description="Environment variables for the command.")
     creates: str | None = Field(None, description="Skip the step when this path exists on the host.")
     removes: str | None = Field(None, description="Skip the step unless this path exists on the host.")
     expect_rc: list[int] = Field(default_factory=lambda: [0], description="Exit codes that count as success.")

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
 from maintkit.transport.base import with_env
 
 Command = Literal[
@@ -67,7 +67,7 @@ class WpParams(ActionParams):
         "update (WordPress's upgrader removes .maintenance when it finishes).",
     )
     wp: str = Field("wp", description="The wp-cli program on the host.")
-    env: dict[str, str] = Field(default_factory=dict, description="Environment for the commands.")
+    env: EnvVars = Field(default_factory=dict, description="Environment for the commands.")
 
 
 def _wp(p: WpParams, *args: str) -> str:

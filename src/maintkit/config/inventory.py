@@ -236,6 +236,8 @@ def _walk_hosts(group: str, value: Any, file: str, data: Any, path: tuple[Any, .
             parsed.problems.append(problem_at(file, data, where, f"'{host}' is not a host name"))
             continue
         host = str(host)
+        if not _valid_name(host, file, data, where, "host", parsed):
+            continue
         members = parsed.group(group).hosts
         if host not in members:
             members.append(host)
@@ -289,9 +291,15 @@ def _add_edge(parsed: _Parsed, parent: str, child: str, file: str, data: Any, pa
 
 
 def _valid_name(name: Any, file: str, data: Any, path: tuple[Any, ...], what: str, parsed: _Parsed) -> bool:
-    if isinstance(name, str) and name and not any(c.isspace() for c in name):
+    """Host and group names: no spaces or control characters, no '/' (a host name is also the
+    default site, one folder of the snapshot layout), not '.' or '..'."""
+    if (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not any(c.isspace() or not c.isprintable() or c in "/\\" for c in name)
+    ):
         return True
-    parsed.problems.append(problem_at(file, data, path, f"'{name}' is not a valid {what} name"))
+    parsed.problems.append(problem_at(file, data, path, f"{str(name)!r} is not a valid {what} name"))
     return False
 
 
@@ -340,8 +348,9 @@ def _check_setting(name: str, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
             return f"'{name}' must be an integer from 1 to 65535, not {_show(value)}"
     elif kind == "connection":
-        if value not in CONNECTIONS:
-            return f"'{name}' must be 'ssh' or 'local', not {_show(value)}{did_you_mean(value, CONNECTIONS)}"
+        if not isinstance(value, str) or value not in CONNECTIONS:  # a list is unhashable: no `in` on it
+            hint = did_you_mean(value, CONNECTIONS) if isinstance(value, str) else ""
+            return f"'{name}' must be 'ssh' or 'local', not {_show(value)}{hint}"
     elif kind == "accept_new_host_keys":
         if not isinstance(value, bool):
             return f"'{name}' must be true or false, not {_show(value)}"

@@ -17,9 +17,11 @@ Why these choices:
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import posixpath
+import re
 import shlex
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
@@ -31,6 +33,7 @@ from jinja2 import StrictUndefined, Undefined, meta, nodes
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
+from maintkit.config.templatelimits import BOUNDED_FILTERS, BOUNDED_GLOBALS, BoundedSandbox
 from maintkit.errors import MaintkitError
 from maintkit.secrets import Redactor, is_secret_name
 
@@ -51,6 +54,23 @@ class RawShell(str):
     """A string that is already safe shell text: the shell renderer does not quote it again."""
 
     __slots__ = ()
+
+
+def as_data(value: Any) -> Any:
+    """Return ``value`` with every :class:`RawShell` mark removed (nested values too).
+
+    Why: ``raw`` is the playbook author vouching for the text of the template they wrote. A
+    variable's value is data wherever it came from (``--var``, a vars file, the inventory, a
+    register), even when it was itself rendered from a template: ``--var "v={{ 'x; rm -rf /' | raw }}"``
+    must reach ``shell: echo {{ v }}`` quoted. So the mark never survives a variable's rendering.
+    """
+    if isinstance(value, RawShell):
+        return str.__str__(value)
+    if isinstance(value, Mapping):
+        return {key: as_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_data(item) for item in value]
+    return value
 
 
 class HostVars(dict[str, Any]):
@@ -136,7 +156,7 @@ class _NativeCodeGenerator(NativeCodeGenerator):
         return super()._output_child_to_const(node, frame, finalize)
 
 
-class _NativeSandbox(SandboxedEnvironment):
+class _NativeSandbox(BoundedSandbox):
     code_generator_class = _NativeCodeGenerator
     concat = staticmethod(_native_concat)  # type: ignore[assignment]
 
@@ -150,12 +170,14 @@ def _shell_finalize(value: Any) -> Any:
 
 def _environment(cls: type[SandboxedEnvironment], **options: Any) -> SandboxedEnvironment:
     env = cls(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False, **options)
+    env.filters.update(BOUNDED_FILTERS)
     env.filters.update(FILTERS)
+    env.globals.update(BOUNDED_GLOBALS)
     return env
 
 
 NATIVE_ENV = _environment(_NativeSandbox)
-SHELL_ENV = _environment(SandboxedEnvironment, finalize=_shell_finalize)
+SHELL_ENV = _environment(BoundedSandbox, finalize=_shell_finalize)
 #: names every template may use without defining them: jinja's globals and ``lookup``
 GLOBAL_NAMES = frozenset(NATIVE_ENV.globals) | {"lookup"}
 
@@ -231,6 +253,7 @@ class _Scope(Mapping[str, Any]):
             raise TemplateError(f"variable '{key}': {error}") from None
         finally:
             self._resolving.pop()
+        value = as_data(value)
         declared = self._vars.get("secret_vars") or ()
         if is_secret_name(key, declared if isinstance(declared, list | tuple | set) else ()):
             self._redactor.add(value)
@@ -321,7 +344,9 @@ def _render_string(source: str, scope: _Scope, *, shell: bool) -> Any:
 def _describe_error(error: Exception) -> str:
     """Return what went wrong without any value: jinja's messages name variables; Python's may not."""
     if isinstance(error, jinja2.TemplateSyntaxError):
-        return f"syntax error: {error.message} (line {error.lineno})"
+        return f"syntax error: {_unknown_name_hint(str(error.message))} (line {error.lineno})"
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
     if isinstance(error, jinja2.UndefinedError | SecurityError):
         return str(error.message)
     if isinstance(error, ValueError):  # messages like "invalid literal for int(): 'value'"
@@ -388,8 +413,25 @@ def template_error(source: str) -> str | None:
         _native_template(source)
     except jinja2.TemplateSyntaxError as error:
         where = f" (line {error.lineno} of the template)" if "\n" in source.strip() else ""
-        return f"template syntax error: {error.message}{where}"
+        return f"template syntax error: {_unknown_name_hint(str(error.message))}{where}"
+    except RecursionError:
+        return "template nested too deeply"
     return None
+
+
+_UNKNOWN_NAME = re.compile(r"^No (filter|test) named '([^']*)'")
+
+
+def _unknown_name_hint(message: str) -> str:
+    """Add "did you mean" to jinja's "No filter named 'defualt'." (a common typo), and list none."""
+    match = _UNKNOWN_NAME.match(message)
+    if not match:
+        return message
+    kind, name = match.groups()
+    known = NATIVE_ENV.filters if kind == "filter" else NATIVE_ENV.tests
+    matches = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f" (did you mean '{matches[0]}'?)" if matches else ""
+    return f"unknown {kind} '{name}'{hint}"
 
 
 def check_expression(expr: str | bool) -> str | None:
@@ -401,7 +443,9 @@ def check_expression(expr: str | bool) -> str | None:
     try:
         NATIVE_ENV.compile_expression(expr)
     except jinja2.TemplateSyntaxError as error:
-        return f"invalid condition: {error.message}"
+        return f"invalid condition: {_unknown_name_hint(str(error.message))}"
+    except RecursionError:
+        return "invalid condition: nested too deeply"
     return None
 
 
@@ -438,9 +482,9 @@ def _names_in(source: str) -> tuple[frozenset[str], frozenset[str]]:
     """
     try:
         ast = NATIVE_ENV.parse(source)
-    except jinja2.TemplateSyntaxError:
+        undeclared = frozenset(meta.find_undeclared_variables(ast))  # compiles: unknown filters raise
+    except (jinja2.TemplateSyntaxError, RecursionError):
         return frozenset(), frozenset()
-    undeclared = frozenset(meta.find_undeclared_variables(ast))
     return undeclared, undeclared - _guarded_names(ast)
 
 
@@ -466,7 +510,7 @@ def sole_variable(source: str) -> str | None:
     """
     try:
         ast = NATIVE_ENV.parse(source)
-    except jinja2.TemplateSyntaxError:
+    except (jinja2.TemplateSyntaxError, RecursionError):
         return None
     if len(ast.body) != 1 or not isinstance(ast.body[0], nodes.Output) or len(ast.body[0].nodes) != 1:
         return None

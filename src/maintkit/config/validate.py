@@ -43,11 +43,13 @@ from maintkit.config.templating import (
     render,
     required_variables,
     sole_variable,
+    template_error,
     when_template,
 )
 from maintkit.config.variables import (
     BUILTIN_NAMES,
     COMMAND_LINE,
+    SETTINGS,
     add_secrets,
     host_variables,
     parse_extra_vars,
@@ -150,13 +152,27 @@ def _read_extra_vars(
         extra = parse_extra_vars(pairs, files, origins)
     except InvalidInput as error:
         problems.extend(error.problems)
-        return {}
+        extra = _valid_extra_vars(pairs, files, origins)
     for name in extra:
         if name in BUILTIN_NAMES:
             problems.append(
                 Problem(COMMAND_LINE, None, None, "--var", f"'{name}' is set by maintkit; it cannot be given")
             )
     return {k: v for k, v in extra.items() if k not in BUILTIN_NAMES}
+
+
+def _valid_extra_vars(pairs: list[str], files: list[str], origins: dict[str, Position]) -> dict[str, Any]:
+    """The extra variables that are well formed, in precedence order, when some are not.
+
+    Why: dropping them all would add "undefined variable" errors for values that were given.
+    """
+    extra: dict[str, Any] = {}
+    for one_file, one_pair in [*(([f], []) for f in files), *(([], [p]) for p in pairs)]:
+        try:
+            extra.update(parse_extra_vars(one_pair, one_file, origins))
+        except InvalidInput:
+            continue  # already reported
+    return extra
 
 
 def _select_hosts(
@@ -257,6 +273,7 @@ class _HostChecker:
                         f"undefined variable '{name}'{did_you_mean(name, sorted(known | site.registers))}"
                     )
                 self._found(self._at(site.path), message, host.name)
+        self._check_settings(host, variables, broken)
         for index, step in enumerate(self.playbook.steps):
             self._check_params(host, variables, step, ("steps", index), broken)
         for section in ("rollback", "always"):
@@ -287,6 +304,21 @@ class _HostChecker:
                 broken.add(name)
         return broken
 
+    def _check_settings(self, host: Host, variables: HostVars, broken: set[str]) -> None:
+        """Check the built-in settings (``lock_ttl``, ``lock_dir``...) as the run will read them."""
+        for name, problem_of in SETTINGS.items():
+            if name not in variables or _reads(name, variables, self.all_registers | broken):
+                continue
+            value = dict.__getitem__(variables, name)
+            if name in variables.templated:
+                try:
+                    value = render(value, self._scope(variables), self.redactor)
+                except TemplateError:
+                    continue  # reported by _check_templated_vars
+            message = problem_of(value)
+            if message:
+                self._found(self._var_at(name, host.name), message, host.name)
+
     def _check_params(
         self, host: Host, variables: HostVars, step: Step, path: tuple[Any, ...], broken: set[str]
     ) -> None:
@@ -302,6 +334,9 @@ class _HostChecker:
         for key, value in step.params.items():
             if not has_template(value):
                 rendered[key] = value
+                continue
+            if any(template_error(source) for _, source in iter_templates(value)):
+                pending = True  # reported with its line when the playbook was read
                 continue
             needed = required_variables(value)
             unknown = self.all_registers | broken

@@ -8,7 +8,8 @@ cannot be overridden: a template that reads ``run_id`` must get the run's id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Set
+import math
+from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,7 +42,34 @@ DEFAULTS: dict[str, Any] = {
     "lock_ttl": 21600,
 }
 
+
+def _lock_dir_problem(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        shown = "an empty string" if value == "" else type_name(value)
+        return f"'lock_dir' must be a non-empty path, not {shown}"
+    return None
+
+
+def _lock_ttl_problem(value: Any) -> str | None:
+    """``lock_ttl`` is seconds; a ``--var`` gives it as a string, so numeric strings count."""
+    try:
+        seconds = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        seconds = None
+    if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        return f"'lock_ttl' must be a number of seconds greater than 0, not {type_name(value)}"
+    return None
+
+
+#: the built-in settings (``DEFAULTS``) and what checks each value, after rendering, before any
+#: connection: a run must not open connections and then die on ``lock_ttl: abc``
+SETTINGS: dict[str, Callable[[Any], str | None]] = {
+    "lock_dir": _lock_dir_problem,
+    "lock_ttl": _lock_ttl_problem,
+}
+
 COMMAND_LINE = "command line"
+HIDDEN = "its text is not shown (it may hold a secret)"
 IMPLICIT_GROUPS = ("all", "ungrouped")
 
 
@@ -168,15 +196,16 @@ def parse_extra_vars(
             else:
                 result[key] = value
                 origins[key] = Position(file, *locate(data, (key,)))
-    for pair in pairs:
+    for number, pair in enumerate(pairs, 1):
         key, sep, value = pair.partition("=")
         key = key.strip()
+        # never the text: a malformed pair may hold a secret (``api_token:xyz`` for ``api_token=xyz``)
         if not sep:
-            problems.append(Problem(COMMAND_LINE, None, None, "--var", f"'{pair}' is not KEY=VALUE"))
+            message = f"number {number} is not KEY=VALUE (no '='); {HIDDEN}"
+            problems.append(Problem(COMMAND_LINE, None, None, "--var", message))
         elif not key.isidentifier():
-            problems.append(
-                Problem(COMMAND_LINE, None, None, "--var", f"'{key}' is not a valid variable name")
-            )
+            message = f"number {number}: the part before '=' is not a variable name; {HIDDEN}"
+            problems.append(Problem(COMMAND_LINE, None, None, "--var", message))
         else:
             result[key] = value
             origins[key] = Position(COMMAND_LINE)

@@ -25,6 +25,10 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 
 Pos = tuple[int, int]
 MERGE_TAG = "tag:yaml.org,2002:merge"
+#: the most values a document may hold once its aliases are expanded; a playbook holds a few hundred
+MAX_NODES = 50_000
+#: the deepest nesting of mappings and lists a document may have; a playbook needs fewer than ten
+MAX_DEPTH = 64
 
 
 class PosDict(dict[Any, Any]):
@@ -108,6 +112,11 @@ def _syntax_problem(error: yaml.YAMLError, file: str, source: str) -> Problem:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line = mark.line + 1 if mark is not None else None
     column = mark.column + 1 if mark is not None else None
+    if isinstance(error, _ShapeError):
+        return Problem(file, line, column, "", str(error.problem))
+    if isinstance(error, yaml.reader.ReaderError):  # a character YAML forbids (NUL, other controls)
+        line, column = _line_column(source, error.position)
+        return Problem(file, line, column, "", f"a character YAML does not allow ({_char(error.character)})")
     if isinstance(error, yaml.MarkedYAMLError):
         text = error.problem or error.context or "invalid YAML"
         if error.context and error.problem and error.context_mark is not None:
@@ -117,6 +126,76 @@ def _syntax_problem(error: yaml.YAMLError, file: str, source: str) -> Problem:
     if _tab_near(source, line, column):
         text = "a tab character where YAML needs spaces: indent with spaces, never tabs"
     return Problem(file, line, column, "", f"YAML syntax error: {text}")
+
+
+def _line_column(text: str, offset: int) -> Pos:
+    """Return the 1-based (line, column) of a character offset in ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _char(character: Any) -> str:
+    code = ord(character) if isinstance(character, str) else int(character)
+    return "NUL" if code == 0 else f"U+{code:04X}"
+
+
+def _check_shape(root: yaml.Node, file: str) -> None:
+    """Refuse a document whose expanded size or depth is out of bounds, or whose aliases loop.
+
+    Why before constructing: aliases share one node, so "billion laughs" (nine aliases of nine
+    aliases of ...) is small to parse but every later walk of the values (template scans, secret
+    collection, validation per host) goes through the expanded tree, and a self-referencing alias
+    or very deep nesting makes those walks recurse until Python gives up. One iterative walk of the
+    node graph, each node sized once, bounds all of it with the line of the offending node.
+    """
+    sizes: dict[int, int] = {}
+    heights: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack: list[tuple[yaml.Node, int]] = [(root, 0)]  # (node, 0 = enter, 1 = leave)
+    while stack:
+        node, state = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if state == 0:
+            if key in sizes:
+                continue
+            if key in visiting:
+                raise _shape_error(file, node, "an alias refers to a node that contains it (a loop)")
+            visiting.add(key)
+            if len(visiting) > MAX_DEPTH:
+                raise _shape_error(file, node, f"nested deeper than {MAX_DEPTH} levels")
+            stack.append((node, 1))
+            for child in children:
+                if id(child) in visiting:
+                    raise _shape_error(file, child, "an alias refers to a node that contains it (a loop)")
+                if id(child) not in sizes:
+                    stack.append((child, 0))
+            continue
+        visiting.discard(key)
+        sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+        heights[key] = 1 + max((heights[id(c)] for c in children), default=0)
+        if sizes[key] > MAX_NODES:
+            message = f"aliases expand to more than {MAX_NODES} values (an alias bomb?); write the values out"
+            raise _shape_error(file, node, message)
+        if heights[key] > MAX_DEPTH:
+            raise _shape_error(file, node, f"nested deeper than {MAX_DEPTH} levels")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+class _ShapeError(yaml.MarkedYAMLError):
+    """A document too big, too deep or looping: reported like a syntax error, at the node's line."""
+
+
+def _shape_error(file: str, node: yaml.Node, message: str) -> _ShapeError:
+    return _ShapeError(problem=message, problem_mark=node.start_mark)
 
 
 def _tab_near(source: str, line: int | None, column: int | None) -> bool:
@@ -139,9 +218,14 @@ def parse_yaml(text: str, file: str) -> Any:
     """
     loader = PositionLoader(text)
     try:
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        if node is not None:
+            _check_shape(node, file)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         raise InvalidInput([_syntax_problem(error, file, text)]) from None
+    except RecursionError:  # pragma: no cover - _check_shape bounds the depth before this can happen
+        raise InvalidInput([Problem(file, 1, None, "", f"nested deeper than {MAX_DEPTH} levels")]) from None
     finally:
         loader.dispose()
     if loader.duplicates:
@@ -188,9 +272,21 @@ def load_yaml(path: str | Path, name: str | None = None) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidInput([Problem(file, None, None, "", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput([Problem(file, None, None, "", f"cannot read the file: {error}")]) from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput([_not_utf8(path, error, file)]) from None
+    except OSError as error:
+        message = f"cannot read the file: {error.strerror}"
+        raise InvalidInput([Problem(file, None, None, "", message)]) from None
     return parse_yaml(text, file)
+
+
+def _not_utf8(path: str | Path, error: UnicodeDecodeError, file: str) -> Problem:
+    """Locate the first byte that is not UTF-8 (a Latin-1 "é", a binary file) at its line and column."""
+    data = error.object if isinstance(error.object, bytes) else Path(path).read_bytes()
+    line = data.count(b"\n", 0, error.start) + 1
+    column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+    byte = data[error.start : error.start + 1].hex()
+    return Problem(file, line, column, "", f"byte 0x{byte} is not UTF-8: save the file as UTF-8")
 
 
 def locate(data: Any, path: tuple[Any, ...] | list[Any]) -> tuple[int | None, int | None]:
@@ -235,6 +331,8 @@ def key_path(path: tuple[Any, ...] | list[Any]) -> str:
 def problem_at(file: str, data: Any, path: tuple[Any, ...] | list[Any], message: str) -> Problem:
     """Return a Problem located at the deepest known position of ``path`` in ``data``."""
     line, column = locate(data, path)
+    if line is None and not path and not isinstance(data, PosDict | PosList):
+        line = 1  # the document is a plain value (a scalar playbook): it is the whole file
     return Problem(file, line, column, key_path(path), message)
 
 

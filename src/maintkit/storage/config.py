@@ -27,8 +27,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maintkit.config.yamlload import did_you_mean, key_path, locate, type_name
 from maintkit.errors import InvalidInput, Problem
@@ -93,6 +94,14 @@ class S3TargetModel(_Model):
     sse_kms_key_id: str | None = None
     object_lock: ObjectLockModel | None = None
     part_size_mib: int = Field(8, ge=5, le=5120, description="Multipart part size; 10,000 parts at most.")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        """Refuse ``http://KEY:SECRET@host``: the URL is printed in connection errors and journals."""
+        if value is not None and "@" in urlsplit(value).netloc:
+            raise ValueError(f"endpoint_url must not hold credentials (user:password@); {CREDENTIAL_MESSAGE}")
+        return value
 
     @model_validator(mode="after")
     def _kms_key_needs_kms(self) -> S3TargetModel:
@@ -179,8 +188,11 @@ def _parse_target(item: Any, path: tuple[Any, ...], fail: Fail) -> TargetModel |
     if kind is None:
         fail(path, "missing 'type' (local or s3)")
         return None
-    if kind not in MODELS:
-        lower = str(kind).lower()
+    if not isinstance(kind, str) or kind not in MODELS:  # a list or mapping is unhashable: check first
+        if not isinstance(kind, str):
+            fail((*path, "type"), f"unknown storage type: {type_name(kind)}; types: local, s3")
+            return None
+        lower = kind.lower()
         hint = f" (did you mean '{lower}'?)" if lower in MODELS else did_you_mean(kind, MODELS)
         fail((*path, "type"), f"unknown storage type '{kind}'{hint}; types: local, s3")
         return None

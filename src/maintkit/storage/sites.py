@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from maintkit.config.models import Position
 from maintkit.config.templating import has_template, render, sole_variable
+from maintkit.config.yamlload import locate
 from maintkit.errors import InvalidInput, Problem, StepFailed
 from maintkit.secrets import Redactor
-from maintkit.storage.base import Target
+from maintkit.storage.base import Target, check_segment
 from maintkit.storage.config import encryption_from_vars, retention_from_vars, targets_from_vars
 from maintkit.storage.retention import RetentionPolicy
 
@@ -80,7 +81,7 @@ def check_sites(
     problems: list[Problem] = []
     for variables in hosts_variables:
         where = (origins or {}).get(str(variables.get("inventory_hostname")), {})
-        for check in (site_targets, site_retention, site_encryption):
+        for check in (_check_site_name, site_targets, site_retention, site_encryption):
             try:
                 check(variables, redactor=redactor)
             except InvalidInput as error:
@@ -88,6 +89,25 @@ def check_sites(
                     _in_file(p, inventory_file, variables, where) for p in error.problems if p not in problems
                 ]
     return list(dict.fromkeys(problems))
+
+
+def _check_site_name(variables: Mapping[str, Any], redactor: Redactor | None = None) -> None:
+    """Refuse a ``site`` that cannot be one folder of the snapshot layout (``../../x``, ``a/b``, empty).
+
+    Why before the run: the site names a folder in every target; ``..`` would write beside other
+    sites' snapshots, and a run must not find that out after connecting.
+    """
+    try:
+        if "site" in variables:
+            value = _value(variables, "site", redactor)
+            if not value or isinstance(value, bool) or not isinstance(value, str | int):
+                raise ValueError("not a name")  # not a silent fall-back to the host's name
+        check_segment(site_name(variables), "site")
+    except ValueError:
+        value = variables.get("site")
+        line, column = locate(value, ()) if value is not None else (None, None)
+        message = "'site' must be one folder name: not empty, no '/', not '.' or '..'"
+        raise InvalidInput([Problem("inventory", line, column, "site", message)]) from None
 
 
 def _in_file(

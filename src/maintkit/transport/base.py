@@ -21,6 +21,7 @@ Every implementation follows the same contract:
 
 from __future__ import annotations
 
+import re
 import shlex
 import threading
 from abc import ABC, abstractmethod
@@ -74,10 +75,16 @@ class Tail:
         return bytes(self._buf[-self.limit :]).decode("utf-8", "replace")
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def with_env(command: str, env: Mapping[str, str] | None) -> str:
     """Prefix ``command`` with quoted ``export`` statements (servers rarely AcceptEnv)."""
     if not env:
         return command
+    for name in env:  # actions validate names; this is the last line of defence before the shell
+        if not _ENV_NAME.fullmatch(str(name)):
+            raise ValueError("invalid environment variable name (letters, digits and _ only)")
     exports = " ".join(f"{name}={shlex.quote(str(value))}" for name, value in env.items())
     return f"export {exports}; {command}"
 
