@@ -213,7 +213,9 @@ def run_step(step: Step, section: str, state: HostState, cancel: threading.Event
     retrying = Retrying(
         stop=stop_after_attempt(max(CONNECT_ATTEMPTS, step.retries + 1)),
         wait=wait_exponential_jitter(
-            multiplier=step.retry_delay, max=max(MAX_RETRY_WAIT, step.retry_delay), jitter=step.retry_delay / 2
+            multiplier=step.retry_delay,
+            max=max(MAX_RETRY_WAIT, step.retry_delay),
+            jitter=step.retry_delay / 2,
         ),
         retry=should_retry,
         before_sleep=before_sleep,
