@@ -287,7 +287,7 @@ def test_an_empty_lock_dir_is_refused_before_any_connection(tmp_path, server, kn
     inventory = write_inventory(tmp_path, "staging", known_hosts, {"shop-a": site(server, "shop-a")})
     result = run(tmp_path, inventory, {"name": "x", "steps": [MARK_SITE]}, "--var", "lock_dir=")
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "lock_dir must be a folder path on the server" in result.stderr
+    assert "--var lock_dir: 'lock_dir' must be a non-empty path" in result.stderr
     assert not (server.home / ".maintkit").exists()
 
 
