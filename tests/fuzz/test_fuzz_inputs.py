@@ -219,7 +219,7 @@ def test_playbook_text_edits_give_a_clean_result_or_exit_2(name: str, path: Path
 @pytest.mark.timeout(600)
 def test_mutated_example_inventories_give_a_clean_result_or_exit_2() -> None:
     data = yaml.safe_load(_inventory())
-    book = (ROOT / "src" / "maintkit" / "playbooks" / "demo.yml").read_text(encoding="utf-8")
+    book = (ROOT / "playbooks" / "demo.yml").read_text(encoding="utf-8")
 
     @settings(FUZZ, max_examples=EXAMPLES * 3)
     @given(

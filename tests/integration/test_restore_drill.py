@@ -1006,3 +1006,76 @@ def test_a_restore_into_a_new_folder_points_wordpress_and_prestashop_configs_at_
         assert restored["data"]["config"]["proven"] == ["before the commit", "after the commit"]
     finally:
         subprocess.run(["rm", "-rf", str(root)], check=True)
+
+
+# -- the shared run machinery: --output json and monitoring for restore and drill ------------------------
+
+
+class _Pings(http.server.BaseHTTPRequestHandler):
+    """A healthcheck receiver on 127.0.0.1: records the path of every ping."""
+
+    paths: list[str] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Pings.paths.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def healthcheck() -> Iterator[str]:
+    _Pings.paths = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pings)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/ping/drill-uuid"
+    server.shutdown()
+    server.server_close()
+
+
+def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """stdout as JSON lines: every line must be one event (no text mixed in)."""
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_drill_with_output_json_prints_json_lines_and_pings_the_healthcheck(
+    drill_env: dict[str, Any], healthcheck: str
+) -> None:
+    result = drill(drill_env, "--output", "json", "--var", f"healthcheck={healthcheck}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = json_lines(result)
+    kinds = [e["event"] for e in lines]
+    assert {"run_start", "run_end", "healthcheck_ping"} <= set(kinds)
+    [report] = [e for e in lines if e["event"] == "drill_report"]
+    assert report["passed"] is True and report["causes"] == []
+    assert (
+        Path(report["report"]).is_file() and json.loads(Path(report["json"]).read_text())["verdict"]["passed"]
+    )
+    assert _Pings.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid"]
+    assert "drill-uuid" not in result.stdout + result.stderr  # healthcheck URLs are secrets
+    # the report event is in the journal too
+    journal = drill_env["work"] / "journal" / f"{lines[-1]['run_id']}.jsonl"
+    assert "drill_report" in [json.loads(line)["event"] for line in journal.read_text().splitlines()]
+
+
+def test_a_drill_that_misses_its_rto_pings_failure(drill_env: dict[str, Any], healthcheck: str) -> None:
+    result = drill(drill_env, "--rto", "0.01", "--var", f"healthcheck={healthcheck}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "took longer than the RTO" in result.stderr and "report: " in result.stdout
+    assert _Pings.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid/fail"]
+
+
+def test_a_restore_with_output_json_prints_json_lines_and_pings_the_healthcheck(
+    drill_env: dict[str, Any], mariadb: MariaDBServer, healthcheck: str
+) -> None:
+    result = restore(drill_env, "latest", "--output", "json", "--var", f"healthcheck={healthcheck}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = json_lines(result)
+    assert next(e for e in lines if e["event"] == "run_start")["playbook"] == "restore"
+    [end] = [e for e in lines if e["event"] == "run_end"]
+    assert end["exit_code"] == 0
+    assert _Pings.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid"]
+    assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)

@@ -267,3 +267,25 @@ def test_every_problem_at_once(tmp_path: Path) -> None:
       hots: {}
     """
     assert len(problems(tmp_path, text)) == 3
+
+
+def test_host_vars_outside_a_run_read_the_inventory_with_extra_above_and_no_playbook(tmp_path: Path) -> None:
+    from maintkit.config.variables import host_vars
+
+    write(
+        tmp_path,
+        "inventories/prod.yml",
+        """
+        all:
+          vars: {site_root: /var/www/shop, backups: "{{ site_root }}/backups", retention: {keep_last: 3}}
+          hosts:
+            web1: {site: shop}
+        """,
+    )
+    inventory = load_inventory("prod", None, tmp_path)
+    variables = host_vars(inventory, inventory.hosts["web1"], {"retention": {"keep_last": 9}})
+    assert variables["site"] == "shop" and variables["maintkit_env"] == "prod"
+    assert variables["retention"] == {"keep_last": 9}  # extra ranks above the inventory
+    assert variables["inventory_dir"] == str(Path(inventory.path).parent)
+    assert "backups" in variables.templated  # rendered when read, as in a run
+    assert "playbook_name" not in variables and "run_id" not in variables  # no invented playbook

@@ -251,7 +251,7 @@ class TestCmsCommands:
 def test_shipped_prestashop_playbooks_load() -> None:
     from maintkit.config.playbook import load_playbook
 
-    folder = Path(__file__).parents[2] / "src" / "maintkit" / "playbooks"
+    folder = Path(__file__).parents[2] / "playbooks"
     for name in ("update-prestashop", "promote-prestashop"):
         playbook = load_playbook(folder / f"{name}.yml")
         assert playbook.name == name and playbook.rollback
@@ -633,7 +633,7 @@ def test_every_printed_manual_step_parses_through_the_real_cli(name: str) -> Non
     from maintkit.config.playbook import load_playbook
     from tests.manual_steps import printed_commands
 
-    folder = Path(__file__).resolve().parents[2] / "src/maintkit/playbooks"
+    folder = Path(__file__).resolve().parents[2] / "playbooks"
     book = load_playbook(folder / f"{name}.yml")
     seen = 0
     for variables in _scenarios(name):

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from maintkit.config.models import Host
+    from maintkit.restore.source import RestoreSource
     from maintkit.secrets import Redactor
     from maintkit.transport.base import CommandResult, Sink, Transport
 
@@ -100,6 +101,8 @@ class StepContext:
     #: emit(event_name, **fields): progress and facts for the console and the journal
     emit: Callable[..., None] = lambda *a, **k: None
     commands: list[str] = field(default_factory=list)
+    #: the source environment ``maintkit restore --into`` / ``drill`` built (restore, drill_cleanup)
+    restore_source: RestoreSource | None = None
 
     def run(
         self,

@@ -33,7 +33,9 @@ from maintkit.sources.files import FilesSource
 class DrillCleanupParams(ActionParams):
     database: DatabaseSource | None = Field(None, description="The drill's database.")
     files: FilesSource | None = Field(None, description="The drill's files: {root, cms}.")
-    source: dict[str, Any] | None = Field(None, description="The drill's source (for the production guard).")
+    source: dict[str, Any] | None = Field(
+        None, description="The drill's source, for the production guard (default: 'maintkit drill''s)."
+    )
     drop_database: bool = Field(
         False, description="Drop the database (the drill created it) instead of emptying it."
     )
@@ -86,7 +88,8 @@ class DrillCleanup(Action):
             params.files.model_dump() if params.files else None,
             params.database.model_dump(by_alias=True) if params.database else None,
         )
-        sources = RestoreSource.from_value(params.source).places() if params.source else []
+        given = RestoreSource.of_step(params.source or None, ctx.restore_source)
+        sources = given.places() if given else []
         reasons = production_reasons(
             str(ctx.vars["maintkit_env"]), place, marked_production(ctx.vars.get("production")), sources
         )

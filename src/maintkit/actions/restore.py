@@ -106,8 +106,8 @@ class RestoreParams(ActionParams):
     source: dict[str, Any] | None = Field(
         None,
         description="Where the snapshot comes from when restoring into another environment "
-        "(set by 'maintkit restore --into' and 'maintkit drill'; default: this environment's storage). "
-        "A target that is the source's database or folder is then refused.",
+        "(default: the source 'maintkit restore --into' and 'maintkit drill' give the run, else this "
+        "environment's storage). A target that is the source's database or folder is then refused.",
     )
     site: str | None = Field(
         None, description="The site whose snapshot to restore (default: this host's site)."
@@ -168,12 +168,13 @@ class Restore(Action):
     Params = RestoreParams
 
     def plan(self, params: RestoreParams, ctx: StepContext) -> list[str]:
-        source = "this environment" if params.source is None else f"environment {params.source.get('env')}"
+        given = RestoreSource.of_step(params.source, ctx.restore_source)
+        source = "this environment" if given is None else f"environment {given.env}"
         plan = [
             f"(control node) find snapshot {params.snapshot} of {params.site or site_name(ctx.vars)} "
             f"in the storage of {source}; stream each artifact, checking size and SHA-256",
         ]
-        if params.source is not None or params.drill:
+        if given is not None or params.drill:
             plan.append(
                 "(read-only) resolve the target's database server and name and its real folder on the "
                 "host; refuse when they are the source's (the manifest's identity)"
@@ -183,7 +184,7 @@ class Restore(Action):
             plan.append("count the staged rows; commit: RENAME TABLE into the target, re-create views etc.")
         if params.files:
             plan.append(f"extract the files beside {params.files.root}; commit: swap the folder in place")
-            if (params.source is not None or params.drill) and params.files.cms in CONFIG_FILES:
+            if (given is not None or params.drill) and params.files.cms in CONFIG_FILES:
                 plan.append(
                     f"keep (or write) the copy's own {CONFIG_FILES[params.files.cms]}; prove it names the "
                     "target's database before and after the commit"
@@ -271,12 +272,12 @@ class RestoreJob:
         """The snapshot comes through ``source`` (``--into``: even one naming this environment, the
         user asked for another place), or is another environment's or another site's."""
         own = (str(self.ctx.vars["maintkit_env"]), site_name(self.ctx.vars))
-        return self.params.source is not None or (self.record.source_env, self.record.site) != own
+        return self.source is not None or (self.record.source_env, self.record.site) != own
 
     def _snapshot(self) -> tuple[Target, Manifest, RestoreSource | None]:
         ctx, params = self.ctx, self.params
         site = params.site or site_name(ctx.vars)
-        source = RestoreSource.from_value(params.source) if params.source is not None else None
+        source = RestoreSource.of_step(params.source, ctx.restore_source)
         if source is not None:
             env, targets = source.env, source.targets(site)
         else:

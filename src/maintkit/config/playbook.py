@@ -90,8 +90,9 @@ def resolve_playbook(ref: str, cwd: Path) -> Path:
 
 
 def shipped_playbooks() -> dict[str, Path]:
-    """Return name -> file of the playbooks inside the maintkit package."""
-    folder = importlib.resources.files("maintkit") / "playbooks"
+    """Return name -> file of the playbooks shipped with maintkit (the package ``maintkit.playbooks``,
+    built from the top-level ``playbooks/`` folder)."""
+    folder = importlib.resources.files("maintkit.playbooks")
     found: dict[str, Path] = {}
     if not folder.is_dir():
         return found

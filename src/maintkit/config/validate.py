@@ -86,17 +86,23 @@ def load_run(
     cwd: Path,
     run_id: str = "validate",
     check: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunConfig:
     """Given the command line, return the validated run configuration.
 
-    Raise InvalidInput with every problem of the playbook, the inventory and the command line if there
-    is any: nothing may run then.
+    ``extra`` are a command's own variables (``maintkit restore``'s ``snapshot``, ``force``...):
+    above the vars files, below ``--var``. Raise InvalidInput with every problem of the playbook, the
+    inventory and the command line if there is any: nothing may run then.
     """
     problems: list[Problem] = []
     source = _read_playbook(playbook_ref, cwd, problems)
     inventory, inventory_origins = _read_inventory(env, inventory_path, cwd, problems)
     extra_origins: dict[str, Position] = {}
-    extra_vars = _read_extra_vars(var_pairs, var_files, problems, extra_origins)
+    extra_vars = {
+        **_read_extra_vars([], var_files, problems, extra_origins),
+        **(extra or {}),
+        **_read_extra_vars(var_pairs, [], problems, extra_origins),
+    }
     if source is None or source.playbook is None or inventory is None:
         raise InvalidInput(_ordered(problems))
     playbook = source.playbook

@@ -86,19 +86,38 @@ def host_variables(
     User-written values that contain templates are listed in ``HostVars.templated`` and rendered
     when read (so ``backup_dir: "{{ site_root }}/backups"`` works in any order of definition).
     """
-    merged: dict[str, Any] = {**DEFAULTS, **host.vars, **playbook.vars, **extra_vars}
+    run = {
+        "run_id": run_id,
+        "playbook_name": playbook.name,
+        "playbook_dir": str(Path(playbook.path).parent),
+        "check_mode": check,
+        "secret_vars": sorted(secret_names(inventory, playbook)),
+    }
+    return _merged(host, inventory, {**playbook.vars, **extra_vars}, run)
+
+
+def host_vars(inventory: Inventory, host: Host, extra: Mapping[str, Any] | None = None) -> HostVars:
+    """A host's variables outside a run (``snapshots``, ``releases``, a restore source): no playbook.
+
+    Why apart from :func:`host_variables`: these commands read the inventory's settings (storage,
+    retention, site, release root) and run no playbook, so none is invented for them; ``extra``
+    ranks above the inventory, as ``--var`` does in a run.
+    """
+    run = {"check_mode": False, "secret_vars": sorted(inventory.secret_vars)}
+    return _merged(host, inventory, dict(extra or {}), run)
+
+
+def _merged(host: Host, inventory: Inventory, above: Mapping[str, Any], run: Mapping[str, Any]) -> HostVars:
+    """Defaults, then the host's inventory variables, then ``above``; the built-in names last."""
+    merged: dict[str, Any] = {**DEFAULTS, **host.vars, **above}
     templated = {name for name, value in merged.items() if has_template(value)}
     builtins = {
         "inventory_hostname": host.name,
         "group_names": sorted(g for g in host.groups if g not in IMPLICIT_GROUPS),
         "groups": {name: list(members) for name, members in inventory.groups.items()},
         "maintkit_env": inventory.name,
-        "run_id": run_id,
-        "playbook_name": playbook.name,
-        "playbook_dir": str(Path(playbook.path).parent),
         "inventory_dir": str(Path(inventory.path).parent),
-        "check_mode": check,
-        "secret_vars": sorted(secret_names(inventory, playbook)),
+        **run,
     }
     merged.update(builtins)
     return HostVars(merged, templated=templated - set(builtins))

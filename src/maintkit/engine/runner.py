@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
@@ -34,6 +34,9 @@ from maintkit.errors import LockHeld, MaintkitError, TransportError
 from maintkit.secrets import Redactor
 from maintkit.transport.base import Transport, open_transport
 
+if TYPE_CHECKING:
+    from maintkit.restore.source import RestoreSource
+
 
 @dataclass
 class RunOptions:
@@ -42,6 +45,8 @@ class RunOptions:
     break_lock: bool = False
     #: the command line as typed (sys.argv), to print the retry with --break-lock; None: unknown
     argv: list[str] | None = None
+    #: ``maintkit restore --into`` / ``drill``: the source environment, handed to every step as it is
+    restore_source: RestoreSource | None = None
 
 
 def batches(hosts: list[Host], serial: int | str | None) -> list[list[Host]]:
@@ -252,6 +257,7 @@ class Runner:
             self.bus.emit,
             check=self.options.check,
             registers=frozenset(self.playbook.registers),
+            restore_source=self.options.restore_source,
         )
         self.bus.emit("host_start", host=host.name)
         for index, step in enumerate(self.playbook.steps):

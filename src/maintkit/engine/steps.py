@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential_jitter
@@ -24,6 +24,9 @@ from maintkit.engine.results import StepOutcome
 from maintkit.errors import CommandLost, CommandTimeout, Interrupted, MaintkitError, TransportError
 from maintkit.secrets import Redactor
 from maintkit.transport.base import Transport
+
+if TYPE_CHECKING:
+    from maintkit.restore.source import RestoreSource
 
 CONNECT_ATTEMPTS = 3
 MAX_RETRY_WAIT = 60.0
@@ -50,6 +53,8 @@ class HostState:
     check: bool = False
     #: every register name of the playbook: in --check their values are unknown
     registers: frozenset[str] = frozenset()
+    #: the source environment of ``maintkit restore --into`` / ``drill`` (None: none given)
+    restore_source: RestoreSource | None = None
 
 
 def step_title(step: Step, state: HostState) -> str:
@@ -141,7 +146,13 @@ def run_step(step: Step, section: str, state: HostState, cancel: threading.Event
     emit("step_start", host=state.host.name, step=step.name, action=step.action, section=section)
     if state.check:
         ctx = StepContext(
-            state.host, state.transport, state.variables, state.redactor, state.run_id, check=True
+            state.host,
+            state.transport,
+            state.variables,
+            state.redactor,
+            state.run_id,
+            check=True,
+            restore_source=state.restore_source,
         )
         plan = action.plan(params, ctx)
         emit(
@@ -169,6 +180,7 @@ def run_step(step: Step, section: str, state: HostState, cancel: threading.Event
             timeout=step.timeout,
             cancel=cancel,
             emit=_command_echo(emit, state.host.name, step.name),
+            restore_source=state.restore_source,
         )
         try:
             result = action.run(params, ctx)

@@ -3,9 +3,10 @@
 ``maintkit restore … --env production --into staging`` and ``maintkit drill`` run a playbook
 against the *target* environment's inventory, but the snapshot lives in the *source* environment's
 storage, under the source's site names. The CLI therefore loads the source inventory first and hands
-the run one extra variable, ``restore_source``::
+the run one :class:`RestoreSource` (``StepContext.restore_source``), built from this description
+(which a playbook may also give a ``restore`` step explicitly, as its ``source:`` parameter)::
 
-    restore_source:
+    source:
       env: production                      # the snapshots' environment (SITE/ENV/ID in storage)
       inventory: /abs/inventories/production.yml
       sites:
@@ -31,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maintkit.config.models import Inventory, Playbook
+from maintkit.config.models import Inventory
 from maintkit.config.templating import render
-from maintkit.config.variables import host_variables
+from maintkit.config.variables import host_vars
 from maintkit.errors import MaintkitError, StepFailed
 from maintkit.restore.guard import Place, place_of
 from maintkit.secrets import Redactor
@@ -90,10 +91,9 @@ def host_place(name: str, host: Any, variables: Mapping[str, Any]) -> Place:
 
 def describe_source(inventory: Inventory, hosts: list[Any] | None = None) -> dict[str, Any]:
     """The ``restore_source`` value for ``inventory`` (every host, or ``hosts``)."""
-    book = Playbook(name="restore-source", path=str(Path(inventory.path).parent / "restore-source"))
     sites: dict[str, dict[str, Any]] = {}
     for host in hosts if hosts is not None else inventory.hosts.values():
-        variables = host_variables(host, inventory, book, {}, "restore-source", False)
+        variables = host_vars(inventory, host)
         site = site_name(variables)
         if site not in sites:
             encryption = site_encryption(variables)
@@ -110,7 +110,9 @@ def describe_source(inventory: Inventory, hosts: list[Any] | None = None) -> dic
 
 @dataclass
 class RestoreSource:
-    """The parsed ``restore_source`` value."""
+    """The source environment of a restore: built once by ``maintkit restore --into`` / ``drill``
+    (``from_value(describe_source(...))``) and handed to the actions as it is, or parsed from a
+    step's explicit ``source:`` parameter."""
 
     env: str
     sites: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -136,6 +138,11 @@ class RestoreSource:
         """The identity file that decrypts ``site``'s snapshots (encrypted ones), or None."""
         value = self.sites.get(site, {}).get("identity_file")
         return str(value) if value else None
+
+    @classmethod
+    def of_step(cls, value: Mapping[str, Any] | None, given: RestoreSource | None) -> RestoreSource | None:
+        """The source of a step: its explicit ``source:`` parameter, else the run's (the CLI's), else None."""
+        return cls.from_value(value) if value is not None else given
 
     def places(self) -> list[Place]:
         """Every host of the source environment (for the production guard)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from maintkit.cli_common import fail_invalid, split_values, with_options
+from maintkit.cli.execute import Where, fail_invalid, split_values, target_options
 
 
 @dataclass
@@ -26,9 +26,7 @@ class Site:
     targets: list[Any]
 
 
-def _sites(
-    env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...]
-) -> list[Site]:
+def _sites(where: Where, target: tuple[str, ...]) -> list[Site]:
     """Every site of the inventory (one per distinct site name) with its selected targets.
 
     Every selected host's ``storage``, ``retention`` and ``encryption`` are checked first, as
@@ -36,30 +34,27 @@ def _sites(
     subcommand meets it. An unknown ``--target`` is a usage error (exit 2).
     """
     from maintkit.config.inventory import load_inventory_with_origins
-    from maintkit.config.models import Playbook
-    from maintkit.config.variables import host_variables
+    from maintkit.config.variables import host_vars
     from maintkit.errors import InvalidInput, StepFailed
     from maintkit.secrets import Redactor
     from maintkit.storage.sites import check_sites, site_name, site_targets
 
-    if not env and not inventory:
-        raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
+    where.require()
     try:
-        inv, origins = load_inventory_with_origins(env, inventory, Path.cwd())
-        hosts = inv.select(split_values(limit)) if limit else list(inv.hosts.values())
+        inv, origins = load_inventory_with_origins(where.env, where.inventory, Path.cwd())
+        hosts = inv.select(split_values(where.limit)) if where.limit else list(inv.hosts.values())
         if not hosts:
-            raise click.UsageError(f"--limit {','.join(limit)} matches no host of {inv.name}")
-        book = Playbook(name="snapshots", path=str(Path.cwd() / "snapshots"))
-        variables = [host_variables(host, inv, book, {}, "snapshots", False) for host in hosts]
+            raise click.UsageError(f"--limit {','.join(where.limit)} matches no host of {inv.name}")
+        variables = [host_vars(inv, host) for host in hosts]
         problems = check_sites(variables, inv.path, Redactor(), origins)
         if problems:
             raise InvalidInput(problems)
         sites: dict[str, Site] = {}
-        for host_vars in variables:
-            name = site_name(host_vars)
+        for one in variables:
+            name = site_name(one)
             if name not in sites:
-                targets = site_targets(host_vars, split_values(target) or None)
-                sites[name] = Site(name, inv.name, host_vars, targets)
+                targets = site_targets(one, split_values(target) or None)
+                sites[name] = Site(name, inv.name, one, targets)
         return list(sites.values())
     except InvalidInput as error:
         fail_invalid(error)
@@ -67,14 +62,10 @@ def _sites(
         raise click.UsageError(str(error)) from error
 
 
-_options = with_options(
-    [
-        click.option("--env", "-e", "env", help="Environment: reads inventories/ENV.yml."),
-        click.option("-i", "--inventory", help="Inventory file or folder."),
-        click.option("--limit", "-l", multiple=True, help="Only these hosts or groups."),
-        click.option("--target", "-t", multiple=True, help="Only these storage targets."),
-    ]
-)
+def _options(function: Any) -> Any:
+    """The environment options and ``--target``, shared by every subcommand."""
+    target = click.option("--target", "-t", multiple=True, help="Only these storage targets.")
+    return target_options(target(function))
 
 
 @click.group()
@@ -85,9 +76,7 @@ def snapshots() -> None:
 @snapshots.command("list")
 @_options
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
-def list_(
-    env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...], output: str
-) -> None:
+def list_(where: Where, target: tuple[str, ...], output: str) -> None:
     """List snapshots, newest first: id, time, size, state, the targets holding them.
 
     State: ``verified`` (the last verification passed in every target), ``complete`` (never
@@ -97,7 +86,7 @@ def list_(
     from rich.console import Console
     from rich.table import Table
 
-    rows = list(_rows(_sites(env, inventory, limit, target)))
+    rows = list(_rows(_sites(where, target)))
     if output == "json":
         for row in rows:
             click.echo(json.dumps(row))
@@ -168,16 +157,14 @@ def _size(size: int) -> str:
 @snapshots.command()
 @click.argument("snapshot_id")
 @_options
-def show(
-    snapshot_id: str, env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...]
-) -> None:
+def show(snapshot_id: str, where: Where, target: tuple[str, ...]) -> None:
     """Print the manifest of SNAPSHOT_ID (or ``latest``) as JSON, with its last verification."""
     from maintkit.errors import StepFailed
     from maintkit.storage.base import StorageError
     from maintkit.storage.manifest import read_verification, verification_problem
     from maintkit.storage.operations import resolve_snapshot
 
-    for site in _sites(env, inventory, limit, target):
+    for site in _sites(where, target):
         for store in site.targets:
             try:
                 manifest = resolve_snapshot(store, site.name, site.env, snapshot_id)
@@ -201,9 +188,7 @@ def show(
 @snapshots.command()
 @click.argument("snapshot_id", default="latest")
 @_options
-def verify(
-    snapshot_id: str, env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...]
-) -> None:
+def verify(snapshot_id: str, where: Where, target: tuple[str, ...]) -> None:
     """Re-read SNAPSHOT_ID (or ``latest``) in every target: size, SHA-256, decompression, listing.
 
     Exit 0 when every artifact in every target checks out, 1 otherwise (with the reason).
@@ -215,7 +200,7 @@ def verify(
     from maintkit.storage.verify import verify_snapshot
 
     failures = 0
-    for site in _sites(env, inventory, limit, target):
+    for site in _sites(where, target):
         try:
             encryption = site_encryption(site.variables)
             identities = encryption.load_identities() if encryption and encryption.identity_file else None
@@ -242,14 +227,12 @@ def verify(
 @snapshots.command()
 @_options
 @click.option("--dry-run", is_flag=True, help="Show what would be pruned; delete nothing.")
-def prune(
-    env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...], dry_run: bool
-) -> None:
+def prune(where: Where, target: tuple[str, ...], dry_run: bool) -> None:
     """Delete the snapshots the ``retention`` policy no longer keeps (see docs/snapshots.md)."""
     from maintkit.storage.operations import prune_target
     from maintkit.storage.sites import site_retention
 
-    for site in _sites(env, inventory, limit, target):
+    for site in _sites(where, target):
         policy = site_retention(site.variables)
         for store in site.targets:
             keep, pruned = prune_target(store, site.name, site.env, policy, dry_run=dry_run)

@@ -10,34 +10,42 @@ turned into its variables.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
-from maintkit.cli_common import fail_invalid, split_values
+from maintkit.cli.execute import (
+    Settings,
+    Vars,
+    Where,
+    execute,
+    exit_with,
+    fail_invalid,
+    load,
+    run_settings,
+    split_values,
+    target_options,
+    var_options,
+)
 
 
-def _hosts(
-    env: str | None, inventory: str | None, limit: tuple[str, ...]
-) -> tuple[Any, list[tuple[Any, Any]]]:
-    """The inventory and its selected hosts with their variables."""
+def _hosts(where: Where) -> list[tuple[Any, Any]]:
+    """The selected hosts of the inventory with their variables."""
     from maintkit.config.inventory import load_inventory
-    from maintkit.config.models import Playbook
-    from maintkit.config.variables import host_variables
+    from maintkit.config.variables import host_vars
     from maintkit.errors import InvalidInput
 
-    if not env and not inventory:
-        raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
+    where.require()
     try:
-        inv = load_inventory(env, inventory, Path.cwd())
+        inv = load_inventory(where.env, where.inventory, Path.cwd())
     except InvalidInput as error:
         fail_invalid(error)
-    hosts = inv.select(split_values(limit)) if limit else list(inv.hosts.values())
+    hosts = inv.select(split_values(where.limit)) if where.limit else list(inv.hosts.values())
     if not hosts:
-        raise click.UsageError(f"--limit {','.join(limit)} matches no host of {inv.name}")
-    book = Playbook(name="releases", path=str(Path.cwd() / "releases"))
-    return inv, [(h, host_variables(h, inv, book, {}, "releases", False)) for h in hosts]
+        raise click.UsageError(f"--limit {','.join(where.limit)} matches no host of {inv.name}")
+    return [(h, host_vars(inv, h)) for h in hosts]
 
 
 def _host_rows(host: Any, variables: Any, accept_new_host_keys: bool) -> list[dict[str, Any]]:
@@ -81,14 +89,10 @@ def _host_rows(host: Any, variables: Any, accept_new_host_keys: bool) -> list[di
 
 
 @click.command()
-@click.option("--env", "-e", "env", help="Environment: reads inventories/ENV.yml.")
-@click.option("-i", "--inventory", help="Inventory file or folder.")
-@click.option("--limit", "-l", multiple=True, help="Only these hosts or groups.")
+@target_options
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown SSH host keys.")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
-def releases(
-    env: str | None, inventory: str | None, limit: tuple[str, ...], accept_new_host_keys: bool, output: str
-) -> None:
+def releases(where: Where, accept_new_host_keys: bool, output: str) -> None:
     """The releases of each host, newest first: id, time, current, state, promotable.
 
     Reads the hosts (the ``current`` link, ``releases/``, ``.maintkit/releases.json`` under the
@@ -97,7 +101,7 @@ def releases(
     from rich.console import Console
     from rich.table import Table
 
-    _inventory, hosts = _hosts(env, inventory, limit)
+    hosts = _hosts(where)
     rows = [row for host, variables in hosts for row in _host_rows(host, variables, accept_new_host_keys)]
     if output == "json":
         for row in rows:
@@ -123,9 +127,7 @@ def releases(
 
 
 @click.command()
-@click.option("--env", "-e", "env", help="Environment: reads inventories/ENV.yml.")
-@click.option("-i", "--inventory", help="Inventory file or folder.")
-@click.option("--limit", "-l", multiple=True, help="Only these hosts or groups.")
+@target_options
 @click.option(
     "--to", "to", metavar="RELEASE", help="The release to go back to (default: the one before current)."
 )
@@ -141,60 +143,32 @@ def releases(
     help="End maintenance at the end even if it was on when this rollback began (after an update "
     "whose own rollback could not finish; the printed manual step says when).",
 )
-@click.option("--var", multiple=True, metavar="K=V", help="Extra variable (php, cms, smoke_url...).")
-@click.option("--check", is_flag=True, help="Print what would run; run nothing.")
-@click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown SSH host keys.")
-@click.option("--break-lock", is_flag=True, help="Take a lock older than lock_ttl whose holder is gone.")
-@click.option("-v", "--verbose", count=True, help="Show commands and their output.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing on success.")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", help="Console format.")
-@click.option("--journal-dir", type=click.Path(), help="Where run journals go [.maintkit/runs].")
-@click.pass_context
+@var_options
+@run_settings(check=True)
 def rollback(
-    ctx: click.Context,
-    env: str | None,
-    inventory: str | None,
-    limit: tuple[str, ...],
+    where: Where,
     to: str | None,
     with_database: str | None,
     end_maintenance: bool,
-    var: tuple[str, ...],
-    check: bool,
-    accept_new_host_keys: bool,
-    break_lock: bool,
-    verbose: int,
-    quiet: bool,
-    output: str,
-    journal_dir: str | None,
+    variables: Vars,
+    settings: Settings,
 ) -> None:
     """Switch ``current`` back (to RELEASE, or the release before it) and optionally restore the database.
 
     Runs the shipped ``rollback`` playbook: maintenance on, switch (the abandoned release is marked
     failed), restore SNAPSHOT when --with-database is given, cache flush, maintenance off, smoke
-    check when ``smoke_url`` is set. Exit codes as for ``maintkit run``.
+    check when ``smoke_url`` is set. Extra variables: php, cms, smoke_url... Exit codes as for
+    ``maintkit run``.
     """
-    from maintkit.cli import run
+    from maintkit.engine.journal import new_run_id
 
-    extra = [*var]
+    pairs = [*variables.var]  # after the user's --var: the options win, as they always did
     if to:
-        extra.append(f"rollback_to={to}")
+        pairs.append(f"rollback_to={to}")
     if with_database:
-        extra.append(f"with_database={with_database}")
+        pairs.append(f"with_database={with_database}")
     if end_maintenance:
-        extra.append("end_maintenance=true")
-    ctx.invoke(
-        run,
-        playbook="rollback",
-        env=env,
-        inventory=inventory,
-        limit=limit,
-        var=tuple(extra),
-        vars_file=(),
-        check=check,
-        accept_new_host_keys=accept_new_host_keys,
-        break_lock=break_lock,
-        verbose=verbose,
-        quiet=quiet,
-        output=output,
-        journal_dir=journal_dir,
-    )
+        pairs.append("end_maintenance=true")
+    run_id = new_run_id()
+    config = load("rollback", where, replace(variables, var=tuple(pairs)), run_id, check=settings.check)
+    exit_with(execute(config, run_id, settings))

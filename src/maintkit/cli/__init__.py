@@ -1,0 +1,36 @@
+"""The command line: the ``maintkit`` group, one module per command group beneath it.
+
+``run.py`` (run, validate, actions, runs), ``snapshots.py``, ``restore.py`` (restore, drill) and
+``releases.py`` (releases, rollback) define their commands; every command that runs a playbook does so
+through :mod:`maintkit.cli.execute`. The command modules import nothing of this one (no cycle).
+"""
+
+from __future__ import annotations
+
+import click
+
+from maintkit import __version__
+from maintkit.cli.releases import releases, rollback
+from maintkit.cli.restore import drill, restore
+from maintkit.cli.run import actions, run, runs, validate
+from maintkit.cli.snapshots import snapshots
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="maintkit")
+def cli() -> None:
+    """Maintenance runs for e-commerce sites: snapshots, restore drills, updates, rollback."""
+
+
+for _command in (run, validate, actions, runs, snapshots, restore, drill, releases, rollback):
+    cli.add_command(_command)
+
+
+def main() -> None:
+    """The ``maintkit`` program: stdout made safe against a reader that leaves (``| head``), then the CLI."""
+    from maintkit.reporting.logs import configure_logging
+    from maintkit.reporting.stdout import install
+
+    install()
+    configure_logging()
+    cli()
