@@ -4,7 +4,7 @@ against the target environment, with the source environment's snapshots.
 How the source reaches the run: the snapshot lives in the *source* environment's storage, under its
 site names, while the playbook runs against the *target* inventory. So the command loads the source
 inventory first and passes one extra variable, ``restore_source`` (its environment, sites, storage
-targets and hosts: :mod:`maintkit.restore.source`), through a generated vars file (below ``--var``
+targets and hosts: :mod:`maintkit.jobs.restore.source`), through a generated vars file (below ``--var``
 in precedence, above everything else). Without ``--into`` a restore runs in the source environment
 itself and reads its own storage.
 
@@ -29,7 +29,7 @@ def _source(env: str | None, inventory: str | None) -> dict[str, Any]:
     """The ``restore_source`` value of the source environment (exit 2 when it does not load)."""
     from maintkit.config.inventory import load_inventory
     from maintkit.errors import InvalidInput
-    from maintkit.restore.source import describe_source
+    from maintkit.jobs.restore.source import describe_source
 
     if not env and not inventory:
         raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
@@ -205,8 +205,8 @@ def drill(
 
 def _production_refusals(config: Any, source: dict[str, Any]) -> list[str]:
     """Why the drill's hosts resolve to production (empty: none does)."""
-    from maintkit.restore.guard import marked_production, production_reasons
-    from maintkit.restore.source import RestoreSource, host_place, rendered
+    from maintkit.jobs.restore.guard import marked_production, production_reasons
+    from maintkit.jobs.restore.source import RestoreSource, host_place, rendered
 
     places = RestoreSource.from_value(source).places()
     refusals = []

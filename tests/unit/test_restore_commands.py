@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from maintkit.restore import commands, sql
-from maintkit.restore.guard import marked_production, place_of, production_reasons
+from maintkit.jobs.restore import commands, sql
+from maintkit.jobs.restore.guard import marked_production, place_of, production_reasons
 from maintkit.sources.database import DatabaseSource
 from maintkit.transport.local import LocalTransport
 

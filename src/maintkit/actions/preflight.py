@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
 from maintkit.actions.release import DEFAULTS
 from maintkit.errors import MaintkitError
-from maintkit.restore import commands, sql
+from maintkit.jobs.restore import commands, sql
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.script import bash_command, host_path, parse_pairs
 from maintkit.storage.encryption import EncryptionError, load_identities
