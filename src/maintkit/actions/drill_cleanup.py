@@ -20,8 +20,8 @@ from typing import Any
 from pydantic import Field
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.cms.base import config_file
 from maintkit.jobs.restore.cleanup import clean_drill
-from maintkit.sources.appconfig import CONFIG_FILES
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.files import FilesSource
 
@@ -69,6 +69,5 @@ class DrillCleanup(Action):
 def _keep(params: DrillCleanupParams) -> list[str]:
     if params.keep is not None:
         return params.keep
-    if params.files is not None and params.files.cms in CONFIG_FILES:
-        return [CONFIG_FILES[params.files.cms]]
-    return []
+    config = config_file(params.files.cms) if params.files is not None else None
+    return [config] if config else []

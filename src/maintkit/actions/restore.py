@@ -13,10 +13,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.cms.base import UrlRewriteCms, config_file
 from maintkit.jobs.restore.job import RestoreFailed, RestoreJob
 from maintkit.jobs.restore.record import Cause, RestoreRecord
 from maintkit.jobs.restore.stream import IntegrityError, UnsafeContent
-from maintkit.sources.appconfig import CONFIG_FILES
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.files import FilesSource
 from maintkit.storage.sites import site_name
@@ -27,7 +27,9 @@ class RewriteUrls(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    app: Literal["magento", "wordpress"] = Field(description="Whose settings: magento or wordpress.")
+    app: UrlRewriteCms = Field(
+        description="Whose settings (a CMS whose profile can rewrite URLs: magento, wordpress)."
+    )
     url: str = Field(
         description="The copy's base URL (Magento: unsecure and secure; WordPress: siteurl/home)."
     )
@@ -102,9 +104,8 @@ class RestoreParams(ActionParams):
     def kept_paths(self) -> list[str]:
         if self.keep is not None:
             return self.keep
-        if self.files is not None and self.files.cms in CONFIG_FILES:
-            return [CONFIG_FILES[self.files.cms]]
-        return []
+        config = config_file(self.files.cms) if self.files is not None else None
+        return [config] if config else []
 
 
 class Restore(Action):
@@ -128,9 +129,10 @@ class Restore(Action):
             plan.append("count the staged rows; commit: RENAME TABLE into the target, re-create views etc.")
         if params.files:
             plan.append(f"extract the files beside {params.files.root}; commit: swap the folder in place")
-            if (params.source is not None or params.drill) and params.files.cms in CONFIG_FILES:
+            config = config_file(params.files.cms)
+            if (params.source is not None or params.drill) and config:
                 plan.append(
-                    f"keep (or write) the copy's own {CONFIG_FILES[params.files.cms]}; prove it names the "
+                    f"keep (or write) the copy's own {config}; prove it names the "
                     "target's database before and after the commit"
                 )
         return plan

@@ -1,6 +1,8 @@
 """Restoring a snapshot onto a host, and proving it worked (restore drills).
 
-The pieces, each small and testable alone:
+:mod:`~maintkit.jobs.restore.job` is the restore itself (:class:`RestoreJob`: stage, prove, commit,
+or abort), :mod:`~maintkit.jobs.restore.cleanup` empties a drill environment afterwards. The
+pieces they use, each small and testable alone:
 
 * :mod:`~maintkit.jobs.restore.stream`: the control-node reader that feeds an artifact to the host,
   checking size and SHA-256 on the fly and holding back the last chunk until both match.

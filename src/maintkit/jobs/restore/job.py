@@ -29,6 +29,7 @@ from contextlib import suppress
 from dataclasses import asdict
 from typing import Any, BinaryIO, Literal, Protocol, cast
 
+from maintkit.cms.base import config_file
 from maintkit.errors import MaintkitError, StepFailed
 from maintkit.jobs.context import HostContext
 from maintkit.jobs.restore import commands, sql
@@ -37,7 +38,7 @@ from maintkit.jobs.restore.inspect import ArchiveInspector, DumpInspector
 from maintkit.jobs.restore.record import Cause, Phase, RestoreRecord, TableCheck, now_iso
 from maintkit.jobs.restore.source import RestoreSource
 from maintkit.jobs.restore.stream import IntegrityError, PrefixedReader, VerifyingReader
-from maintkit.sources.appconfig import CONFIG_FILES, App, config_host, write_db_config_command
+from maintkit.sources.appconfig import config_host, write_db_config_command
 from maintkit.sources.compression import parse_markers, strip_markers
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.files import FilesSource
@@ -250,9 +251,9 @@ class RestoreJob:
         from the target's explicit ``database:`` settings; with neither (``database: {from: APP}`` and
         no config to read it from) the copy would run with the source's config: refused."""
         files, params, host = self.params.files, self.params, self.ctx.host
-        if files is None or files.cms not in CONFIG_FILES:
+        config = config_file(files.cms) if files is not None else None
+        if files is None or config is None:
             return None
-        config = CONFIG_FILES[files.cms]
         if not _covers(files.paths, config):
             return None  # the restore does not replace the config
         live = f"{files.root.rstrip('/')}/{config}"
@@ -489,7 +490,7 @@ class RestoreJob:
         """Point the copy's config (under ``root``, the extracted tree) at the target's database."""
         files, database = self.params.files, self.params.database
         assert files is not None and database is not None and database.name and database.user
-        app = cast(App, files.cms)
+        app = files.cms
         host, port = config_host(app, database.host, database.port, database.socket)
         password = database.password.get_secret_value() if database.password is not None else ""
         settings = {"host": host, "port": port, "name": database.name, "user": database.user}
@@ -498,7 +499,7 @@ class RestoreJob:
         if result.rc != 0:
             raise RestoreFailed(
                 "refused",
-                f"pointing the copy's {CONFIG_FILES[app]} at the target database {database.name} "
+                f"pointing the copy's {config_file(app)} at the target database {database.name} "
                 f"failed: {_stderr(result)} (nothing was committed)",
             )
 
@@ -508,8 +509,8 @@ class RestoreJob:
         """
         files = self.params.files
         assert files is not None and self.manifest is not None
-        app = cast(App, files.cms)
-        config = CONFIG_FILES[app]
+        app = files.cms
+        config = config_file(app)
         committed = when == "after the commit"
         cause: Cause = "commit" if committed else "refused"
         reader = DatabaseSource.model_validate({"from": app, "root": root})
