@@ -30,6 +30,7 @@ from maintkit.updates import releases as rel
 
 Op = Literal["prepare", "switch", "rollback", "cleanup", "list"]
 
+
 class ReleaseParams(ActionParams):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -58,6 +58,7 @@ def write_db_config_php() -> str:
     """The PHP program that points a CMS's config at other database settings."""
     return _with_cases(WRITE_DB_CONFIG_FRAME, _write_part)
 
+
 #: Read the database settings of APP under ROOT, write a MySQL defaults file to OUT, print the
 #: database name on stdout. Exit 3 with a ``maintkit: ...`` line on stderr when they are missing.
 DB_CONFIG_FRAME = r"""<?php

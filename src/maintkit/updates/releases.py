@@ -41,6 +41,7 @@ HISTORY_FILE = ".maintkit/releases.json"
 HISTORY_LIMIT = 100  # entries kept in the history file (removed releases included)
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
+
 def check_id(release_id: str) -> str:
     """Return ``release_id`` if it can name a release folder (letters, digits, ``._-``), else raise."""
     if not _ID_RE.match(release_id) or release_id in (".", ".."):

@@ -333,6 +333,7 @@ def view_order(definitions: Sequence[Definition]) -> list[Definition]:
 
 # -- 5. URLs ----------------------------------------------------------------------------------------
 
+
 def rewrite_urls_sql(
     database: str, app: str, url: str, secure_url: str | None = None, table_prefix: str | None = None
 ) -> str:
