@@ -14,7 +14,7 @@ from maintkit.actions.maintenance import MaintenanceParams, set_command, status_
 from maintkit.cli import cli
 from maintkit.cms import base as profiles
 from maintkit.cms.base import MaintenanceCli, Profile
-from maintkit.config.playbook import shipped_playbooks
+from maintkit.config.playbook import load_playbook, shipped_playbooks
 from maintkit.config.validate import load_run
 from maintkit.errors import InvalidInput
 from maintkit.jobs.restore import sql
@@ -185,3 +185,28 @@ def test_profiles_name_shipped_playbooks_and_audit_tools_that_exist() -> None:
         assert profile.audit is None or profile.audit in tools, name
         if profile.release is not None and profile.update_playbook is not None:
             assert profile.has("maintenance"), name  # an update takes the shop into maintenance
+
+
+def _named_cmss(value: object) -> Iterator[str]:
+    """Literal CMS names in step parameters (``cms:``, ``from:``, ``app:``; templates left out)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("cms", "from", "app") and isinstance(item, str) and "{" not in item:
+                yield item
+            else:
+                yield from _named_cmss(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _named_cmss(item)
+
+
+def test_a_profiles_update_and_promote_playbooks_name_that_cms_alone() -> None:
+    shipped = shipped_playbooks()
+    for name in profiles.names():
+        profile = profiles.get(name)
+        for playbook in filter(None, (profile.update_playbook, profile.promote_playbook)):
+            book = load_playbook(shipped[playbook])
+            named = {
+                cms for step in book.steps + book.rollback + book.always for cms in _named_cmss(step.params)
+            }
+            assert named == {name}, (playbook, named)
