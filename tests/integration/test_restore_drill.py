@@ -29,8 +29,8 @@ import pytest
 import yaml
 import zstandard
 
-from maintkit.restore.commands import MARKER_FILE
-from maintkit.restore.sql import MARKER_TABLE
+from maintkit.jobs.restore.commands import MARKER_FILE
+from maintkit.jobs.restore.sql import MARKER_TABLE
 from maintkit.storage.config import targets_from_vars
 from maintkit.storage.manifest import Manifest, write_manifest
 from tests.integration.helpers import events, run_cli, step_statuses, write_playbook
@@ -611,7 +611,7 @@ def test_an_encrypted_snapshot_is_decrypted_on_the_control_node(
 
 
 def test_wordpress_urls_are_rewritten_with_the_table_prefix(mariadb: MariaDBServer) -> None:
-    from maintkit.restore.sql import rewrite_urls_sql
+    from maintkit.jobs.restore.sql import rewrite_urls_sql
 
     mariadb.drop_database("drill_wp")
     mariadb.create_database("drill_wp")
@@ -834,7 +834,7 @@ def test_a_playbook_restore_step_with_a_foreign_source_is_refused(
     drill_env: dict[str, Any], mariadb: MariaDBServer
 ) -> None:
     from maintkit.config.inventory import load_inventory
-    from maintkit.restore.source import describe_source
+    from maintkit.jobs.restore.source import describe_source
 
     world = drill_env
     database = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD, "socket": mariadb.socket}

@@ -41,7 +41,7 @@ from maintkit.sources import (
     tables_command,
     tar_command,
 )
-from maintkit.sources.appconfig import DB_CONFIG_PHP
+from maintkit.sources.appconfig import db_config_php
 from maintkit.transport.base import CommandResult
 from maintkit.transport.local import LocalTransport
 from tests.mariadb import (
@@ -407,7 +407,7 @@ def test_option_files_written_by_python_and_php_read_back_exactly(
         php_cnf = tmp_path / "php.cnf"
         php = subprocess.run(
             ["php", "--", "wordpress", str(site), str(php_cnf)],
-            input=DB_CONFIG_PHP,
+            input=db_config_php(),
             capture_output=True,
             text=True,
         )

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from maintkit.restore import commands, sql
-from maintkit.restore.guard import marked_production, place_of, production_reasons
+from maintkit.cms.magento import origin
+from maintkit.jobs.restore import commands, sql
+from maintkit.jobs.restore.guard import marked_production, place_of, production_reasons
 from maintkit.sources.database import DatabaseSource
 from maintkit.transport.local import LocalTransport
 
@@ -116,7 +117,7 @@ def test_url_rewrites() -> None:
     wordpress = sql.rewrite_urls_sql("s", "wordpress", "https://drill.example/")
     assert "`s`.`wp_options`" in wordpress and sql.literal("https://drill.example") in wordpress
     assert sql.url_table("wordpress", "blog_") == "blog_options"
-    assert sql.origin("https://a.example:8443/x/y") == "https://a.example:8443"
+    assert origin("https://a.example:8443/x/y") == "https://a.example:8443"
 
 
 # -- commands -------------------------------------------------------------------------------------------

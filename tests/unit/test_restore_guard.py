@@ -14,8 +14,8 @@ import pytest
 
 from maintkit.actions.base import ActionResult
 from maintkit.engine.results import ExitCode, HostOutcome, RunOutcome, StepOutcome
-from maintkit.restore import commands
-from maintkit.restore.guard import identity_reasons
+from maintkit.jobs.restore import commands
+from maintkit.jobs.restore.guard import identity_reasons
 from maintkit.sources.appconfig import config_host, read_db_config_snippet, write_db_config_command
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.identity import (

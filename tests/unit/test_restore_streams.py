@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from maintkit.restore.dumprows import DumpRowCounter
-from maintkit.restore.inspect import ArchiveInspector, DumpInspector
-from maintkit.restore.stream import IntegrityError, PrefixedReader, UnsafeContent, VerifyingReader
-from maintkit.restore.tarcheck import TarGuard, UnsafeMember, leaves_root, link_leaves_root
+from maintkit.jobs.restore.dumprows import DumpRowCounter
+from maintkit.jobs.restore.inspect import ArchiveInspector, DumpInspector
+from maintkit.jobs.restore.stream import IntegrityError, PrefixedReader, UnsafeContent, VerifyingReader
+from maintkit.jobs.restore.tarcheck import TarGuard, UnsafeMember, leaves_root, link_leaves_root
 from maintkit.storage.manifest import Artifact
 
 
@@ -201,7 +201,7 @@ REPLACE INTO `t3` VALUES (1);
 def test_rows_are_counted_per_table_whatever_the_chunking(
     piece: int, line_limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("maintkit.restore.dumprows.LINE_LIMIT", line_limit)  # 5: every line scanned piecewise
+    monkeypatch.setattr("maintkit.jobs.restore.dumprows.LINE_LIMIT", line_limit)  # 5: scanned piecewise
     counter = DumpRowCounter()
     for start in range(0, len(DUMP), piece):
         counter.write(DUMP[start : start + piece])

@@ -18,8 +18,8 @@ import pytest
 import zstandard
 from pydantic import ValidationError
 
+from maintkit.cms import base as profiles
 from maintkit.sources import (
-    CMS_EXCLUDES,
     DatabaseSource,
     DumpTrailerWatcher,
     FilesSource,
@@ -307,8 +307,9 @@ def test_cms_excludes_are_added_after_the_users() -> None:
     assert src.all_excludes() == ["*.bak", "wp-content/cache"]
     words = tar_words(tar_command(src))
     assert "--exclude=wp-content/cache" in words and "--exclude=./wp-content/cache" in words
-    assert "var/cache" in CMS_EXCLUDES["magento"] and "var/cache" in CMS_EXCLUDES["prestashop"]
-    assert not any(p.endswith(".htaccess") for p in CMS_EXCLUDES["magento"])
+    assert "var/cache" in profiles.get("magento").excludes
+    assert "var/cache" in profiles.get("prestashop").excludes
+    assert not any(p.endswith(".htaccess") for p in profiles.get("magento").excludes)
 
 
 def test_tar_status_handling() -> None:

@@ -20,7 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from maintkit.config.models import Host
-    from maintkit.restore.source import RestoreSource
+    from maintkit.jobs.restore.source import RestoreSource
     from maintkit.secrets import Redactor
     from maintkit.transport.base import CommandResult, Sink, Transport
 

@@ -15,20 +15,18 @@ rule; deployer#2936 is the complaint when a tool does not).
 
 from __future__ import annotations
 
-import shlex
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.cms.base import MaintenanceCli, MaintenanceCms, MaintenanceSetting, get
 from maintkit.sources.appconfig import read_db_config_snippet
 from maintkit.sources.script import bash_command, heredoc, host_path
 
 
 class MaintenanceParams(ActionParams):
-    cms: Literal["magento", "wordpress", "prestashop"] = Field(
-        description="magento | wordpress | prestashop."
-    )
+    cms: MaintenanceCms = Field(description="A CMS whose profile has a maintenance mode.")
     state: Literal["on", "off"] = Field(description="on | off.")
     root: list[str] = Field(description="The shop's root, or several (Magento: current and the new release).")
     was_on: bool = Field(False, description="off: the shop was in maintenance before the run: leave it on.")
@@ -51,48 +49,41 @@ class MaintenanceParams(ActionParams):
 
 def status_command(p: MaintenanceParams, root: str) -> str:
     """Exit 0 when ``root`` is in maintenance, 1 when not, anything else on error."""
-    if p.cms == "magento":
-        return (
-            f"cd {host_path(root)} && "
-            f"out=$({shlex.quote(p.php)} bin/magento maintenance:status --no-interaction) "
-            '&& case "$out" in *"is active"*) exit 0;; *) exit 1;; esac'
-        )
-    if p.cms == "wordpress":
-        return shlex.join([p.wp, "maintenance-mode", "is-active", f"--path={root}"])
-    sql = f"SELECT value FROM {p.table_prefix}configuration WHERE name = 'PS_SHOP_ENABLE'"  # noqa: S608
-    return _prestashop(p, root, sql, 'case "$out" in *0*) exit 0;; *) exit 1;; esac')
+    how = _mechanism(p)
+    if isinstance(how, MaintenanceCli):
+        return how.status(_program(p, how), root, host_path)
+    sql = how.status_sql.format(prefix=p.table_prefix)
+    return _shop_sql(p, root, sql, f'case "$out" in *{how.active_value}*) exit 0;; *) exit 1;; esac')
 
 
 def set_command(p: MaintenanceParams, root: str, on: bool) -> str:
-    if p.cms == "magento":
-        verb = "maintenance:enable" if on else "maintenance:disable"
-        return f"cd {host_path(root)} && {shlex.quote(p.php)} bin/magento {verb} --no-interaction"
-    if p.cms == "wordpress":
-        path = f"--path={root}"
-        if on:  # --force: plain activate fails when maintenance is already on
-            return shlex.join([p.wp, "maintenance-mode", "activate", "--force", path])
-        # deactivate fails ("already deactivated") when WordPress's upgrader has already removed
-        # .maintenance, as it does at the end of every core or active plugin/theme update
-        status = shlex.join([p.wp, "maintenance-mode", "is-active", path])
-        return (
-            f"{status}; rc=$?; if [ $rc -eq 0 ]; then "
-            f"{shlex.join([p.wp, 'maintenance-mode', 'deactivate', path])}; "
-            "elif [ $rc -ne 1 ]; then exit $rc; fi"
-        )
-    value = "0" if on else "1"
-    # the prefix is checked (letters, digits, _), the value is a constant
-    sql = f"UPDATE {p.table_prefix}configuration SET value = '{value}' WHERE name = 'PS_SHOP_ENABLE'"  # noqa: S608
-    return _prestashop(p, root, sql, "exit 0")
+    how = _mechanism(p)
+    if isinstance(how, MaintenanceCli):
+        return how.switch(_program(p, how), root, on, host_path)
+    # the prefix is checked (letters, digits, _), the values are the profile's constants
+    return _shop_sql(p, root, (how.on_sql if on else how.off_sql).format(prefix=p.table_prefix), "exit 0")
 
 
-def _prestashop(p: MaintenanceParams, root: str, sql: str, then: str) -> str:
+def _mechanism(p: MaintenanceParams) -> MaintenanceCli | MaintenanceSetting:
+    how = get(p.cms).maintenance
+    assert how is not None  # the parameter type admits only CMSs with a maintenance mode
+    return how
+
+
+def _program(p: MaintenanceParams, how: MaintenanceCli) -> str:
+    return p.php if how.program_param == "php" else p.wp
+
+
+def _shop_sql(p: MaintenanceParams, root: str, sql: str, then: str) -> str:
+    """Run ``sql`` in the shop's database with its own credentials (read from its config on the
+    host: never on a command line), then ``then`` with the output in ``$out``."""
     body = "\n".join(
         [
             "set -o pipefail",
             "umask 077",
             "f=$(mktemp) || exit 1",
             "trap 'rm -f \"$f\"' EXIT",
-            read_db_config_snippet("prestashop", root),
+            read_db_config_snippet(p.cms, root),
             'exec 3<"$f" && rm -f "$f"',
             "client=$(command -v mariadb || command -v mysql) || "
             "{ echo 'maintkit: no mysql client' >&2; exit 127; }",

@@ -25,14 +25,13 @@ The checks (each only when its parameter is given):
 from __future__ import annotations
 
 import shlex
-from typing import Literal
 
 from pydantic import Field, field_validator
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
-from maintkit.actions.release import DEFAULTS
+from maintkit.cms.base import ReleaseCms, release_layout
 from maintkit.errors import MaintkitError
-from maintkit.restore import commands, sql
+from maintkit.jobs.restore import commands, sql
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.script import bash_command, host_path, parse_pairs
 from maintkit.storage.encryption import EncryptionError, load_identities
@@ -54,8 +53,9 @@ class PreflightParams(ActionParams):
         "settings): its user must be able to create and drop NAME_mkrestore.",
     )
     root: str | None = Field(None, description="The release root (holds shared/): checks the shared paths.")
-    cms: Literal["magento", "prestashop", "none"] = Field(
-        "magento", description="Whose default shared paths to check (as the release action links them)."
+    cms: ReleaseCms = Field(
+        "magento",
+        description="Whose release layout's shared paths to check (as the release action links them).",
     )
     shared: list[str] | None = Field(
         None, description="Paths under ROOT/shared that must exist (default: the cms's list)."
@@ -70,7 +70,7 @@ class PreflightParams(ActionParams):
         return [rel.check_relative(p) for p in value] if value is not None else None
 
     def shared_paths(self) -> list[str]:
-        return self.shared if self.shared is not None else list(DEFAULTS[self.cms][0])
+        return self.shared if self.shared is not None else list(release_layout(self.cms).shared)
 
 
 def staging_grant(staging: str, account: str) -> str:

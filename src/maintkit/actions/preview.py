@@ -19,14 +19,12 @@ preview after a day.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
 from maintkit.actions.composer import ComposerParams, composer_command, package_words
 from maintkit.actions.magento import NEEDS_UPGRADE_RC, MagentoParams, magento_command
-from maintkit.actions.release import DEFAULTS
+from maintkit.cms.base import ReleaseCms, release_layout
 from maintkit.errors import MaintkitError
 from maintkit.updates import releases as rel
 from maintkit.updates.composerlock import diff_versions, lock_versions
@@ -35,8 +33,10 @@ from maintkit.updates.hostio import read_file
 
 class PreviewParams(ActionParams):
     root: str = Field(description="The site's root on the host (holds current, releases/, shared/).")
-    cms: Literal["magento", "prestashop", "none"] = Field(
-        "magento", description="Release layout defaults; magento also runs the status commands."
+    cms: ReleaseCms = Field(
+        "magento",
+        description="Whose release layout; a CMS whose layout has setup status commands (magento) "
+        "also runs them.",
     )
     packages: list[str] = Field(
         default_factory=list, description="What composer update would update (empty: everything)."
@@ -57,7 +57,8 @@ class Preview(Action):
     Params = PreviewParams
 
     def _commands(self, params: PreviewParams, folder: str) -> tuple[str, str, str, str, str]:
-        shared, copy, clear = DEFAULTS[params.cms]
+        layout = release_layout(params.cms)
+        shared, copy, clear = list(layout.shared), list(layout.copy), list(layout.clear)
         path = f"{params.root.rstrip('/')}/releases/{folder}"
         composer = ComposerParams.model_validate(
             {
@@ -82,7 +83,8 @@ class Preview(Action):
     def plan(self, params: PreviewParams, ctx: StepContext) -> list[str]:
         folder = rel.preview_folder(ctx.run_id)
         prepare, composer, db, config, remove = self._commands(params, folder)
-        plan = [prepare, composer] + ([db, config] if params.cms == "magento" else []) + [remove]
+        status = [db, config] if release_layout(params.cms).setup_status else []
+        plan = [prepare, composer, *status, remove]
         if not (ctx.check and ctx.vars.get("check_probe", True)):
             return plan
         try:
@@ -116,7 +118,7 @@ class Preview(Action):
             moves = diff_versions(before, lock_versions(read_file(ctx.run, f"{path}/composer.lock")))
             lines = [f"would move: {m.describe()}" for m in moves] or ["would move: nothing"]
             data: dict[str, object] = {"moved": [m.as_dict() for m in moves], "upgrade_needed": None}
-            if params.cms == "magento":
+            if release_layout(params.cms).setup_status:
                 verdict, needed, failed = self._status(ctx, db, config, params.force_upgrade)
                 lines.append(verdict)
                 data["upgrade_needed"] = needed

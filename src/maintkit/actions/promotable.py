@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 
 from maintkit import __version__
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.cms.base import CmsName
 from maintkit.errors import StepFailed
 from maintkit.storage.base import Target, parse_snapshot_id
 from maintkit.storage.sites import site_name, site_targets
@@ -40,7 +41,7 @@ class PromotableParams(ActionParams):
         default_factory=lambda: list(COMPOSER_FILES),
         description="Files recorded / applied (relative to path).",
     )
-    cms: str = Field("magento", description="record: the CMS, for people reading the record.")
+    cms: CmsName = Field("magento", description="record: the CMS, for people reading the record.")
     release_id: str | None = Field(None, description="record: the staging release the record describes.")
     versions: dict[str, Any] = Field(
         default_factory=dict, description="record: versions to apply (WordPress...)."

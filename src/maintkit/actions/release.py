@@ -24,20 +24,11 @@ from typing import Any, Literal, cast
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.cms.base import ReleaseCms, release_layout
 from maintkit.errors import StepFailed
 from maintkit.updates import releases as rel
 
 Op = Literal["prepare", "switch", "rollback", "cleanup", "list"]
-
-DEFAULTS: dict[str, tuple[list[str], list[str], list[str]]] = {
-    "magento": (rel.MAGENTO_SHARED, rel.MAGENTO_COPY, rel.MAGENTO_CLEAR),
-    "prestashop": (
-        ["app/config/parameters.php", "img", "upload", "download", "var/logs"],
-        ["vendor", "composer.json", "composer.lock", "app/config/config.php"],
-        ["var/cache"],
-    ),
-    "none": ([], ["vendor", "composer.json", "composer.lock"], []),
-}
 
 
 class ReleaseParams(ActionParams):
@@ -45,8 +36,8 @@ class ReleaseParams(ActionParams):
 
     op: Op = Field(description="prepare | switch | rollback | cleanup | list.")
     root: str = Field(description="The site's root on the host (holds current, releases/, shared/).")
-    cms: Literal["magento", "prestashop", "none"] = Field(
-        "magento", description="Which defaults to use for shared, copy and clear."
+    cms: ReleaseCms = Field(
+        "magento", description="Whose release layout gives the defaults of shared, copy and clear."
     )
     shared: list[str] | None = Field(
         None, description="Paths linked to ROOT/shared in every release (default: the cms's list)."
@@ -84,7 +75,8 @@ class ReleaseParams(ActionParams):
         return self
 
     def lists(self) -> tuple[list[str], list[str], list[str]]:
-        shared, copy, clear = DEFAULTS[self.cms]
+        layout = release_layout(self.cms)
+        shared, copy, clear = layout.shared, layout.copy, layout.clear
         return (
             self.shared if self.shared is not None else list(shared),
             self.copy_paths if self.copy_paths is not None else list(copy),

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
 from maintkit.actions.http import Http, HttpParams
-from maintkit.restore.record import now_iso
+from maintkit.jobs.restore.record import now_iso
 
 
 class SmokeCheck(HttpParams):

@@ -28,7 +28,7 @@ import click
 if TYPE_CHECKING:
     from maintkit.config.validate import RunConfig
     from maintkit.engine.results import RunOutcome
-    from maintkit.restore.source import RestoreSource
+    from maintkit.jobs.restore.source import RestoreSource
 
 EXIT_INVALID = 2
 

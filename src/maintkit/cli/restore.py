@@ -3,7 +3,7 @@ against the target environment, with the source environment's snapshots.
 
 How the source reaches the run: the snapshot lives in the *source* environment's storage, under its
 site names, while the playbook runs against the *target* inventory. So the command loads the source
-inventory first and builds one :class:`~maintkit.restore.source.RestoreSource` (its environment,
+inventory first and builds one :class:`~maintkit.jobs.restore.source.RestoreSource` (its environment,
 sites, storage targets and hosts), which the run hands to the ``restore`` and ``drill_cleanup``
 actions as it is (``RunOptions.restore_source`` -> ``StepContext.restore_source``): no variable, no
 template, no second parse. Without ``--into`` a restore runs in the source environment itself and
@@ -39,14 +39,14 @@ from maintkit.cli.execute import (
 
 if TYPE_CHECKING:
     from maintkit.engine.results import RunOutcome
-    from maintkit.restore.source import RestoreSource
+    from maintkit.jobs.restore.source import RestoreSource
 
 
 def _source(where: Where) -> RestoreSource:
     """The source environment, built once from its inventory (exit 2 when it does not load)."""
     from maintkit.config.inventory import load_inventory
     from maintkit.errors import InvalidInput
-    from maintkit.restore.source import RestoreSource, describe_source
+    from maintkit.jobs.restore.source import RestoreSource, describe_source
 
     where.require()
     try:
@@ -193,8 +193,8 @@ class _DrillVerdict:
 
 def _production_refusals(config: Any, source: RestoreSource) -> list[str]:
     """Why the drill's hosts resolve to production (empty: none does)."""
-    from maintkit.restore.guard import marked_production, production_reasons
-    from maintkit.restore.source import host_place, rendered
+    from maintkit.jobs.restore.guard import marked_production, production_reasons
+    from maintkit.jobs.restore.source import host_place, rendered
 
     places = source.places()
     refusals = []

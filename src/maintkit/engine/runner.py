@@ -35,7 +35,7 @@ from maintkit.secrets import Redactor
 from maintkit.transport.base import Transport, open_transport
 
 if TYPE_CHECKING:
-    from maintkit.restore.source import RestoreSource
+    from maintkit.jobs.restore.source import RestoreSource
 
 
 @dataclass

@@ -26,7 +26,7 @@ from maintkit.secrets import Redactor
 from maintkit.transport.base import Transport
 
 if TYPE_CHECKING:
-    from maintkit.restore.source import RestoreSource
+    from maintkit.jobs.restore.source import RestoreSource
 
 CONNECT_ATTEMPTS = 3
 MAX_RETRY_WAIT = 60.0

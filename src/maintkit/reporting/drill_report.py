@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from maintkit import __version__
-from maintkit.restore.record import PHASES
+from maintkit.jobs.restore.record import PHASES
 
 REPORT_FORMAT = 1
 ALL_PHASES = ("prepare", *PHASES, "smoke")

@@ -5,7 +5,7 @@ send on stdin) for :meth:`maintkit.transport.base.Transport.run`; the caller str
 storage and, for dumps, through :class:`~maintkit.sources.trailer.DumpTrailerWatcher`.
 """
 
-from maintkit.sources.appconfig import CONFIG_FILES, fingerprint_command, parse_fingerprint
+from maintkit.sources.appconfig import fingerprint_command, parse_fingerprint
 from maintkit.sources.compression import (
     SUFFIX,
     Compression,
@@ -24,13 +24,11 @@ from maintkit.sources.database import (
     parse_tables,
     tables_command,
 )
-from maintkit.sources.files import CMS_EXCLUDES, FilesSource, tar_command
+from maintkit.sources.files import FilesSource, tar_command
 from maintkit.sources.probe import HostTools, parse_probe, probe_command
 from maintkit.sources.trailer import DumpTrailerWatcher, check_dump_trailer
 
 __all__ = [
-    "CMS_EXCLUDES",
-    "CONFIG_FILES",
     "SUFFIX",
     "Compression",
     "CompressionChoice",

@@ -7,31 +7,61 @@ the config into a 0600 MySQL defaults file: it never travels to the control node
 command line, and never reaches the journal.
 
 The PHP programs are fed to ``php`` on stdin from a quoted here-document, so they appear on no
-command line either (only ``php -- CMS ROOT FILE`` does).
+command line either (only ``php -- CMS ROOT FILE`` does). Each CMS's part of them (which file,
+which keys) is its profile's (:mod:`maintkit.cms`); this module holds the shared frame and the
+command builders.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Literal
+from collections.abc import Callable
 
+from maintkit.cms.base import CmsName, ConfigCms, Profile, check, get, names
 from maintkit.sources.script import bash_command, heredoc, host_path, parse_pairs
-
-App = Literal["magento", "wordpress", "prestashop"]
-Cms = Literal["magento", "wordpress", "prestashop", "none"]
-
-#: where each application keeps its database settings, relative to its root
-CONFIG_FILES: dict[str, str] = {
-    "magento": "app/etc/env.php",
-    "wordpress": "wp-config.php",
-    "prestashop": "app/config/parameters.php",
-}
 
 PHP_FLAGS = "-d display_errors=stderr -d log_errors=0 -d error_reporting=E_ALL"
 
+#: where a frame below takes one ``case`` per CMS profile
+CASES = "/*MAINTKIT_CASES*/\n"
+
+
+def _with_cases(frame: str, part: Callable[[Profile], str]) -> str:
+    """``frame`` with a ``case 'NAME':`` for every registered profile that has a ``part``."""
+    cases = []
+    for name in names():
+        body = part(get(name))
+        if body:
+            cases.append(f"case '{name}':\n{body.strip(chr(10))}\n    break;\n")
+    return frame.replace(CASES, "".join(cases))
+
+
+def _read_part(profile: Profile) -> str:
+    return profile.config.read_php if profile.config else ""
+
+
+def _write_part(profile: Profile) -> str:
+    return profile.config.write_php if profile.config else ""
+
+
+def db_config_php() -> str:
+    """The PHP program that reads a CMS's database settings (:data:`DB_CONFIG_FRAME` + profiles)."""
+    return _with_cases(DB_CONFIG_FRAME, _read_part)
+
+
+def version_php() -> str:
+    """The PHP program that prints a CMS's version (:data:`VERSION_FRAME` + profiles)."""
+    return _with_cases(VERSION_FRAME, lambda profile: profile.version_php)
+
+
+def write_db_config_php() -> str:
+    """The PHP program that points a CMS's config at other database settings."""
+    return _with_cases(WRITE_DB_CONFIG_FRAME, _write_part)
+
+
 #: Read the database settings of APP under ROOT, write a MySQL defaults file to OUT, print the
 #: database name on stdout. Exit 3 with a ``maintkit: ...`` line on stderr when they are missing.
-DB_CONFIG_PHP = r"""<?php
+DB_CONFIG_FRAME = r"""<?php
 // (STDERR is not defined when the program itself arrives on stdin)
 function mk_fail($m) { file_put_contents('php://stderr', "maintkit: $m\n"); exit(3); }
 
@@ -67,45 +97,7 @@ function mk_include($file) {
 if ($root === '') { $root = '/'; }
 $port = null; $socket = null;
 switch ($app) {
-case 'magento':
-    $file = "$root/app/etc/env.php";
-    $c = mk_include($file);
-    $d = is_array($c) ? ($c['db']['connection']['default'] ?? null) : null;
-    if (!is_array($d)) { mk_fail("$file has no db.connection.default"); }
-    [$host, $port, $socket] = mk_host($d['host'] ?? 'localhost');
-    if (isset($d['port']) && $d['port'] !== '') { $port = (int)$d['port']; }
-    $name = $d['dbname'] ?? null; $user = $d['username'] ?? null; $pass = $d['password'] ?? '';
-    break;
-case 'wordpress':
-    $file = "$root/wp-config.php";
-    $up = dirname($root);
-    if (!is_file($file) && is_file("$up/wp-config.php") && !is_file("$up/wp-settings.php")) {
-        $file = "$up/wp-config.php";  // WordPress also looks one folder up
-    }
-    // wp-config.php ends with require ABSPATH . 'wp-settings.php', which boots WordPress: point
-    // ABSPATH at an empty stub so that including it only defines the constants.
-    $stub = sys_get_temp_dir() . '/maintkit-wp-' . bin2hex(random_bytes(8));
-    if (!@mkdir($stub, 0700) || !touch("$stub/wp-settings.php")) { mk_fail("cannot create $stub"); }
-    define('ABSPATH', "$stub/");
-    try { mk_include($file); } finally { @unlink("$stub/wp-settings.php"); @rmdir($stub); }
-    foreach (['DB_NAME', 'DB_USER', 'DB_PASSWORD', 'DB_HOST'] as $k) {
-        if (!defined($k)) { mk_fail("$file does not define $k"); }
-    }
-    [$host, $port, $socket] = mk_host(DB_HOST);
-    $name = DB_NAME; $user = DB_USER; $pass = DB_PASSWORD;
-    break;
-case 'prestashop':
-    $file = "$root/app/config/parameters.php";
-    $c = mk_include($file);
-    $p = is_array($c) ? ($c['parameters'] ?? null) : null;
-    if (!is_array($p)) { mk_fail("$file has no parameters"); }
-    [$host, $port, $socket] = mk_host($p['database_host'] ?? 'localhost');
-    if (($p['database_port'] ?? '') !== '' && ($p['database_port'] ?? null) !== null) {
-        $port = (int)$p['database_port'];
-    }
-    $name = $p['database_name'] ?? null; $user = $p['database_user'] ?? null;
-    $pass = $p['database_password'] ?? '';
-    break;
+/*MAINTKIT_CASES*/
 default:
     mk_fail("unknown application '$app'");
 }
@@ -120,59 +112,31 @@ echo $name;
 """
 
 #: Print ``KEY=VALUE`` lines naming the application's version (APP under ROOT).
-VERSION_PHP = r"""<?php
+VERSION_FRAME = r"""<?php
 [$app, $root] = [$argv[1], rtrim($argv[2], '/')];
 function mk_out($k, $v) { if (is_string($v) && $v !== '') { echo "$k=", strtr($v, "\r\n", '  '), "\n"; } }
-if ($app === 'magento' || $app === 'none') {
-    $lock = is_readable("$root/composer.lock")
-        ? json_decode(file_get_contents("$root/composer.lock"), true) : null;
-    $versions = [];
-    foreach (($lock['packages'] ?? []) as $pkg) { $versions[$pkg['name'] ?? ''] = $pkg['version'] ?? ''; }
-    foreach (['magento/product-enterprise-edition', 'magento/product-community-edition',
-              'magento/magento2-base'] as $n) {  // the product package names the edition
-        if (isset($versions[$n])) { mk_out('version', $versions[$n]); mk_out('package', $n); break; }
-    }
-} elseif ($app === 'wordpress') {
-    if (is_readable("$root/wp-includes/version.php")) {
-        (function ($f) {
-            include $f;  // sets $wp_version, $wp_db_version... in this function's scope only
-            mk_out('version', $wp_version ?? null);
-            mk_out('db_version', isset($wp_db_version) ? (string)$wp_db_version : null);
-        })("$root/wp-includes/version.php");
-    }
-} elseif ($app === 'prestashop') {
-    $sources = [
-        "$root/app/AppKernel.php" => "/const\s+VERSION\s*=\s*'([^']+)'/",                 // 1.7, 8
-        "$root/config/settings.inc.php" => "/_PS_VERSION_'\s*,\s*'([^']+)'/",              // 1.6
-        "$root/install/install_version.php" => "/_PS_INSTALL_VERSION_'\s*,\s*'([^']+)'/",
-    ];
-    foreach ($sources as $f => $re) {
-        if (is_readable($f) && preg_match($re, file_get_contents($f), $m)) {
-            mk_out('version', $m[1]);
-            break;
-        }
-    }
+switch ($app) {
+/*MAINTKIT_CASES*/
 }
 """
 
 
-def read_db_config_snippet(app: App, root: str, out_var: str = "f", name_var: str = "db") -> str:
-    """Bash lines that run :data:`DB_CONFIG_PHP`: the defaults file lands in ``$out_var``, the
+def read_db_config_snippet(app: ConfigCms, root: str, out_var: str = "f", name_var: str = "db") -> str:
+    """Bash lines that run :func:`db_config_php`: the defaults file lands in ``$out_var``, the
     database name in ``$name_var``. The script exits 3 when the config cannot be read."""
-    if app not in CONFIG_FILES:
-        raise ValueError(f"unknown application {app!r}")
+    check(app, "config")
     return "\n".join(
         [
             "command -v php >/dev/null 2>&1 || "
             '{ echo "maintkit: php is not installed: cannot read the application\'s config" >&2; exit 127; }',
             f'{name_var}=$(php {PHP_FLAGS} -- {app} {host_path(root)} "${out_var}" '
-            + heredoc("MAINTKIT_PHP", DB_CONFIG_PHP),
+            + heredoc("MAINTKIT_PHP", db_config_php()),
             ") || exit 3",
         ]
     )
 
 
-def fingerprint_command(cms: Cms, root: str) -> str:
+def fingerprint_command(cms: CmsName, root: str) -> str:
     """A command printing ``KEY=VALUE`` lines that identify the application's code.
 
     ``composer_lock_sha256`` (Magento, PrestaShop 8+, any composer project) is what promotion
@@ -180,8 +144,7 @@ def fingerprint_command(cms: Cms, root: str) -> str:
     composer.lock, WordPress's ``$wp_version``, PrestaShop's ``AppKernel::VERSION``). A missing
     ``php`` only drops ``version``. The command fails (exit 2) when ROOT is not a folder.
     """
-    if cms not in ("magento", "wordpress", "prestashop", "none"):
-        raise ValueError(f"unknown cms {cms!r}")
+    check(cms)
     body = "\n".join(
         [
             f"root={host_path(root)}",
@@ -192,7 +155,7 @@ def fingerprint_command(cms: Cms, root: str) -> str:
             '  echo "composer_lock_sha256=${sum%% *}"',
             "fi",
             "if command -v php >/dev/null 2>&1; then",
-            f'  php {PHP_FLAGS} -- {cms} "$root" ' + heredoc("MAINTKIT_PHP", VERSION_PHP),
+            f'  php {PHP_FLAGS} -- {cms} "$root" ' + heredoc("MAINTKIT_PHP", version_php()),
             "fi",
         ]
     )
@@ -210,7 +173,7 @@ def parse_fingerprint(stdout: str) -> dict[str, str]:
 #: each ``define('DB_…', …)`` is replaced (found with PHP's own tokenizer, exactly once each).
 #: Written to a temporary file and renamed over the old one, mode kept. Exit 3 with a
 #: ``maintkit: …`` line when the file cannot be changed safely.
-WRITE_DB_CONFIG_PHP = r"""<?php
+WRITE_DB_CONFIG_FRAME = r"""<?php
 function mk_fail($m) { file_put_contents('php://stderr', "maintkit: $m\n"); exit(3); }
 function mk_include($file) {
     if (!is_file($file) || !is_readable($file)) { mk_fail("cannot read $file"); }
@@ -273,34 +236,7 @@ $s = json_decode((string)file_get_contents($in), true);
 @unlink($in);
 if (!is_array($s)) { mk_fail('the database settings did not arrive'); }
 switch ($app) {
-case 'magento':
-    $file = "$root/app/etc/env.php";
-    $c = mk_include($file);
-    if (!is_array($c)) { mk_fail("$file does not return an array"); }
-    $d = $c['db']['connection']['default'] ?? [];
-    if (!is_array($d)) { mk_fail("$file has a db.connection.default that is not an array"); }
-    unset($d['port']);
-    $d = array_merge($d, ['host' => $s['host'], 'dbname' => $s['name'], 'username' => $s['user'],
-                          'password' => $s['password']]);
-    $c['db']['connection']['default'] = $d;
-    mk_write($file, "<?php\nreturn " . var_export($c, true) . ";\n");
-    break;
-case 'prestashop':
-    $file = "$root/app/config/parameters.php";
-    $c = mk_include($file);
-    if (!is_array($c) || !is_array($c['parameters'] ?? null)) { mk_fail("$file has no parameters"); }
-    $c['parameters'] = array_merge($c['parameters'], [
-        'database_host' => $s['host'], 'database_port' => $s['port'], 'database_name' => $s['name'],
-        'database_user' => $s['user'], 'database_password' => $s['password']]);
-    mk_write($file, "<?php return " . var_export($c, true) . ";\n");
-    break;
-case 'wordpress':
-    $file = "$root/wp-config.php";
-    if (!is_file($file) || !is_readable($file)) { mk_fail("cannot read $file"); }
-    $values = ['DB_NAME' => $s['name'], 'DB_USER' => $s['user'], 'DB_PASSWORD' => $s['password'],
-               'DB_HOST' => $s['host']];
-    mk_write($file, mk_defines(file_get_contents($file), $values));
-    break;
+/*MAINTKIT_CASES*/
 default:
     mk_fail("unknown application '$app'");
 }
@@ -308,31 +244,32 @@ echo "written=$file\n";
 """
 
 
-def config_host(app: App, host: str, port: int, socket: str | None) -> tuple[str, str]:
+def config_host(app: ConfigCms, host: str, port: int, socket: str | None) -> tuple[str, str]:
     """How ``app``'s config spells a database server: ``(host, port)`` (port "" when part of host).
 
-    Magento and WordPress take ``host:port`` in one value, PrestaShop a separate port; a socket is
-    ``/path`` for Magento, ``localhost:/path`` for the others; ``localhost`` alone is the default
-    socket."""
+    Its profile says (:class:`maintkit.cms.base.AppConfig`): ``host:port`` in one value or a
+    separate port (PrestaShop); a socket as ``/path`` (Magento) or ``localhost:/path``;
+    ``localhost`` alone is the default socket."""
+    config = get(check(app, "config")).config
+    assert config is not None
     if socket:
-        return (socket if app == "magento" else f"localhost:{socket}"), ""
+        return (socket if config.socket == "path" else f"localhost:{socket}"), ""
     if host == "localhost":
         return "localhost", ""
     spelled = f"[{host}]" if ":" in host else host
-    if app == "prestashop":
+    if config.separate_port:
         return spelled, str(port)
     return f"{spelled}:{port}", ""
 
 
-def write_db_config_command(app: App, root: str, settings: dict[str, str]) -> tuple[str, bytes]:
+def write_db_config_command(app: ConfigCms, root: str, settings: dict[str, str]) -> tuple[str, bytes]:
     """Return ``(command, stdin)`` pointing APP's config under ROOT at ``settings`` (``host``,
     ``port``, ``name``, ``user``, ``password``; see :func:`config_host`).
 
     The settings (a password among them) travel as JSON on stdin into a 0600 ``mktemp`` file that
     PHP reads and deletes (a trap removes it if anything dies first): never on a command line.
     """
-    if app not in CONFIG_FILES:
-        raise ValueError(f"unknown application {app!r}")
+    check(app, "config")
     payload = json.dumps(settings).encode("utf-8")
     body = "\n".join(
         [
@@ -345,7 +282,7 @@ def write_db_config_command(app: App, root: str, settings: dict[str, str]) -> tu
             f'[ "$(wc -c < "$f")" -eq {len(payload)} ] || '
             '{ echo "maintkit: the database settings did not arrive on stdin" >&2; exit 1; }',
             f'php {PHP_FLAGS} -- {app} {host_path(root)} "$f" '
-            + heredoc("MAINTKIT_PHP", WRITE_DB_CONFIG_PHP),
+            + heredoc("MAINTKIT_PHP", write_db_config_php()),
         ]
     )
     return bash_command(body), payload

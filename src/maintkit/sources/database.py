@@ -41,7 +41,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from maintkit.sources.appconfig import App, read_db_config_snippet
+from maintkit.cms.base import ConfigCms
+from maintkit.sources.appconfig import read_db_config_snippet
 from maintkit.sources.compression import CompressionChoice, compressor_snippet
 from maintkit.sources.script import bash_command, heredoc
 
@@ -71,11 +72,12 @@ class DatabaseSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: App | None = Field(
+    from_: ConfigCms | None = Field(
         default=None,
         alias="from",
         description="Read the settings from this application's config on the server "
-        "(Magento app/etc/env.php, WordPress wp-config.php, PrestaShop app/config/parameters.php).",
+        "(its profile's config file: Magento app/etc/env.php, WordPress wp-config.php, "
+        "PrestaShop app/config/parameters.php; docs/cms.md).",
     )
     root: str | None = Field(
         default=None, description="The application's root folder on the server (with 'from')."

@@ -25,28 +25,9 @@ import shlex
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from maintkit.sources.appconfig import Cms
+from maintkit.cms.base import CmsName, get
 from maintkit.sources.compression import CompressionChoice, compressor_snippet
 from maintkit.sources.script import bash_command, host_path
-
-#: caches each application rebuilds, relative to its root (anchored patterns)
-CMS_EXCLUDES: dict[str, tuple[str, ...]] = {
-    "magento": (
-        "var/cache",
-        "var/page_cache",
-        "var/view_preprocessed",
-        "generated/code",
-        "generated/metadata",
-        "pub/static/adminhtml",
-        "pub/static/frontend",
-        "pub/static/_cache",
-        "pub/static/_requirejs",
-        "pub/static/deployed_version.txt",
-    ),
-    "wordpress": ("wp-content/cache",),
-    "prestashop": ("var/cache",),
-    "none": (),
-}
 
 
 def _clean_relative(path: str, what: str) -> str:
@@ -73,8 +54,8 @@ class FilesSource(BaseModel):
         default_factory=list,
         description="Glob patterns to leave out; with a '/' anchored at root, without one at any depth.",
     )
-    cms: Cms = Field(
-        default="none", description="Also exclude this application's caches (magento, wordpress, prestashop)."
+    cms: CmsName = Field(
+        default="none", description="Also exclude this application's caches (its profile's excludes)."
     )
 
     @field_validator("root")
@@ -100,8 +81,8 @@ class FilesSource(BaseModel):
         return value
 
     def all_excludes(self) -> list[str]:
-        """The user's patterns followed by the CMS defaults."""
-        return [*self.exclude, *CMS_EXCLUDES[self.cms]]
+        """The user's patterns followed by the CMS profile's (caches it rebuilds)."""
+        return [*self.exclude, *get(self.cms).excludes]
 
 
 def exclude_options(patterns: list[str]) -> list[str]:

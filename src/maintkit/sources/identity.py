@@ -22,7 +22,7 @@ folder's spelling. So the identity is resolved where it is true:
   folder replaces everything inside it.
 
 The snapshot records its source's identity in the manifest (``identity``); a restore resolves its
-target's and compares (:mod:`maintkit.restore.guard`).
+target's and compares (:mod:`maintkit.jobs.restore.guard`).
 """
 
 from __future__ import annotations

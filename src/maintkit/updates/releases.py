@@ -41,11 +41,6 @@ HISTORY_FILE = ".maintkit/releases.json"
 HISTORY_LIMIT = 100  # entries kept in the history file (removed releases included)
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
-#: what a Magento release shares, copies and starts empty (Deployer's recipe, plus config.php)
-MAGENTO_SHARED = ["app/etc/env.php", "pub/media", "var/log", "var/session", "var/report", "var/export"]
-MAGENTO_COPY = ["vendor", "composer.json", "composer.lock", "app/etc/config.php", "generated", "pub/static"]
-MAGENTO_CLEAR = ["var/cache", "var/page_cache", "var/view_preprocessed"]
-
 
 def check_id(release_id: str) -> str:
     """Return ``release_id`` if it can name a release folder (letters, digits, ``._-``), else raise."""

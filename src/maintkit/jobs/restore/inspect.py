@@ -1,12 +1,12 @@
 """What the control node checks in each artifact while it streams to the host.
 
 An inspector receives every compressed chunk before it is released to the host
-(:class:`~maintkit.restore.stream.VerifyingReader`) and raises to stop the restore there.
+(:class:`~maintkit.jobs.restore.stream.VerifyingReader`) and raises to stop the restore there.
 
 * the dump: decompressed with :class:`~maintkit.sources.trailer.DumpTrailerWatcher` (valid
   zstd/gzip, the ``-- Dump completed`` trailer, the tables it creates) and counted with
-  :class:`~maintkit.restore.dumprows.DumpRowCounter`;
-* the archive: decompressed and every member checked by :class:`~maintkit.restore.tarcheck.TarGuard`.
+  :class:`~maintkit.jobs.restore.dumprows.DumpRowCounter`;
+* the archive: decompressed and every member checked by :class:`~maintkit.jobs.restore.tarcheck.TarGuard`.
 
 Why decompress here *and* on the host: the host needs the plain bytes to import and extract; the
 control node needs them to prove what the host is given. Sending the compressed bytes keeps the
@@ -16,9 +16,9 @@ what an SSH channel carries.
 
 from __future__ import annotations
 
-from maintkit.restore.dumprows import DumpRowCounter
-from maintkit.restore.stream import IntegrityError, UnsafeContent
-from maintkit.restore.tarcheck import TarGuard, UnsafeMember
+from maintkit.jobs.restore.dumprows import DumpRowCounter
+from maintkit.jobs.restore.stream import IntegrityError, UnsafeContent
+from maintkit.jobs.restore.tarcheck import TarGuard, UnsafeMember
 from maintkit.sources.compression import DecompressionError, StreamDecompressor, detect_compression
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.manifest import Artifact

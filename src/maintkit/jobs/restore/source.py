@@ -19,7 +19,7 @@ the run one :class:`RestoreSource` (``StepContext.restore_source``), built from 
 Storage settings are rendered and local paths made absolute (they were relative to the source
 inventory's folder); no credential is in there (inventories may not hold any), and of the age
 settings only the *path* of the identity file travels (read on the control node, never sent). The
-``hosts`` list is what :mod:`maintkit.restore.guard` compares a drill target with. A target host
+``hosts`` list is what :mod:`maintkit.jobs.restore.guard` compares a drill target with. A target host
 picks its site by its own ``site`` variable (or host name): a drill host of the site ``shop`` sets
 ``site: shop``.
 """
@@ -36,7 +36,7 @@ from maintkit.config.models import Inventory
 from maintkit.config.templating import render
 from maintkit.config.variables import host_vars
 from maintkit.errors import MaintkitError, StepFailed
-from maintkit.restore.guard import Place, place_of
+from maintkit.jobs.restore.guard import Place, place_of
 from maintkit.secrets import Redactor
 from maintkit.storage.base import Target
 from maintkit.storage.config import DEFAULT_PATH, targets_from_vars

@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from maintkit.cms.base import check, get
 from maintkit.sources.database import unescape_batch
 
 #: the staging database is the target's name with this suffix (grant it to the restoring user)
@@ -332,72 +333,28 @@ def view_order(definitions: Sequence[Definition]) -> list[Definition]:
 
 # -- 5. URLs ----------------------------------------------------------------------------------------
 
-MAGENTO_BASE_PATHS = ("web/unsecure/base_url", "web/secure/base_url")
-MAGENTO_OTHER_PATHS = (
-    "web/unsecure/base_link_url",
-    "web/secure/base_link_url",
-    "web/unsecure/base_static_url",
-    "web/secure/base_static_url",
-    "web/unsecure/base_media_url",
-    "web/secure/base_media_url",
-)
-
-
-def origin(url: str) -> str:
-    """``https://host:port`` of a URL."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
-
 
 def rewrite_urls_sql(
     database: str, app: str, url: str, secure_url: str | None = None, table_prefix: str | None = None
 ) -> str:
     """Point the copy at ``url``: each UPDATE is followed by ``#rewritten TABLE ROWS``.
 
-    Magento: ``web/unsecure/base_url`` and ``web/secure/base_url`` (every scope) become the URL (with
-    a trailing ``/``); the link, static and media URLs that are absolute get the new origin, their
-    path kept (values using ``{{unsecure_base_url}}`` placeholders follow by themselves).
-    WordPress: ``siteurl`` and ``home`` in ``wp_options`` (prefix configurable) become the URL.
+    Which table and which settings is the CMS profile's (:class:`maintkit.cms.base.UrlRewrite`;
+    Magento: the base, link, static and media URLs in ``core_config_data``; WordPress: ``siteurl``
+    and ``home`` in ``wp_options``, prefix configurable).
     """
-    if app == "magento":
-        prefix = table_prefix or ""
-        table = qualified(database, f"{prefix}core_config_data")
-        unsecure = url.rstrip("/") + "/"
-        secure = (secure_url or url).rstrip("/") + "/"
-        paths = ", ".join(literal(p) for p in MAGENTO_OTHER_PATHS)
-        new_origin = literal(origin(secure))
-        rest = "LOCATE('/', value, LOCATE('://', value) + 3)"
-        unsecure_path, secure_path = MAGENTO_BASE_PATHS
-        return "\n".join(
-            [
-                f"UPDATE {table} SET value = {literal(unsecure)} WHERE path = {literal(unsecure_path)};",
-                f"SELECT '#rewritten', {literal(unsecure_path)}, ROW_COUNT();",
-                f"UPDATE {table} SET value = {literal(secure)} WHERE path = {literal(secure_path)};",
-                f"SELECT '#rewritten', {literal(secure_path)}, ROW_COUNT();",
-                f"UPDATE {table} SET value = IF({rest} = 0, {new_origin}, "
-                f"CONCAT({new_origin}, SUBSTRING(value, {rest}))) "
-                f"WHERE path IN ({paths}) AND (value LIKE 'http://%' OR value LIKE 'https://%');",
-                "SELECT '#rewritten', 'link/static/media urls', ROW_COUNT();",
-            ]
-        )
-    if app == "wordpress":
-        prefix = "wp_" if table_prefix is None else table_prefix
-        table = qualified(database, f"{prefix}options")
-        return "\n".join(
-            [
-                f"UPDATE {table} SET option_value = {literal(url.rstrip('/'))} "
-                "WHERE option_name IN ('siteurl', 'home');",
-                "SELECT '#rewritten', 'siteurl/home', ROW_COUNT();",
-            ]
-        )
-    raise ValueError(f"cannot rewrite URLs of {app!r} (magento or wordpress)")
+    rewrite = get(check(app, "url_rewrite")).url_rewrite
+    assert rewrite is not None
+    table = qualified(database, url_table(app, table_prefix))
+    return "\n".join(rewrite.statements(table, url, secure_url, literal))
 
 
 def url_table(app: str, table_prefix: str | None) -> str:
-    """The table :func:`rewrite_urls_sql` updates."""
-    if app == "magento":
-        return f"{table_prefix or ''}core_config_data"
-    return f"{'wp_' if table_prefix is None else table_prefix}options"
+    """The table :func:`rewrite_urls_sql` updates (the profile's, after the table prefix)."""
+    rewrite = get(check(app, "url_rewrite")).url_rewrite
+    assert rewrite is not None
+    prefix = rewrite.default_prefix if table_prefix is None else table_prefix
+    return f"{prefix}{rewrite.table}"
 
 
 # -- 6. the commit ----------------------------------------------------------------------------------
