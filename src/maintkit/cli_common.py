@@ -61,7 +61,7 @@ def load_config(
     """
     from maintkit.config.validate import load_run
     from maintkit.engine.lockplan import check_lock_settings
-    from maintkit.errors import InvalidInput
+    from maintkit.model.problems import InvalidInput
     from maintkit.secrets import Redactor
     from maintkit.storage.sites import check_sites
 

@@ -23,9 +23,9 @@ def _hosts(
 ) -> tuple[Any, list[tuple[Any, Any]]]:
     """The inventory and its selected hosts with their variables."""
     from maintkit.config.inventory import load_inventory
-    from maintkit.config.models import Playbook
     from maintkit.config.variables import host_variables
-    from maintkit.errors import InvalidInput
+    from maintkit.model.playbooks import Playbook
+    from maintkit.model.problems import InvalidInput
 
     if not env and not inventory:
         raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
@@ -42,10 +42,10 @@ def _hosts(
 
 def _host_rows(host: Any, variables: Any, accept_new_host_keys: bool) -> list[dict[str, Any]]:
     """The releases of one host, newest first, marked with the promotable records in storage."""
-    from maintkit.config.templating import render
-    from maintkit.errors import MaintkitError
+    from maintkit.model.problems import MaintkitError
     from maintkit.secrets import Redactor
     from maintkit.storage.sites import site_name, site_targets
+    from maintkit.text.templating import render
     from maintkit.transport.base import open_transport
     from maintkit.updates import promotable as prom
     from maintkit.updates.releases import Site

@@ -28,13 +28,18 @@ from maintkit.cli_common import EXIT_INVALID, fail_invalid, load_config, with_op
 def _source(env: str | None, inventory: str | None) -> dict[str, Any]:
     """The ``restore_source`` value of the source environment (exit 2 when it does not load)."""
     from maintkit.config.inventory import load_inventory
-    from maintkit.errors import InvalidInput
+    from maintkit.config.variables import variables_outside_run
+    from maintkit.model.problems import InvalidInput
     from maintkit.restore.source import describe_source
 
     if not env and not inventory:
         raise click.UsageError("give --env ENV (reads inventories/ENV.yml) or -i INVENTORY")
     try:
-        return describe_source(load_inventory(env, inventory, Path.cwd()))
+        source = load_inventory(env, inventory, Path.cwd())
+        folder = Path(source.path).parent
+        return describe_source(
+            source, lambda host: variables_outside_run(host, source, "restore-source", folder)
+        )
     except InvalidInput as error:
         fail_invalid(error)
 

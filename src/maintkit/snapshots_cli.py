@@ -36,9 +36,9 @@ def _sites(
     subcommand meets it. An unknown ``--target`` is a usage error (exit 2).
     """
     from maintkit.config.inventory import load_inventory_with_origins
-    from maintkit.config.models import Playbook
     from maintkit.config.variables import host_variables
-    from maintkit.errors import InvalidInput, StepFailed
+    from maintkit.model.playbooks import Playbook
+    from maintkit.model.problems import InvalidInput, StepFailed
     from maintkit.secrets import Redactor
     from maintkit.storage.sites import check_sites, site_name, site_targets
 
@@ -172,7 +172,7 @@ def show(
     snapshot_id: str, env: str | None, inventory: str | None, limit: tuple[str, ...], target: tuple[str, ...]
 ) -> None:
     """Print the manifest of SNAPSHOT_ID (or ``latest``) as JSON, with its last verification."""
-    from maintkit.errors import StepFailed
+    from maintkit.model.problems import StepFailed
     from maintkit.storage.base import StorageError
     from maintkit.storage.manifest import read_verification, verification_problem
     from maintkit.storage.operations import resolve_snapshot
@@ -208,7 +208,7 @@ def verify(
 
     Exit 0 when every artifact in every target checks out, 1 otherwise (with the reason).
     """
-    from maintkit.errors import InvalidInput, StepFailed
+    from maintkit.model.problems import InvalidInput, StepFailed
     from maintkit.storage.encryption import EncryptionError
     from maintkit.storage.operations import resolve_snapshot
     from maintkit.storage.sites import site_encryption

@@ -19,7 +19,7 @@ import zstandard
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from maintkit.errors import InvalidInput
+from maintkit.model.problems import InvalidInput
 from maintkit.storage.base import FanOut, snapshot_key
 from maintkit.storage.config import encryption_from_vars
 from maintkit.storage.encryption import (

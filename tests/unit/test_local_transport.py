@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from maintkit.errors import CommandTimeout, Interrupted
+from maintkit.model.problems import CommandTimeout, Interrupted
 from maintkit.transport.base import TAIL_BYTES, open_transport
 from maintkit.transport.local import LocalTransport
 
@@ -90,7 +90,7 @@ def local() -> LocalTransport:
 
 
 def test_open_transport_returns_local_for_connection_local() -> None:
-    from maintkit.config.models import Host
+    from maintkit.model.hosts import Host
 
     assert isinstance(open_transport(Host(name="demo", connection="local")), LocalTransport)
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from maintkit.actions.base import ActionResult
-from maintkit.engine.results import ExitCode, HostOutcome, RunOutcome, StepOutcome
+from maintkit.model.results import ActionResult, ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.restore import commands
 from maintkit.restore.guard import identity_reasons
 from maintkit.sources.appconfig import config_host, read_db_config_snippet, write_db_config_command

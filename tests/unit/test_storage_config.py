@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from maintkit.config.yamlload import parse_yaml
-from maintkit.errors import InvalidInput
+from maintkit.model.problems import InvalidInput
 from maintkit.storage.config import retention_from_vars, targets_from_vars
 from maintkit.storage.local import LocalTarget
 from maintkit.storage.retention import RetentionPolicy
 from maintkit.storage.s3 import ObjectLock, S3Target
+from maintkit.text.yamlload import parse_yaml
 
 
 def problems(value: Any, base_dir: Path = Path("/inv")) -> list[str]:

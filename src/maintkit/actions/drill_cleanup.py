@@ -19,8 +19,9 @@ from typing import Any
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
-from maintkit.errors import StepFailed
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.problems import StepFailed
+from maintkit.model.results import ActionResult
 from maintkit.restore import commands, sql
 from maintkit.restore.guard import marked_production, place_of, production_reasons
 from maintkit.restore.source import RestoreSource

@@ -29,9 +29,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.actions.release import DEFAULTS
-from maintkit.errors import MaintkitError
+from maintkit.model.problems import MaintkitError
+from maintkit.model.results import ActionResult
 from maintkit.restore import commands, sql
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.script import bash_command, host_path, parse_pairs

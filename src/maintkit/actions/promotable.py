@@ -20,8 +20,9 @@ from typing import Any, Literal, cast
 from pydantic import Field, model_validator
 
 from maintkit import __version__
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
-from maintkit.errors import StepFailed
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.problems import StepFailed
+from maintkit.model.results import ActionResult
 from maintkit.storage.base import Target, parse_snapshot_id
 from maintkit.storage.sites import site_name, site_targets
 from maintkit.updates import promotable as prom

@@ -23,8 +23,9 @@ from typing import Any, Literal, cast
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
-from maintkit.errors import StepFailed
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.problems import StepFailed
+from maintkit.model.results import ActionResult
 from maintkit.updates import releases as rel
 
 Op = Literal["prepare", "switch", "rollback", "cleanup", "list"]

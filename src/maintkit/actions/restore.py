@@ -28,8 +28,9 @@ from typing import Any, BinaryIO, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
-from maintkit.errors import MaintkitError, StepFailed
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.problems import MaintkitError, StepFailed
+from maintkit.model.results import ActionResult
 from maintkit.restore import commands, sql
 from maintkit.restore.guard import identity_reasons, marked_production, place_of, production_reasons
 from maintkit.restore.inspect import ArchiveInspector, DumpInspector

@@ -12,8 +12,9 @@ import time
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.actions.http import Http, HttpParams
+from maintkit.model.results import ActionResult
 from maintkit.restore.record import now_iso
 
 

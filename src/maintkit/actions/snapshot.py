@@ -17,8 +17,9 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from maintkit import __version__
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
-from maintkit.errors import MaintkitError, StepFailed
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.problems import MaintkitError, StepFailed
+from maintkit.model.results import ActionResult
 from maintkit.sources.appconfig import fingerprint_command, parse_fingerprint
 from maintkit.sources.compression import SUFFIX, Compression, strip_markers
 from maintkit.sources.database import DatabaseSource, dump_command, parse_tables, tables_command

@@ -25,26 +25,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from maintkit.actions.base import ActionResult, get_action
+from maintkit.actions.base import get_action
 from maintkit.config.inventory import load_inventory_with_origins
-from maintkit.config.models import Host, Inventory, Playbook, Position, Step
 from maintkit.config.playbook import (
     PlaybookSource,
     pydantic_message,
     read_playbook,
     resolve_playbook,
     split_patterns,
-)
-from maintkit.config.templating import (
-    HostVars,
-    TemplateError,
-    has_template,
-    iter_templates,
-    render,
-    required_variables,
-    sole_variable,
-    template_error,
-    when_template,
 )
 from maintkit.config.variables import (
     BUILTIN_NAMES,
@@ -55,25 +43,24 @@ from maintkit.config.variables import (
     parse_extra_vars,
     secret_names,
 )
-from maintkit.config.yamlload import did_you_mean, key_path, locate, problem_at
-from maintkit.errors import InvalidInput, Problem
+from maintkit.engine.runconfig import RunConfig
+from maintkit.model.hosts import Host, Inventory
+from maintkit.model.playbooks import Playbook, Step
+from maintkit.model.problems import InvalidInput, Position, Problem
+from maintkit.model.results import ActionResult
 from maintkit.secrets import MIN_SECRET_LENGTH, Redactor
-
-
-@dataclass
-class RunConfig:
-    """A run's validated inputs: what the engine needs, and nothing left to check."""
-
-    playbook: Playbook
-    inventory: Inventory
-    hosts: list[Host]  # selected by ``hosts:`` and ``--limit``, in inventory order
-    extra_vars: dict[str, Any]
-    variables: dict[str, HostVars]  # host name -> its variables (registers not included)
-    redactor: Redactor  # holds every secret known before the run
-    warnings: list[Problem] = field(default_factory=list)
-    # host name -> variable -> where its winning value was written (inventory, playbook, vars file,
-    # or COMMAND_LINE for --var): problems found in a value point there
-    origins: dict[str, dict[str, Position]] = field(default_factory=dict)
+from maintkit.text.templating import (
+    HostVars,
+    TemplateError,
+    has_template,
+    iter_templates,
+    render,
+    required_variables,
+    sole_variable,
+    template_error,
+    when_template,
+)
+from maintkit.text.yamlload import did_you_mean, key_path, locate, problem_at
 
 
 def load_run(

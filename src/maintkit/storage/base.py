@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import BinaryIO
 
-from maintkit.errors import MaintkitError
+from maintkit.model.problems import MaintkitError
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from maintkit.config.yamlload import did_you_mean, key_path, locate, type_name
-from maintkit.errors import InvalidInput, Problem
+from maintkit.model.problems import InvalidInput, Problem
 from maintkit.storage.base import Target
 from maintkit.storage.retention import RetentionPolicy
+from maintkit.text.yamlload import did_you_mean, key_path, locate, type_name
 
 if TYPE_CHECKING:
     from maintkit.storage.encryption import EncryptionSettings

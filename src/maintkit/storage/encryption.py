@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, Protocol
 
 import pyrage
 
-from maintkit.errors import MaintkitError
+from maintkit.model.problems import MaintkitError
 
 #: what an age file starts with (binary format, as maintkit writes it)
 AGE_MAGIC = b"age-encryption.org/v1\n"

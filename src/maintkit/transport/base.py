@@ -11,11 +11,11 @@ Every implementation follows the same contract:
 * ``stdout`` is ``None`` (output collected into the bounded tail) or a sink with ``write(bytes)``
   that receives every byte; the tail then stays empty.
 * ``timeout`` (seconds, per call) kills the command's whole process group on the host, then raises
-  :class:`~maintkit.errors.CommandTimeout`. ``cancel`` (a ``threading.Event``) does the same when set,
-  raising :class:`~maintkit.errors.Interrupted`.
+  :class:`~maintkit.model.problems.CommandTimeout`. ``cancel`` (a ``threading.Event``) does the same when set,
+  raising :class:`~maintkit.model.problems.Interrupted`.
 * ``secret=True`` means the command text contains a secret: it must not appear in any process list,
   so it is sent over stdin (``eval "$(head -c N)"``) instead of on the command line.
-* A broken connection raises :class:`~maintkit.errors.TransportError` (retried by the engine);
+* A broken connection raises :class:`~maintkit.model.problems.TransportError` (retried by the engine);
   a non-zero exit status is *not* an exception, it is ``CommandResult.rc``.
 """
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from maintkit.config.models import Host
+    from maintkit.model.hosts import Host
 
 TAIL_BYTES = 64 * 1024
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from maintkit.errors import CommandTimeout, Interrupted, TransportError
+from maintkit.model.problems import CommandTimeout, Interrupted, TransportError
 from maintkit.transport.base import CommandResult, Sink, Tail, Transport, with_env
 
 CHUNK = 64 * 1024

@@ -44,8 +44,8 @@ from typing import BinaryIO, NoReturn
 import paramiko
 from fabric import Connection
 
-from maintkit.config.models import Host
-from maintkit.errors import (
+from maintkit.model.hosts import Host
+from maintkit.model.problems import (
     CommandLost,
     CommandTimeout,
     HostKeyError,

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
 from maintkit.storage.base import StorageError, Target, check_segment, snapshot_prefix
 from maintkit.updates.hostio import sha256
 

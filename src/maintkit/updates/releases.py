@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
 from maintkit.sources.script import bash_command, host_path, parse_pairs
 from maintkit.storage.base import new_snapshot_id, parse_snapshot_id
 from maintkit.updates.hostio import Runs, quote_all, read_file, write_file
