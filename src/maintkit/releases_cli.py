@@ -46,9 +46,9 @@ def _host_rows(host: Any, variables: Any, accept_new_host_keys: bool) -> list[di
     from maintkit.secrets import Redactor
     from maintkit.storage.sites import site_name, site_targets
     from maintkit.text.templating import render
-    from maintkit.transport.base import open_transport
+    from maintkit.transport.registry import open_transport
     from maintkit.updates import promotable as prom
-    from maintkit.updates.releases import Site
+    from maintkit.updates.releases import ReleaseRoot
 
     root_value = variables.get("release_root")
     if root_value is None:
@@ -62,7 +62,7 @@ def _host_rows(host: Any, variables: Any, accept_new_host_keys: bool) -> list[di
         def run(command: str, *, stdin: bytes | None = None, stdout: Any = None) -> Any:
             return transport.run(command, stdin=stdin, stdout=stdout, timeout=60)
 
-        rows = Site(run, root).rows()
+        rows = ReleaseRoot(run, root).rows()
     except MaintkitError as error:
         return [{"host": host.name, "error": str(error)}]
     finally:

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from maintkit.model.problems import CommandTimeout, Interrupted
-from maintkit.transport.base import TAIL_BYTES, open_transport
+from maintkit.transport.base import TAIL_BYTES
 from maintkit.transport.local import LocalTransport
+from maintkit.transport.registry import open_transport
 
 MiB = 2**20
 

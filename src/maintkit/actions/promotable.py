@@ -139,7 +139,7 @@ class Promotable(Action):
         record = prom.latest_record(targets[0], site, params.from_env)
         production = prom.Production(None, None, None)
         if params.root:
-            state = rel.Site(ctx.run, params.root)
+            state = rel.ReleaseRoot(ctx.run, params.root)
             current = state.state.current
             entry = state.history.get(current) if current else None
             production = prom.Production(

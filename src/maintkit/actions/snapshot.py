@@ -34,7 +34,6 @@ from maintkit.sources.identity import (
 from maintkit.sources.probe import parse_probe, probe_command
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.base import (
-    FanOut,
     StorageError,
     Target,
     new_snapshot_id,
@@ -44,6 +43,7 @@ from maintkit.storage.base import (
 )
 from maintkit.storage.cleanup import discard_snapshot, sweep_debris
 from maintkit.storage.encryption import AGE_SUFFIX, Encryptor, Recipient
+from maintkit.storage.fanout import FanOut, Tee
 from maintkit.storage.manifest import Artifact, DatabaseInfo, Encryption, Manifest, Table, write_manifest
 from maintkit.storage.operations import resolve_snapshot
 from maintkit.storage.sites import site_encryption, site_name, site_targets
@@ -69,18 +69,6 @@ class SnapshotParams(ActionParams):
         if self.database is None and self.files is None:
             raise ValueError("give 'database', 'files' or both")
         return self
-
-
-class Tee:
-    """A sink that writes every chunk to several sinks (the targets' fan-out and the trailer check)."""
-
-    def __init__(self, *sinks: Any) -> None:
-        self.sinks = sinks
-
-    def write(self, data: bytes) -> int:
-        for sink in self.sinks:
-            sink.write(data)
-        return len(data)
 
 
 class Progress:

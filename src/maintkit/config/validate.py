@@ -210,7 +210,7 @@ def _hosts_path(data: Any, pattern: str) -> tuple[Any, ...]:
 
 
 @dataclass
-class _Site:
+class _TemplatePlace:
     """One place of the playbook holding templates, with what it may read besides the host's vars."""
 
     path: tuple[Any, ...]
@@ -419,7 +419,7 @@ class _HostChecker:
             self.problems.append(Problem(file, line, column, path, message))
 
 
-def _sites(playbook: Playbook, source: PlaybookSource) -> Iterable[_Site]:
+def _sites(playbook: Playbook, source: PlaybookSource) -> Iterable[_TemplatePlace]:
     """Yield every template-bearing place of the playbook's steps, with the registers it may read."""
     for section in ("steps", "rollback", "always"):
         earlier: set[str] = set()
@@ -427,11 +427,11 @@ def _sites(playbook: Playbook, source: PlaybookSource) -> Iterable[_Site]:
             registers = frozenset(earlier) if section == "steps" else frozenset(playbook.registers)
             base = (section, _source_index(source, section, step, index))
             if _written(source.data, base, "name") and has_template(step.name):
-                yield _Site((*base, "name"), step.name, registers)
+                yield _TemplatePlace((*base, "name"), step.name, registers)
             if step.when is not None and not isinstance(step.when, bool):
-                yield _Site((*base, "when"), when_template(step.when), registers)
+                yield _TemplatePlace((*base, "when"), when_template(step.when), registers)
             for path, value in iter_templates(step.params, (*base, step.action)):
-                yield _Site(path, value, registers)
+                yield _TemplatePlace(path, value, registers)
             if step.register:
                 earlier.add(step.register)
 

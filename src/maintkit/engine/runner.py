@@ -32,7 +32,8 @@ from maintkit.model.problems import LockHeld, MaintkitError, TransportError
 from maintkit.model.results import ActionResult, ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.secrets import Redactor
 from maintkit.text.templating import HostVars
-from maintkit.transport.base import Transport, open_transport
+from maintkit.transport.base import Transport
+from maintkit.transport.registry import open_transport
 
 
 @dataclass

@@ -27,10 +27,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Protocol
-
-if TYPE_CHECKING:
-    from maintkit.model.hosts import Host
+from typing import BinaryIO, Protocol
 
 TAIL_BYTES = 64 * 1024
 
@@ -122,14 +119,3 @@ class Transport(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_transport(host: Host, *, accept_new_host_keys: bool = False) -> Transport:
-    """Return the transport an inventory host asks for (not yet connected)."""
-    if host.connection == "local":
-        from maintkit.transport.local import LocalTransport
-
-        return LocalTransport(host.name)
-    from maintkit.transport.ssh import SSHTransport
-
-    return SSHTransport(host, accept_new_host_keys=accept_new_host_keys or host.accept_new_host_keys)

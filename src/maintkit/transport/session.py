@@ -36,7 +36,7 @@ from collections.abc import Callable
 import paramiko
 
 from maintkit.transport.base import Sink, Tail
-from maintkit.transport.local import CHUNK, wait_slice
+from maintkit.transport.streams import CHUNK, wait_slice
 
 #: the remote loop (POSIX sh). ``read`` reads a pipe byte by byte, so it never takes more than a line.
 #: ``set +e``: an rc file that turned errexit on would otherwise end the loop at the first failure.

@@ -63,15 +63,15 @@ from maintkit.transport.hostkeys import (
     load_known_hosts,
     secure_client,
 )
-from maintkit.transport.local import (
+from maintkit.transport.openssh import BulkTarget, BulkUnavailable, PinnedHostKey
+from maintkit.transport.session import MAX_SCRIPT, Aborted, Session, SessionLost, drain
+from maintkit.transport.streams import (
     CHUNK,
     CountingSink,
     StdinFeeder,
     abort_reason,
     wait_slice,
 )
-from maintkit.transport.openssh import BulkTarget, BulkUnavailable, PinnedHostKey
-from maintkit.transport.session import MAX_SCRIPT, Aborted, Session, SessionLost, drain
 
 log = logging.getLogger(__name__)
 

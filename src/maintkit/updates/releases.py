@@ -242,13 +242,13 @@ def state_command(root: str) -> str:
 
 
 @dataclass
-class HostState:
+class ReleaseState:
     current: str | None
     folders: list[str]
     current_is_not_a_link: bool = False
 
 
-def parse_state(stdout: str) -> HostState:
+def parse_state(stdout: str) -> ReleaseState:
     current = None
     folders: list[str] = []
     not_link = False
@@ -260,7 +260,7 @@ def parse_state(stdout: str) -> HostState:
             folders.append(value)
         elif key == "current_is_not_a_link":
             not_link = True
-    return HostState(current, sorted(folders), not_link)
+    return ReleaseState(current, sorted(folders), not_link)
 
 
 #: a --check preview's throw-away copy: ``ROOT/releases/.maintkit-check-RUN``. Beside the releases, so
@@ -390,7 +390,7 @@ def remove_command(root: str, release_ids: list[str]) -> str:
 # -- the operations, shared by the action and the CLI ----------------------------------------------
 
 
-class Site:
+class ReleaseRoot:
     """One site root on one host: its live state and history, read once, written back on change."""
 
     def __init__(self, run: Runs, root: str) -> None:
@@ -401,7 +401,7 @@ class Site:
         self.state = self._state()
         self.history.reconcile(self.state.current)
 
-    def _state(self) -> HostState:
+    def _state(self) -> ReleaseState:
         result = self.run(state_command(self.root))
         if result.rc != 0:
             raise StepFailed(f"reading the releases of {self.root} failed: {result.stderr.strip()[-500:]}")
