@@ -25,7 +25,6 @@ Why these choices:
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from maintkit.model.problems import StepFailed
+from maintkit.model.record import RecordFormat, known_fields
 from maintkit.sources.script import bash_command, host_path, parse_pairs
 from maintkit.storage.base import new_snapshot_id, parse_snapshot_id
 from maintkit.updates.hostio import Runs, quote_all, read_file, write_file
@@ -86,6 +86,10 @@ class Release:
             return None
 
 
+#: the history file: ``"format": 1`` first; files without it are read as format 1
+HISTORY_FORMAT = RecordFormat("the release history", key="format", version=1, missing=1)
+
+
 @dataclass
 class History:
     """The release history of one site root: releases oldest first, and which one is current."""
@@ -97,22 +101,16 @@ class History:
     def parse(cls, data: bytes | None) -> History:
         if not data:
             return cls()
+        raw = HISTORY_FORMAT.load(data, StepFailed)
         try:
-            raw = json.loads(data)
-            known = set(Release.__dataclass_fields__)
-            releases = [
-                Release(**{k: v for k, v in r.items() if k in known}) for r in raw.get("releases", [])
-            ]
+            releases = [Release(**known_fields(Release, r)) for r in raw.get("releases", [])]
         except (ValueError, TypeError, AttributeError) as error:
-            raise StepFailed(
-                f"the release history is not valid JSON of maintkit's format: {error}"
-            ) from error
+            raise StepFailed(f"the release history is not of maintkit's format: {error}") from error
         return cls(releases, raw.get("current"))
 
     def to_bytes(self) -> bytes:
         kept = self.releases[-HISTORY_LIMIT:]
-        document = {"format": 1, "current": self.current, "releases": [asdict(r) for r in kept]}
-        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        return HISTORY_FORMAT.dump({"current": self.current, "releases": [asdict(r) for r in kept]})
 
     def get(self, release_id: str) -> Release | None:
         return next((r for r in self.releases if r.id == release_id), None)
