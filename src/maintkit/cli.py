@@ -79,7 +79,7 @@ def run(
         run_id = new_run_id()
         config = load_config(playbook, env, inventory, limit, var, vars_file, run_id, check=check)
         if any(host.connection != "local" for host in config.hosts):
-            import maintkit.transport.ssh  # noqa: F401  (paramiko & co. load now, collector off)
+            import maintkit.transport.ssh.transport  # noqa: F401  (paramiko & co. load now, collector off)
     redactor = config.redactor  # validation collected every secret value already
     bus = EventBus(run_id, redactor)  # its sinks are added below, before the first event
     stop = threading.Event()

@@ -22,7 +22,7 @@ def _local(host: Host, accept_new_host_keys: bool) -> Transport:
 
 
 def _ssh(host: Host, accept_new_host_keys: bool) -> Transport:
-    from maintkit.transport.ssh import SSHTransport
+    from maintkit.transport.ssh.transport import SSHTransport
 
     return SSHTransport(host, accept_new_host_keys=accept_new_host_keys or host.accept_new_host_keys)
 

@@ -22,7 +22,7 @@ but the POSIX shell every command already assumes:
 
 A timeout or cancel kills the runner's whole process group (the command tree with it) and the
 session is discarded; the next command starts a new one. Commands with input or a sink, and very
-long scripts, do not come here (see :meth:`maintkit.transport.ssh.SSHTransport.run`).
+long scripts, do not come here (see :meth:`maintkit.transport.ssh.transport.SSHTransport.run`).
 """
 
 from __future__ import annotations
