@@ -214,7 +214,7 @@ class _MemorySettings(TargetSettings):
 def test_a_registered_target_kind_is_checked_named_and_built_with_no_other_edit(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setitem(TARGET_TYPES, "memory", _MemorySettings)
+    monkeypatch.setitem(TARGET_TYPES, "memory", lambda: _MemorySettings)
     [target] = targets_from_vars({"type": "memory"}, tmp_path)
     assert isinstance(target, LocalTarget)
     assert (target.name, target.root) == ("memory", tmp_path / "memory")
@@ -227,5 +227,18 @@ def test_a_registered_target_kind_is_checked_named_and_built_with_no_other_edit(
 
 
 def test_every_registered_kind_declares_its_type_value() -> None:
-    for kind, settings in TARGET_TYPES.items():
+    for kind, load in TARGET_TYPES.items():
+        settings = load()
+        assert kind == settings.KIND
         assert typing.get_args(settings.model_fields["type"].annotation) == (kind,)
+
+
+def test_checking_local_storage_settings_does_not_load_the_s3_target() -> None:
+    code = (
+        "import sys\n"
+        "from maintkit.storage.config import targets_from_vars\n"
+        "targets_from_vars([{'type': 'local', 'path': '/tmp/x'}], '/')\n"
+        "print('maintkit.storage.s3' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

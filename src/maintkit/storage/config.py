@@ -121,7 +121,7 @@ def _parse_target(item: Any, path: tuple[Any, ...], fail: Fail) -> TargetSetting
         hint = f" (did you mean '{lower}'?)" if lower in TARGET_TYPES else did_you_mean(kind, TARGET_TYPES)
         fail((*path, "type"), f"unknown storage type '{kind}'{hint}; types: {_types()}")
         return None
-    model_class = TARGET_TYPES[kind]
+    model_class = TARGET_TYPES[kind]()
     accepted = list(model_class.model_fields)
     clean = True
     for key in item:

@@ -42,7 +42,8 @@ CREDENTIAL_MESSAGE = (
 class SettingsModel(BaseModel):
     """Settings written in the inventory: unknown keys are errors, values never change."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    #: defer_build: the validator is built when first used, not at import (most runs check no storage)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class TargetSettings(SettingsModel):
