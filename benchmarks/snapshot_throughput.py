@@ -438,8 +438,8 @@ def channel_throughput(bench: Bench, size: int) -> list[tuple[str, str, str, str
     """
     code = (
         "import resource, sys, time\n"
-        "from maintkit.config.models import Host\n"
-        "from maintkit.transport.ssh import SSHTransport\n"
+        "from maintkit.model.hosts import Host\n"
+        "from maintkit.transport.ssh.transport import SSHTransport\n"
         "h = Host(name='snaphost', address=sys.argv[1], port=int(sys.argv[2]), user=sys.argv[3],"
         " key_file=sys.argv[4], known_hosts=sys.argv[5])\n"
         "class Null:\n"

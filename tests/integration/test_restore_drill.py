@@ -834,12 +834,14 @@ def test_a_playbook_restore_step_with_a_foreign_source_is_refused(
     drill_env: dict[str, Any], mariadb: MariaDBServer
 ) -> None:
     from maintkit.config.inventory import load_inventory
+    from maintkit.config.variables import host_vars
     from maintkit.jobs.restore.source import describe_source
 
     world = drill_env
     database = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD, "socket": mariadb.socket}
     target_inventory(world, "mine", database=database, files={"root": "~/copy", "cms": "magento"})
-    source = describe_source(load_inventory("production", None, world["work"]))
+    production = load_inventory("production", None, world["work"])
+    source = describe_source(production, lambda host: host_vars(production, host))
     (world["work"] / "source.yml").write_text(yaml.safe_dump({"production_source": source}))
     book = {
         "name": "copy production",

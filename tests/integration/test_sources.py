@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from maintkit.errors import CommandTimeout
+from maintkit.model.problems import CommandTimeout
 from maintkit.sources import (
     DatabaseSource,
     DumpTrailerWatcher,

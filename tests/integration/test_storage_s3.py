@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
-from maintkit.storage.base import FanOut, StorageError
+from maintkit.storage.base import StorageError
+from maintkit.storage.fanout import FanOut
 from maintkit.storage.local import LocalTarget
-from maintkit.storage.s3 import BoundedPipe, PipeClosed, S3Target, UploadAborted
+from maintkit.storage.s3 import S3Target
 from tests.s3server import FaultProxy, MotoServer, use_fake_aws_credentials
 
 pytestmark = pytest.mark.integration
@@ -331,57 +332,3 @@ def test_a_part_that_keeps_failing_fails_cleanly(
     assert proxy.drops == 2
     assert object_keys(s3, bucket) == []
     assert incomplete_uploads(s3, bucket) == []
-
-
-# -- the pipe between write() and boto3's reader (no network) -----------------------------------------
-def test_pipe_blocks_the_writer_when_the_reader_falls_behind() -> None:
-    pipe = BoundedPipe(block_size=4, max_blocks=2)
-    written: list[int] = []
-
-    def produce() -> None:
-        for _ in range(10):
-            written.append(pipe.write(b"abcd"))
-        pipe.close()
-
-    producer = threading.Thread(target=produce)
-    producer.start()
-    wait_for(lambda: len(written) >= 2)
-    time.sleep(0.3)
-    assert producer.is_alive(), "backpressure: the writer waits for the reader"
-    assert len(written) <= 3  # two blocks queued, one waiting to be
-    assert pipe.read(6) == b"abcdab"  # exactly what was asked, across blocks
-    assert pipe.read(2) == b"cd"
-    rest = pipe.read()  # -1: to the end
-    producer.join(timeout=5)
-    assert rest == b"abcd" * 8
-    assert pipe.read(10) == b""
-
-
-def test_pipe_abort_fails_the_reader_and_releases_the_writer() -> None:
-    pipe = BoundedPipe(block_size=4, max_blocks=1)
-    pipe.write(b"abcd")
-    failures: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            pipe.write(b"efghijkl")  # blocks: the queue holds one block
-        except PipeClosed as error:
-            failures.append(error)
-
-    producer = threading.Thread(target=produce)
-    producer.start()
-    time.sleep(0.2)
-    assert producer.is_alive()
-    pipe.abort()
-    producer.join(timeout=5)
-    assert [str(f) for f in failures] == ["aborted"]
-    with pytest.raises(UploadAborted):
-        pipe.read(4)
-
-
-def test_pipe_writer_fails_fast_once_the_reader_is_gone() -> None:
-    pipe = BoundedPipe(block_size=4, max_blocks=1)
-    pipe.write(b"abcd")
-    pipe.reader_done()  # the upload failed
-    with pytest.raises(PipeClosed, match="the upload stopped"):
-        pipe.write(b"e")

@@ -24,10 +24,10 @@ import paramiko
 import pytest
 from fabric import Connection
 
-from maintkit.config.models import Host
-from maintkit.errors import CommandTimeout, HostKeyError, Interrupted, TransportError
+from maintkit.model.hosts import Host
+from maintkit.model.problems import CommandTimeout, HostKeyError, Interrupted, TransportError
 from maintkit.transport.base import TAIL_BYTES
-from maintkit.transport.ssh import SSHTransport
+from maintkit.transport.ssh.transport import SSHTransport
 from tests.sshd import SSHHost, free_port, keygen, write_known_hosts
 
 pytestmark = pytest.mark.integration

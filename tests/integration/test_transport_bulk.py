@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from maintkit.config.models import Host
-from maintkit.errors import CommandTimeout
+from maintkit.model.hosts import Host
+from maintkit.model.problems import CommandTimeout
 from maintkit.transport import openssh
-from maintkit.transport.ssh import SSHTransport
+from maintkit.transport.ssh.transport import SSHTransport
 from tests.sshd import SSHHost, keygen
 
 pytestmark = pytest.mark.integration

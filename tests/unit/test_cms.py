@@ -16,8 +16,8 @@ from maintkit.cms import base as profiles
 from maintkit.cms.base import MaintenanceCli, Profile
 from maintkit.config.playbook import load_playbook, shipped_playbooks
 from maintkit.config.validate import load_run
-from maintkit.errors import InvalidInput
 from maintkit.jobs.restore import sql
+from maintkit.model.problems import InvalidInput
 from maintkit.sources.appconfig import config_host, db_config_php, version_php, write_db_config_php
 from maintkit.sources.files import FilesSource, tar_command
 

@@ -19,8 +19,8 @@ import zstandard
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from maintkit.errors import InvalidInput
-from maintkit.storage.base import FanOut, snapshot_key
+from maintkit.model.problems import InvalidInput
+from maintkit.storage.base import snapshot_key
 from maintkit.storage.config import encryption_from_vars
 from maintkit.storage.encryption import (
     AGE_MAGIC,
@@ -33,6 +33,7 @@ from maintkit.storage.encryption import (
     parse_recipient,
     recipient_fingerprint,
 )
+from maintkit.storage.fanout import FanOut
 from maintkit.storage.local import LocalTarget
 from maintkit.storage.manifest import Artifact
 from maintkit.storage.verify import verify_artifact

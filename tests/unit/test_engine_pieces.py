@@ -6,12 +6,12 @@ import subprocess
 
 import pytest
 
-from maintkit.actions.base import ActionResult, available_actions, get_action
+from maintkit.actions.base import available_actions, get_action
 from maintkit.actions.shell import ShellParams, build_command
-from maintkit.config.models import Host
 from maintkit.engine.lock import remote_path
-from maintkit.engine.results import ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.engine.runner import batches
+from maintkit.model.hosts import Host
+from maintkit.model.results import ActionResult, ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.secrets import MASK, Redactor, is_secret_name
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from maintkit.actions.base import StepContext
 from maintkit.actions.http import Http, HttpParams
-from maintkit.config.models import Host
+from maintkit.model.hosts import Host
 from maintkit.secrets import Redactor
 
 

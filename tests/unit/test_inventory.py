@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from maintkit.config.inventory import load_inventory
-from maintkit.errors import InvalidInput
+from maintkit.model.problems import InvalidInput
 
 STAGING = """\
 all:

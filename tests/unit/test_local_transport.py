@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from maintkit.errors import CommandTimeout, Interrupted
-from maintkit.transport.base import TAIL_BYTES, open_transport
+from maintkit.model.problems import CommandTimeout, Interrupted
+from maintkit.transport.base import TAIL_BYTES
 from maintkit.transport.local import LocalTransport
+from maintkit.transport.registry import open_transport
 
 MiB = 2**20
 
@@ -90,7 +91,7 @@ def local() -> LocalTransport:
 
 
 def test_open_transport_returns_local_for_connection_local() -> None:
-    from maintkit.config.models import Host
+    from maintkit.model.hosts import Host
 
     assert isinstance(open_transport(Host(name="demo", connection="local")), LocalTransport)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from maintkit.engine.lock import EnvironmentLock, LockTarget
-from maintkit.errors import LockHeld
+from maintkit.model.problems import LockHeld
 from maintkit.transport.base import CommandResult
 from maintkit.transport.local import LocalTransport
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from maintkit.config.models import Host
 from maintkit.engine.lock import EnvironmentLock, LockTarget
 from maintkit.engine.lockplan import (
     break_lock_command,
@@ -25,7 +24,8 @@ from maintkit.engine.lockplan import (
     lock_targets,
     path_part,
 )
-from maintkit.errors import LockHeld
+from maintkit.model.hosts import Host
+from maintkit.model.problems import LockHeld
 from maintkit.secrets import Redactor
 from maintkit.transport.local import LocalTransport
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from maintkit.config.models import Host, Position, Step
 from maintkit.engine.steps import HostState, run_step
-from maintkit.errors import CommandLost
+from maintkit.model.hosts import Host
+from maintkit.model.playbooks import Step
+from maintkit.model.problems import CommandLost, Position
 from maintkit.secrets import Redactor
 from maintkit.transport.base import CommandResult, Transport
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from maintkit.config import playbook as playbook_module
-from maintkit.config.models import Position
 from maintkit.config.playbook import load_playbook, resolve_playbook
-from maintkit.errors import InvalidInput
+from maintkit.model.problems import InvalidInput, Position
 
 
 def write(root: Path, relative: str, text: str) -> Path:

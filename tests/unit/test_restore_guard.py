@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from maintkit.actions.base import ActionResult
-from maintkit.engine.results import ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.jobs.restore import commands
 from maintkit.jobs.restore.guard import identity_reasons
+from maintkit.model.results import ActionResult, ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.sources.appconfig import config_host, read_db_config_snippet, write_db_config_command
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.identity import (

@@ -11,7 +11,7 @@ import yaml
 
 from maintkit.actions.restore import RestoreParams
 from maintkit.config.validate import load_run
-from maintkit.errors import InvalidInput
+from maintkit.model.problems import InvalidInput
 from maintkit.reporting.drill_report import build_report, phase_chart, render_html, write_report
 
 T0 = "2026-11-22T03:00:00.000+00:00"

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import pytest
 
-from maintkit.config.yamlload import parse_yaml
-from maintkit.errors import InvalidInput
+from maintkit.model.problems import InvalidInput
+from maintkit.storage.base import Target
 from maintkit.storage.config import retention_from_vars, targets_from_vars
 from maintkit.storage.local import LocalTarget
+from maintkit.storage.registry import TARGET_TYPES
 from maintkit.storage.retention import RetentionPolicy
 from maintkit.storage.s3 import ObjectLock, S3Target
+from maintkit.storage.settings import TargetSettings
+from maintkit.text.yamlload import parse_yaml
 
 
 def problems(value: Any, base_dir: Path = Path("/inv")) -> list[str]:
@@ -193,3 +197,48 @@ def test_importing_storage_does_not_import_boto3() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+class _MemorySettings(TargetSettings):
+    """A target kind that exists only in this test: registered by one entry, nothing else edited."""
+
+    KIND: ClassVar[str] = "memory"
+    name: str = "memory"
+    type: Literal["memory"]
+    path: str = "/nowhere"
+
+    def build(self, base_dir: Path) -> Target:
+        return LocalTarget(self.name, base_dir / "memory")
+
+
+def test_a_registered_target_kind_is_checked_named_and_built_with_no_other_edit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(TARGET_TYPES, "memory", lambda: _MemorySettings)
+    [target] = targets_from_vars({"type": "memory"}, tmp_path)
+    assert isinstance(target, LocalTarget)
+    assert (target.name, target.root) == ("memory", tmp_path / "memory")
+    with pytest.raises(InvalidInput) as error:
+        targets_from_vars([{"type": "memroy"}, {"name": "x"}, {"type": "memory", "colour": "red"}], tmp_path)
+    messages = [p.message for p in error.value.problems]
+    assert "unknown storage type 'memroy' (did you mean 'memory'?); types: local, s3, memory" in messages
+    assert "missing 'type' (local or s3 or memory)" in messages
+    assert any(m.startswith("unknown key 'colour'; a memory target takes") for m in messages)
+
+
+def test_every_registered_kind_declares_its_type_value() -> None:
+    for kind, load in TARGET_TYPES.items():
+        settings = load()
+        assert kind == settings.KIND
+        assert typing.get_args(settings.model_fields["type"].annotation) == (kind,)
+
+
+def test_checking_local_storage_settings_does_not_load_the_s3_target() -> None:
+    code = (
+        "import sys\n"
+        "from maintkit.storage.config import targets_from_vars\n"
+        "targets_from_vars([{'type': 'local', 'path': '/tmp/x'}], '/')\n"
+        "print('maintkit.storage.s3' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -13,13 +13,13 @@ import pytest
 
 from maintkit.storage.base import (
     ArtifactWriter,
-    FanOut,
     StorageError,
     new_snapshot_id,
     parse_snapshot_id,
     snapshot_key,
     snapshot_prefix,
 )
+from maintkit.storage.fanout import FanOut
 from maintkit.storage.local import LocalTarget
 from maintkit.storage.manifest import (
     Artifact,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from maintkit.config.templating import (
+from maintkit.secrets import Redactor
+from maintkit.text.templating import (
     HostVars,
     RawShell,
     TemplateError,
@@ -19,7 +20,6 @@ from maintkit.config.templating import (
     required_variables,
     undeclared_variables,
 )
-from maintkit.secrets import Redactor
 
 VARS = {"port": 2222, "names": ["a", "b"], "conf": {"x": 1}, "root": "/srv/shop", "flag": False}
 

@@ -14,17 +14,19 @@ from typing import Any
 import pytest
 
 from maintkit.actions.audit import AuditParams, composer_audit_command, wordpress_commands
-from maintkit.actions.base import ActionResult, StepContext, get_action
+from maintkit.actions.base import StepContext, get_action
 from maintkit.actions.composer import ComposerParams, composer_command
 from maintkit.actions.magento import MagentoParams, magento_command
 from maintkit.actions.maintenance import MaintenanceParams, set_command, status_command
 from maintkit.actions.prestashop import PrestashopParams, console_command, pin_refusal
 from maintkit.actions.release import ReleaseParams
 from maintkit.actions.wp import WpParams, commands
-from maintkit.config.models import Host, Playbook, Position, Step
 from maintkit.engine.manual import manual_steps
-from maintkit.engine.results import HostOutcome, StepOutcome
 from maintkit.engine.steps import HostState
+from maintkit.model.hosts import Host
+from maintkit.model.playbooks import Playbook, Step
+from maintkit.model.problems import Position
+from maintkit.model.results import ActionResult, HostOutcome, StepOutcome
 from maintkit.secrets import Redactor
 from maintkit.transport.local import LocalTransport
 from maintkit.updates import promotable as prom

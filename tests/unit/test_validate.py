@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from maintkit.config.validate import RunConfig, load_run
+from maintkit.config.validate import load_run
 from maintkit.config.variables import DEFAULTS, load_secrets, parse_extra_vars
-from maintkit.errors import InvalidInput
+from maintkit.engine.runconfig import RunConfig
+from maintkit.model.problems import InvalidInput
 from maintkit.secrets import Redactor
 
 INVENTORY = """\

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from maintkit.cli import cli
 from maintkit.config.validate import load_run
-from maintkit.errors import InvalidInput, Problem
+from maintkit.model.problems import InvalidInput, Problem
 
 
 def write(root: Path, relative: str, text: str) -> Path:

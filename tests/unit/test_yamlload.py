@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from maintkit.config.yamlload import PosDict, PosList, key_path, load_yaml, locate, parse_yaml
-from maintkit.errors import InvalidInput
+from maintkit.model.problems import InvalidInput
+from maintkit.text.yamlload import PosDict, PosList, key_path, load_yaml, locate, parse_yaml
 
 
 def problems_of(text: str) -> list[str]:

@@ -18,7 +18,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
+from maintkit.actions.base import Action, ActionParams, EnvVars, StepContext
+from maintkit.model.results import ActionResult
 from maintkit.sources.script import host_path
 from maintkit.transport.base import with_env
 from maintkit.updates.audit import Threshold, at_or_above, parse_composer_audit

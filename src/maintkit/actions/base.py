@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, ClassVar
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
-    from maintkit.config.models import Host
     from maintkit.jobs.restore.source import RestoreSource
+    from maintkit.model.hosts import Host
+    from maintkit.model.results import ActionResult
     from maintkit.secrets import Redactor
     from maintkit.transport.base import CommandResult, Sink, Transport
 
@@ -50,40 +51,6 @@ class ActionParams(BaseModel):
     """Base of every action's parameter model: unknown keys are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-@dataclass
-class ActionResult:
-    """What a step produced. Registered results are exposed to templates as attributes and keys."""
-
-    failed: bool = False
-    changed: bool = False
-    rc: int | None = None
-    stdout: str = ""
-    stderr: str = ""
-    msg: str = ""
-    skipped: bool = False
-    data: dict[str, Any] = field(default_factory=dict)
-    #: a failure that is a refusal before anything was written (a safety check said no): when it is
-    #: the only kind of failure of a run that changed nothing, the run exits 2, not 1
-    refused: bool = False
-
-    def as_vars(self) -> dict[str, Any]:
-        """The mapping a ``register`` name is bound to: ``r.rc``, ``r.stdout``, ``r.data.x``..."""
-        out: dict[str, Any] = {
-            "failed": self.failed,
-            "changed": self.changed,
-            "rc": self.rc,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "stdout_lines": self.stdout.splitlines(),
-            "msg": self.msg,
-            "skipped": self.skipped,
-            "refused": self.refused,
-            "data": self.data,
-        }
-        out.update({k: v for k, v in self.data.items() if k not in out})
-        return out
 
 
 @dataclass

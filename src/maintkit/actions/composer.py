@@ -16,8 +16,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
-from maintkit.errors import MaintkitError
+from maintkit.actions.base import Action, ActionParams, EnvVars, StepContext
+from maintkit.model.problems import MaintkitError
+from maintkit.model.results import ActionResult
 from maintkit.sources.script import host_path
 from maintkit.transport.base import with_env
 from maintkit.updates.composerlock import Move, diff_versions, lock_versions, parse_dry_run

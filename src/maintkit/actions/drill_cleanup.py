@@ -19,9 +19,10 @@ from typing import Any
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.cms.base import config_file
 from maintkit.jobs.restore.cleanup import clean_drill
+from maintkit.model.results import ActionResult
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.files import FilesSource
 

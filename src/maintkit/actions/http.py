@@ -15,7 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.results import ActionResult
 
 BODY_LIMIT = 1024 * 1024  # bytes of the body read for `contains` checks
 

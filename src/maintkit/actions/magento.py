@@ -18,8 +18,9 @@ import shlex
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
-from maintkit.errors import MaintkitError
+from maintkit.actions.base import Action, ActionParams, EnvVars, StepContext
+from maintkit.model.problems import MaintkitError
+from maintkit.model.results import ActionResult
 from maintkit.sources.script import host_path
 from maintkit.transport.base import with_env
 

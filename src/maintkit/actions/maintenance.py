@@ -19,8 +19,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.cms.base import MaintenanceCli, MaintenanceCms, MaintenanceSetting, get
+from maintkit.model.results import ActionResult
 from maintkit.sources.appconfig import read_db_config_snippet
 from maintkit.sources.script import bash_command, heredoc, host_path
 

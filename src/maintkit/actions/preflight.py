@@ -28,10 +28,11 @@ import shlex
 
 from pydantic import Field, field_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.cms.base import ReleaseCms, release_layout
-from maintkit.errors import MaintkitError
 from maintkit.jobs.restore import commands, sql
+from maintkit.model.problems import MaintkitError
+from maintkit.model.results import ActionResult
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.script import bash_command, host_path, parse_pairs
 from maintkit.storage.encryption import EncryptionError, load_identities

@@ -32,7 +32,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.results import ActionResult
 from maintkit.sources.script import bash_command, heredoc, host_path
 
 CONSOLE = "modules/autoupgrade/bin/console"

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.actions.composer import ComposerParams, composer_command, package_words
 from maintkit.actions.magento import NEEDS_UPGRADE_RC, MagentoParams, magento_command
 from maintkit.cms.base import ReleaseCms, release_layout
-from maintkit.errors import MaintkitError
+from maintkit.model.problems import MaintkitError
+from maintkit.model.results import ActionResult
 from maintkit.updates import releases as rel
 from maintkit.updates.composerlock import diff_versions, lock_versions
 from maintkit.updates.hostio import read_file

@@ -20,9 +20,10 @@ from typing import Any, Literal, cast
 from pydantic import Field, model_validator
 
 from maintkit import __version__
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.cms.base import CmsName
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
+from maintkit.model.results import ActionResult
 from maintkit.storage.base import Target, parse_snapshot_id
 from maintkit.storage.sites import site_name, site_targets
 from maintkit.updates import promotable as prom
@@ -139,7 +140,7 @@ class Promotable(Action):
         record = prom.latest_record(targets[0], site, params.from_env)
         production = prom.Production(None, None, None)
         if params.root:
-            state = rel.Site(ctx.run, params.root)
+            state = rel.ReleaseRoot(ctx.run, params.root)
             current = state.state.current
             entry = state.history.get(current) if current else None
             production = prom.Production(

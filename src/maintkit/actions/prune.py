@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.results import ActionResult
 from maintkit.storage.operations import prune_target
 from maintkit.storage.sites import site_name, site_retention, site_targets
 

@@ -23,9 +23,10 @@ from typing import Any, Literal, cast
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.cms.base import ReleaseCms, release_layout
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
+from maintkit.model.results import ActionResult
 from maintkit.updates import releases as rel
 
 Op = Literal["prepare", "switch", "rollback", "cleanup", "list"]
@@ -111,11 +112,11 @@ class ReleaseAction(Action):
         return [rel.state_command(root), f"cat {root}/{rel.HISTORY_FILE}"]
 
     def run(self, params: ReleaseParams, ctx: StepContext) -> ActionResult:
-        site = rel.Site(ctx.run, params.root)
+        site = rel.ReleaseRoot(ctx.run, params.root)
         operation: Any = getattr(self, f"_{params.op}")
         return cast(ActionResult, operation(params, ctx, site))
 
-    def _prepare(self, params: ReleaseParams, ctx: StepContext, site: rel.Site) -> ActionResult:
+    def _prepare(self, params: ReleaseParams, ctx: StepContext, site: rel.ReleaseRoot) -> ActionResult:
         current = site.require_current()
         now = rel.now_utc()
         release_id = rel.new_release_id(site.history, site.state.folders, now)
@@ -153,7 +154,7 @@ class ReleaseAction(Action):
             },
         )
 
-    def _switch(self, params: ReleaseParams, ctx: StepContext, site: rel.Site) -> ActionResult:
+    def _switch(self, params: ReleaseParams, ctx: StepContext, site: rel.ReleaseRoot) -> ActionResult:
         release_id = rel.check_id(params.release or "")
         if release_id not in site.state.folders:
             raise StepFailed(f"there is no release {release_id} in {site.root}/releases")
@@ -168,7 +169,7 @@ class ReleaseAction(Action):
             data={"id": release_id, "previous": previous, "composer_lock_sha256": lock_sha},
         )
 
-    def _rollback(self, params: ReleaseParams, ctx: StepContext, site: rel.Site) -> ActionResult:
+    def _rollback(self, params: ReleaseParams, ctx: StepContext, site: rel.ReleaseRoot) -> ActionResult:
         current = site.require_current()
         failed = rel.check_id(params.release) if params.release else None
         plan = site.history.plan_rollback(current, failed, params.to)
@@ -197,7 +198,7 @@ class ReleaseAction(Action):
             },
         )
 
-    def _cleanup(self, params: ReleaseParams, ctx: StepContext, site: rel.Site) -> ActionResult:
+    def _cleanup(self, params: ReleaseParams, ctx: StepContext, site: rel.ReleaseRoot) -> ActionResult:
         current = site.require_current()
         protected = {current, site.history.rollback_target(current)}
         ordered = sorted(
@@ -222,7 +223,7 @@ class ReleaseAction(Action):
             data={"removed": candidates},
         )
 
-    def _list(self, params: ReleaseParams, ctx: StepContext, site: rel.Site) -> ActionResult:
+    def _list(self, params: ReleaseParams, ctx: StepContext, site: rel.ReleaseRoot) -> ActionResult:
         rows = site.rows()
         return ActionResult(
             msg=f"{len(rows)} release(s), current {site.state.current}",

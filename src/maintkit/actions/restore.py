@@ -12,12 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.cms.base import UrlRewriteCms, config_file
 from maintkit.jobs.restore.job import RestoreFailed, RestoreJob
 from maintkit.jobs.restore.record import Cause, RestoreRecord
 from maintkit.jobs.restore.source import RestoreSource
 from maintkit.jobs.restore.stream import IntegrityError, UnsafeContent
+from maintkit.model.results import ActionResult
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.files import FilesSource
 from maintkit.storage.sites import site_name

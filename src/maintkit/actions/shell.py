@@ -11,7 +11,8 @@ import shlex
 
 from pydantic import Field, model_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
+from maintkit.actions.base import Action, ActionParams, EnvVars, StepContext
+from maintkit.model.results import ActionResult
 
 
 class ShellParams(ActionParams):

@@ -12,9 +12,10 @@ import time
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.actions.http import Http, HttpParams
 from maintkit.jobs.restore.record import now_iso
+from maintkit.model.results import ActionResult
 
 
 class SmokeCheck(HttpParams):

@@ -11,8 +11,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.jobs.snapshot import reads_app_config, take_snapshot
+from maintkit.model.results import ActionResult
 from maintkit.sources.database import DatabaseSource, dump_command, tables_command
 from maintkit.sources.files import FilesSource, tar_command
 from maintkit.sources.identity import database_identity_command, files_identity_command

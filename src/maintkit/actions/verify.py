@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.model.results import ActionResult
 from maintkit.storage.operations import resolve_snapshot
 from maintkit.storage.sites import site_encryption, site_name, site_targets
 from maintkit.storage.verify import verify_snapshot

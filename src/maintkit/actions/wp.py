@@ -34,7 +34,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, ActionResult, EnvVars, StepContext
+from maintkit.actions.base import Action, ActionParams, EnvVars, StepContext
+from maintkit.model.results import ActionResult
 from maintkit.transport.base import with_env
 
 Command = Literal[

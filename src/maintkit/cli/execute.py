@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 if TYPE_CHECKING:
-    from maintkit.config.validate import RunConfig
-    from maintkit.engine.results import RunOutcome
+    from maintkit.engine.runconfig import RunConfig
     from maintkit.jobs.restore.source import RestoreSource
+    from maintkit.model.results import RunOutcome
 
 EXIT_INVALID = 2
 
@@ -177,7 +177,7 @@ def load(
     with _startup():
         from maintkit.config.validate import load_run
         from maintkit.engine.lockplan import check_lock_settings
-        from maintkit.errors import InvalidInput
+        from maintkit.model.problems import InvalidInput
         from maintkit.secrets import Redactor
         from maintkit.storage.sites import check_sites
 
@@ -205,7 +205,7 @@ def load(
             redactor.add(list(_env_values_in(variables.var)))
             fail_invalid(error, redactor)
         if any(host.connection != "local" for host in config.hosts):
-            import maintkit.transport.ssh  # noqa: F401  (paramiko & co. load now, collector off)
+            import maintkit.transport.ssh.transport  # noqa: F401  (paramiko & co. load now, collector off)
     return config
 
 

@@ -35,7 +35,7 @@ def _hosts(where: Where) -> list[tuple[Any, Any]]:
     """The selected hosts of the inventory with their variables."""
     from maintkit.config.inventory import load_inventory
     from maintkit.config.variables import host_vars
-    from maintkit.errors import InvalidInput
+    from maintkit.model.problems import InvalidInput
 
     where.require()
     try:
@@ -50,13 +50,13 @@ def _hosts(where: Where) -> list[tuple[Any, Any]]:
 
 def _host_rows(host: Any, variables: Any, accept_new_host_keys: bool) -> list[dict[str, Any]]:
     """The releases of one host, newest first, marked with the promotable records in storage."""
-    from maintkit.config.templating import render
-    from maintkit.errors import MaintkitError
+    from maintkit.model.problems import MaintkitError
     from maintkit.secrets import Redactor
     from maintkit.storage.sites import site_name, site_targets
-    from maintkit.transport.base import open_transport
+    from maintkit.text.templating import render
+    from maintkit.transport.registry import open_transport
     from maintkit.updates import promotable as prom
-    from maintkit.updates.releases import Site
+    from maintkit.updates.releases import ReleaseRoot
 
     root_value = variables.get("release_root")
     if root_value is None:
@@ -70,7 +70,7 @@ def _host_rows(host: Any, variables: Any, accept_new_host_keys: bool) -> list[di
         def run(command: str, *, stdin: bytes | None = None, stdout: Any = None) -> Any:
             return transport.run(command, stdin=stdin, stdout=stdout, timeout=60)
 
-        rows = Site(run, root).rows()
+        rows = ReleaseRoot(run, root).rows()
     except MaintkitError as error:
         return [{"host": host.name, "error": str(error)}]
     finally:

@@ -38,22 +38,23 @@ from maintkit.cli.execute import (
 )
 
 if TYPE_CHECKING:
-    from maintkit.engine.results import RunOutcome
     from maintkit.jobs.restore.source import RestoreSource
+    from maintkit.model.results import RunOutcome
 
 
 def _source(where: Where) -> RestoreSource:
     """The source environment, built once from its inventory (exit 2 when it does not load)."""
     from maintkit.config.inventory import load_inventory
-    from maintkit.errors import InvalidInput
+    from maintkit.config.variables import host_vars
     from maintkit.jobs.restore.source import RestoreSource, describe_source
+    from maintkit.model.problems import InvalidInput
 
     where.require()
     try:
         inventory = load_inventory(where.env, where.inventory, Path.cwd())
     except InvalidInput as error:
         fail_invalid(error)
-    return RestoreSource.from_value(describe_source(inventory))
+    return RestoreSource.from_value(describe_source(inventory, lambda host: host_vars(inventory, host)))
 
 
 @click.command()
@@ -157,7 +158,7 @@ class _DrillVerdict:
 
     def __call__(self, outcome: RunOutcome, journal: Path, emit: Any) -> RunOutcome:
         from maintkit.engine.journal import read_journal
-        from maintkit.engine.results import ExitCode
+        from maintkit.model.results import ExitCode
         from maintkit.reporting.drill_report import build_report, write_report
 
         events = list(read_journal(journal))

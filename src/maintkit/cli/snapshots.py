@@ -35,7 +35,7 @@ def _sites(where: Where, target: tuple[str, ...]) -> list[Site]:
     """
     from maintkit.config.inventory import load_inventory_with_origins
     from maintkit.config.variables import host_vars
-    from maintkit.errors import InvalidInput, StepFailed
+    from maintkit.model.problems import InvalidInput, StepFailed
     from maintkit.secrets import Redactor
     from maintkit.storage.sites import check_sites, site_name, site_targets
 
@@ -159,7 +159,7 @@ def _size(size: int) -> str:
 @_options
 def show(snapshot_id: str, where: Where, target: tuple[str, ...]) -> None:
     """Print the manifest of SNAPSHOT_ID (or ``latest``) as JSON, with its last verification."""
-    from maintkit.errors import StepFailed
+    from maintkit.model.problems import StepFailed
     from maintkit.storage.base import StorageError
     from maintkit.storage.manifest import read_verification, verification_problem
     from maintkit.storage.operations import resolve_snapshot
@@ -193,7 +193,7 @@ def verify(snapshot_id: str, where: Where, target: tuple[str, ...]) -> None:
 
     Exit 0 when every artifact in every target checks out, 1 otherwise (with the reason).
     """
-    from maintkit.errors import InvalidInput, StepFailed
+    from maintkit.model.problems import InvalidInput, StepFailed
     from maintkit.storage.encryption import EncryptionError
     from maintkit.storage.operations import resolve_snapshot
     from maintkit.storage.sites import site_encryption

@@ -1,4 +1,4 @@
-"""Reading Ansible YAML inventories into :class:`~maintkit.config.models.Inventory`.
+"""Reading Ansible YAML inventories into :class:`~maintkit.model.hosts.Inventory`.
 
 Why Ansible's format: teams already have these files. What we add is strictness: a misspelt
 ``childen:`` or a port of ``"22a"`` is reported with its line before anything connects, where Ansible
@@ -16,17 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maintkit.config.models import Host, Inventory, Position
-from maintkit.config.templating import has_template
-from maintkit.config.yamlload import (
-    did_you_mean,
-    display_path,
-    load_yaml,
-    locate,
-    problem_at,
-    type_name,
-)
-from maintkit.errors import InvalidInput, Problem
+from maintkit.model.hosts import Host, Inventory
+from maintkit.model.problems import InvalidInput, Position, Problem
+from maintkit.text.templating import has_template
+from maintkit.text.yamlload import did_you_mean, display_path, load_yaml, locate, problem_at, type_name
 
 GROUP_KEYS = ("hosts", "children", "vars")
 FOLDER_FILES = ("hosts.yml", "hosts.yaml")

@@ -1,4 +1,4 @@
-"""Finding playbooks and reading them into :class:`~maintkit.config.models.Playbook`.
+"""Finding playbooks and reading them into :class:`~maintkit.model.playbooks.Playbook`.
 
 Why so strict: a playbook runs against production at 3 a.m. from cron. A misspelt ``retires: 3``
 that silently means "no retries", or two actions in one step of which one silently wins, must stop
@@ -21,10 +21,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from maintkit.actions.base import Action, available_actions, get_action
-from maintkit.config.models import COMMON_STEP_KEYS, Playbook, Position, Step
-from maintkit.config.templating import check_expression, has_template, iter_templates, template_error
 from maintkit.config.variables import BUILTIN_NAMES
-from maintkit.config.yamlload import (
+from maintkit.model.playbooks import COMMON_STEP_KEYS, Playbook, Step
+from maintkit.model.problems import InvalidInput, Position, Problem
+from maintkit.text.templating import check_expression, has_template, iter_templates, template_error
+from maintkit.text.yamlload import (
     closest,
     did_you_mean,
     display_path,
@@ -33,7 +34,6 @@ from maintkit.config.yamlload import (
     problem_at,
     type_name,
 )
-from maintkit.errors import InvalidInput, Problem
 
 TOP_KEYS = (
     "name",

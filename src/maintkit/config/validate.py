@@ -25,26 +25,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from maintkit.actions.base import ActionResult, get_action
+from maintkit.actions.base import get_action
 from maintkit.config.inventory import load_inventory_with_origins
-from maintkit.config.models import Host, Inventory, Playbook, Position, Step
 from maintkit.config.playbook import (
     PlaybookSource,
     pydantic_message,
     read_playbook,
     resolve_playbook,
     split_patterns,
-)
-from maintkit.config.templating import (
-    HostVars,
-    TemplateError,
-    has_template,
-    iter_templates,
-    render,
-    required_variables,
-    sole_variable,
-    template_error,
-    when_template,
 )
 from maintkit.config.variables import (
     BUILTIN_NAMES,
@@ -55,25 +43,24 @@ from maintkit.config.variables import (
     parse_extra_vars,
     secret_names,
 )
-from maintkit.config.yamlload import did_you_mean, key_path, locate, problem_at
-from maintkit.errors import InvalidInput, Problem
+from maintkit.engine.runconfig import RunConfig
+from maintkit.model.hosts import Host, Inventory
+from maintkit.model.playbooks import Playbook, Step
+from maintkit.model.problems import InvalidInput, Position, Problem
+from maintkit.model.results import ActionResult
 from maintkit.secrets import MIN_SECRET_LENGTH, Redactor
-
-
-@dataclass
-class RunConfig:
-    """A run's validated inputs: what the engine needs, and nothing left to check."""
-
-    playbook: Playbook
-    inventory: Inventory
-    hosts: list[Host]  # selected by ``hosts:`` and ``--limit``, in inventory order
-    extra_vars: dict[str, Any]
-    variables: dict[str, HostVars]  # host name -> its variables (registers not included)
-    redactor: Redactor  # holds every secret known before the run
-    warnings: list[Problem] = field(default_factory=list)
-    # host name -> variable -> where its winning value was written (inventory, playbook, vars file,
-    # or COMMAND_LINE for --var): problems found in a value point there
-    origins: dict[str, dict[str, Position]] = field(default_factory=dict)
+from maintkit.text.templating import (
+    HostVars,
+    TemplateError,
+    has_template,
+    iter_templates,
+    render,
+    required_variables,
+    sole_variable,
+    template_error,
+    when_template,
+)
+from maintkit.text.yamlload import did_you_mean, key_path, locate, problem_at
 
 
 def load_run(
@@ -229,7 +216,7 @@ def _hosts_path(data: Any, pattern: str) -> tuple[Any, ...]:
 
 
 @dataclass
-class _Site:
+class _TemplatePlace:
     """One place of the playbook holding templates, with what it may read besides the host's vars."""
 
     path: tuple[Any, ...]
@@ -438,7 +425,7 @@ class _HostChecker:
             self.problems.append(Problem(file, line, column, path, message))
 
 
-def _sites(playbook: Playbook, source: PlaybookSource) -> Iterable[_Site]:
+def _sites(playbook: Playbook, source: PlaybookSource) -> Iterable[_TemplatePlace]:
     """Yield every template-bearing place of the playbook's steps, with the registers it may read."""
     for section in ("steps", "rollback", "always"):
         earlier: set[str] = set()
@@ -446,11 +433,11 @@ def _sites(playbook: Playbook, source: PlaybookSource) -> Iterable[_Site]:
             registers = frozenset(earlier) if section == "steps" else frozenset(playbook.registers)
             base = (section, _source_index(source, section, step, index))
             if _written(source.data, base, "name") and has_template(step.name):
-                yield _Site((*base, "name"), step.name, registers)
+                yield _TemplatePlace((*base, "name"), step.name, registers)
             if step.when is not None and not isinstance(step.when, bool):
-                yield _Site((*base, "when"), when_template(step.when), registers)
+                yield _TemplatePlace((*base, "when"), when_template(step.when), registers)
             for path, value in iter_templates(step.params, (*base, step.action)):
-                yield _Site(path, value, registers)
+                yield _TemplatePlace(path, value, registers)
             if step.register:
                 earlier.add(step.register)
 

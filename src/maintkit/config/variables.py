@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any, Protocol
 
-from maintkit.config.models import Host, Inventory, Playbook, Position
-from maintkit.config.templating import GLOBAL_NAMES, HostVars, has_template
-from maintkit.config.yamlload import load_yaml, locate, problem_at, type_name
-from maintkit.errors import InvalidInput, Problem
+from maintkit.model.hosts import Host, Inventory
+from maintkit.model.playbooks import Playbook
+from maintkit.model.problems import InvalidInput, Position, Problem
 from maintkit.secrets import MIN_SECRET_LENGTH, Redactor, is_secret_name
+from maintkit.text.templating import GLOBAL_NAMES, HostVars, has_template
+from maintkit.text.yamlload import load_yaml, locate, problem_at, type_name
 
 #: names maintkit defines for every host; templates may use them, playbooks may not redefine them
 BUILTIN_NAMES = frozenset(

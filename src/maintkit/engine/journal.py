@@ -44,7 +44,9 @@ def journal_dir(explicit: str | None = None) -> Path:
     return Path(explicit or os.environ.get("MAINTKIT_JOURNAL_DIR") or DEFAULT_JOURNAL_DIR)
 
 
-class Sink(Protocol):
+class EventSink(Protocol):
+    """Where events go (journal file, console, JSON lines); not a byte sink (``transport.base.Sink``)."""
+
     def handle(self, event: dict[str, Any]) -> None: ...
 
     def close(self) -> None: ...
@@ -76,16 +78,16 @@ class EventBus:
         self,
         run_id: str,
         redactor: Redactor,
-        sinks: list[Sink] | None = None,
+        sinks: list[EventSink] | None = None,
         timeout: float = DELIVERY_TIMEOUT,
     ) -> None:
         self.run_id = run_id
         self.redactor = redactor
-        self.sinks: list[Sink] = list(sinks or [])
+        self.sinks: list[EventSink] = list(sinks or [])
         self.timeout = timeout
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
-        self._failed: list[Sink] = []  # sinks dropped after raising
+        self._failed: list[EventSink] = []  # sinks dropped after raising
         self._writer_error: BaseException | None = None
         self._stopped = False  # the writer reached the stop marker: it ended, it did not die
         self._reported_dead = False
@@ -195,7 +197,7 @@ class EventBus:
                 except BaseException as exc:
                     self._drop(sink, exc)
 
-    def _drop(self, sink: Sink, exc: BaseException) -> None:
+    def _drop(self, sink: EventSink, exc: BaseException) -> None:
         """Stop using a sink that raised: one line on stderr, one event for the sinks left."""
         self._failed.append(sink)
         name = type(sink).__name__

@@ -28,7 +28,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from maintkit.errors import LockHeld, MaintkitError
+from maintkit.model.problems import LockHeld, MaintkitError
 from maintkit.transport.base import Transport
 
 #: how often a lock folder that changed hands while we looked at it is tried again

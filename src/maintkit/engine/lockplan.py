@@ -21,12 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from maintkit.config.models import Host
-from maintkit.config.templating import render
 from maintkit.engine.lock import LockTarget
-from maintkit.errors import MaintkitError, Problem
+from maintkit.model.hosts import Host
+from maintkit.model.problems import MaintkitError, Problem
 from maintkit.secrets import Redactor
 from maintkit.storage.sites import site_name
+from maintkit.text.templating import render
 from maintkit.transport.base import Transport
 
 

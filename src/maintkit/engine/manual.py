@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from maintkit.config.models import Playbook
-from maintkit.config.templating import render
-from maintkit.engine.results import HostOutcome
 from maintkit.engine.steps import HostState, step_title
-from maintkit.errors import MaintkitError
+from maintkit.model.playbooks import Playbook
+from maintkit.model.problems import MaintkitError
+from maintkit.model.results import HostOutcome
+from maintkit.text.templating import render
 
 VARIABLE = "manual_steps"
 

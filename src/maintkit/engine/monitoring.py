@@ -21,9 +21,9 @@ from typing import Any
 
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
-from maintkit.config.templating import render
-from maintkit.engine.results import HostOutcome, RunOutcome
+from maintkit.model.results import HostOutcome, RunOutcome
 from maintkit.secrets import Redactor
+from maintkit.text.templating import render
 
 PING_TIMEOUT = 10.0
 

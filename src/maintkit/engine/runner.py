@@ -20,19 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from maintkit.actions.base import ActionResult
-from maintkit.config.models import Host, Playbook, Step
-from maintkit.config.templating import HostVars
-from maintkit.config.validate import RunConfig
 from maintkit.engine.journal import EventBus
 from maintkit.engine.lock import EnvironmentLock
 from maintkit.engine.lockplan import break_lock_command, lock_targets
 from maintkit.engine.manual import manual_steps
-from maintkit.engine.results import ExitCode, HostOutcome, RunOutcome, StepOutcome
+from maintkit.engine.runconfig import RunConfig
 from maintkit.engine.steps import CONNECT_ATTEMPTS, HostState, run_step
-from maintkit.errors import LockHeld, MaintkitError, TransportError
+from maintkit.model.hosts import Host
+from maintkit.model.playbooks import Playbook, Step
+from maintkit.model.problems import LockHeld, MaintkitError, TransportError
+from maintkit.model.results import ActionResult, ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.secrets import Redactor
-from maintkit.transport.base import Transport, open_transport
+from maintkit.text.templating import HostVars
+from maintkit.transport.base import Transport
+from maintkit.transport.registry import open_transport
 
 if TYPE_CHECKING:
     from maintkit.jobs.restore.source import RestoreSource

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, stop_after_attempt, wait_exponential_jitter
 
-from maintkit.actions.base import Action, ActionResult, StepContext, get_action
-from maintkit.config.models import Host, Step
-from maintkit.config.templating import evaluate_when, render, undeclared_variables, when_template
-from maintkit.engine.results import StepOutcome
-from maintkit.errors import CommandLost, CommandTimeout, Interrupted, MaintkitError, TransportError
+from maintkit.actions.base import Action, StepContext, get_action
+from maintkit.model.hosts import Host
+from maintkit.model.playbooks import Step
+from maintkit.model.problems import CommandLost, CommandTimeout, Interrupted, MaintkitError, TransportError
+from maintkit.model.results import ActionResult, StepOutcome
 from maintkit.secrets import Redactor
+from maintkit.text.templating import evaluate_when, render, undeclared_variables, when_template
 from maintkit.transport.base import Transport
 
 if TYPE_CHECKING:

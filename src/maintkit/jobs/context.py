@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 if TYPE_CHECKING:
-    from maintkit.jobs.restore.source import RestoreSource
     from maintkit.secrets import Redactor
     from maintkit.transport.base import CommandResult, Sink, Transport
 
@@ -51,8 +50,10 @@ class HostContext(Protocol):
     def run_id(self) -> str: ...
 
     @property
-    def restore_source(self) -> RestoreSource | None:
-        """The run's restore source (``maintkit restore --into`` / ``maintkit drill``), if any."""
+    def restore_source(self) -> Any:
+        """The run's ``RestoreSource`` (``maintkit restore --into`` / ``maintkit drill``), or None.
+
+        Typed ``Any`` here: the restore package imports this module, so this one cannot import it."""
 
     def emit(self, event: str, /, **fields: Any) -> None:
         """Progress and facts for the console and the journal."""

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from maintkit import __version__
-from maintkit.errors import MaintkitError, StepFailed
 from maintkit.jobs.context import HostContext
+from maintkit.model.problems import MaintkitError, StepFailed
 from maintkit.sources.appconfig import fingerprint_command, parse_fingerprint
 from maintkit.sources.compression import SUFFIX, Compression, strip_markers
 from maintkit.sources.database import DatabaseSource, dump_command, parse_tables, tables_command
@@ -34,7 +34,6 @@ from maintkit.sources.identity import (
 from maintkit.sources.probe import parse_probe, probe_command
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.base import (
-    FanOut,
     StorageError,
     Target,
     new_snapshot_id,
@@ -44,6 +43,7 @@ from maintkit.storage.base import (
 )
 from maintkit.storage.cleanup import discard_snapshot, sweep_debris
 from maintkit.storage.encryption import AGE_SUFFIX, Encryptor, Recipient
+from maintkit.storage.fanout import FanOut, Tee
 from maintkit.storage.manifest import Artifact, DatabaseInfo, Encryption, Manifest, Table, write_manifest
 from maintkit.storage.operations import resolve_snapshot
 from maintkit.storage.sites import site_encryption, site_name
@@ -89,18 +89,6 @@ def take_snapshot(params: SnapshotRequest, ctx: HostContext, targets: list[Targe
     except BaseException:  # a timeout, an interrupt, a lost connection: failed everywhere all the same
         ctx.emit("snapshot_discarded", msg=job.discard())
         raise
-
-
-class Tee:
-    """A sink that writes every chunk to several sinks (the targets' fan-out and the trailer check)."""
-
-    def __init__(self, *sinks: Any) -> None:
-        self.sinks = sinks
-
-    def write(self, data: bytes) -> int:
-        for sink in self.sinks:
-            sink.write(data)
-        return len(data)
 
 
 class Progress:

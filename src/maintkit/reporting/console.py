@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from maintkit.engine.results import RunOutcome
+from maintkit.model.results import RunOutcome
 
 STATUS_STYLE = {
     "ok": ("✓", "green"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from maintkit.storage.base import (
     ArtifactWriter,
-    FanOut,
     StorageError,
     Target,
     new_snapshot_id,
@@ -22,7 +21,6 @@ from maintkit.storage.base import (
 
 __all__ = [
     "ArtifactWriter",
-    "FanOut",
     "StorageError",
     "Target",
     "new_snapshot_id",

@@ -26,91 +26,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError
 
-from maintkit.config.yamlload import did_you_mean, key_path, locate, type_name
-from maintkit.errors import InvalidInput, Problem
+from maintkit.model.problems import InvalidInput, Problem
 from maintkit.storage.base import Target
+from maintkit.storage.registry import TARGET_TYPES
 from maintkit.storage.retention import RetentionPolicy
+from maintkit.storage.settings import CREDENTIAL_KEYS, CREDENTIAL_MESSAGE, SettingsModel, TargetSettings
+from maintkit.text.yamlload import did_you_mean, key_path, locate, type_name
 
 if TYPE_CHECKING:
     from maintkit.storage.encryption import EncryptionSettings
 
 DEFAULT_PATH = "./.maintkit/snapshots"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-
-#: keys that would put a credential into the inventory (compared lower-case, ``-`` as ``_``)
-CREDENTIAL_KEYS = {
-    "aws_access_key_id",
-    "aws_secret_access_key",
-    "aws_session_token",
-    "access_key",
-    "access_key_id",
-    "secret_key",
-    "secret_access_key",
-    "secret",
-    "session_token",
-    "token",
-    "password",
-    "credentials",
-}
-CREDENTIAL_MESSAGE = (
-    "credentials do not belong in the inventory: maintkit takes them from the standard AWS chain "
-    "(AWS_* environment variables, ~/.aws/credentials, SSO, an instance or task role) or from the "
-    "AWS profile named by `profile`"
-)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ObjectLockModel(_Model):
-    mode: Literal["GOVERNANCE", "COMPLIANCE"] = Field(
-        description="GOVERNANCE (privileged users can lift it) or COMPLIANCE (nobody can)."
-    )
-    days: int = Field(ge=1, description="Retention of every uploaded object, in days.")
-
-
-class LocalTargetModel(_Model):
-    name: str = Field("local", pattern=NAME_PATTERN, description="Name used by --target.")
-    type: Literal["local"]
-    path: str = Field(min_length=1, description="Folder; `~` expanded; relative to the inventory.")
-
-
-class S3TargetModel(_Model):
-    name: str = Field("s3", pattern=NAME_PATTERN, description="Name used by --target.")
-    type: Literal["s3"]
-    bucket: str = Field(min_length=3, max_length=63)
-    prefix: str = ""
-    region: str | None = None
-    endpoint_url: str | None = Field(None, pattern=r"^https?://", description="S3-compatible store.")
-    profile: str | None = Field(None, description="AWS profile (~/.aws/config) holding the credentials.")
-    storage_class: str | None = None
-    sse: Literal["AES256", "aws:kms"] | None = None
-    sse_kms_key_id: str | None = None
-    object_lock: ObjectLockModel | None = None
-    part_size_mib: int = Field(8, ge=5, le=5120, description="Multipart part size; 10,000 parts at most.")
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _no_credentials_in_url(cls, value: str | None) -> str | None:
-        """Refuse ``http://KEY:SECRET@host``: the URL is printed in connection errors and journals."""
-        if value is not None and "@" in urlsplit(value).netloc:
-            raise ValueError(f"endpoint_url must not hold credentials (user:password@); {CREDENTIAL_MESSAGE}")
-        return value
-
-    @model_validator(mode="after")
-    def _kms_key_needs_kms(self) -> S3TargetModel:
-        if self.sse_kms_key_id and self.sse != "aws:kms":
-            raise ValueError("sse_kms_key_id needs sse: aws:kms")
-        return self
-
-
-class RetentionModel(_Model):
+class RetentionModel(SettingsModel):
     keep_last: int = Field(0, ge=0)
     keep_hourly: int = Field(0, ge=0)
     keep_daily: int = Field(0, ge=0)
@@ -119,7 +50,7 @@ class RetentionModel(_Model):
     keep_yearly: int = Field(0, ge=0)
 
 
-class EncryptionModel(_Model):
+class EncryptionModel(SettingsModel):
     recipients: list[str] = Field(
         min_length=1, description="age public keys (age1…) or SSH public keys; needed to take snapshots."
     )
@@ -128,13 +59,7 @@ class EncryptionModel(_Model):
     )
 
 
-TargetModel = LocalTargetModel | S3TargetModel
 Fail = Callable[[tuple[Any, ...], str], None]
-
-MODELS: dict[str, type[LocalTargetModel] | type[S3TargetModel]] = {
-    "local": LocalTargetModel,
-    "s3": S3TargetModel,
-}
 
 
 def default_targets() -> list[Target]:
@@ -168,7 +93,7 @@ def targets_from_vars(storage_value: Any, base_dir: str | Path, *, file: str = "
         fail((), "is empty: name at least one storage target, or leave `storage` out for the default")
         raise InvalidInput(problems)
     single = isinstance(storage_value, Mapping)
-    parsed: list[tuple[tuple[Any, ...], TargetModel]] = []
+    parsed: list[tuple[tuple[Any, ...], TargetSettings]] = []
     for index, item in enumerate(items):
         path: tuple[Any, ...] = () if single else (index,)
         model = _parse_target(item, path, fail)
@@ -177,26 +102,26 @@ def targets_from_vars(storage_value: Any, base_dir: str | Path, *, file: str = "
     _check_unique_names(parsed, fail)
     if problems:
         raise InvalidInput(problems)
-    return [_build(model, Path(base_dir)) for _path, model in parsed]
+    return [model.build(Path(base_dir)) for _path, model in parsed]
 
 
-def _parse_target(item: Any, path: tuple[Any, ...], fail: Fail) -> TargetModel | None:
+def _parse_target(item: Any, path: tuple[Any, ...], fail: Fail) -> TargetSettings | None:
     if not isinstance(item, Mapping):
         fail(path, f"a storage target must be a mapping with name and type, not {type_name(item)}")
         return None
     kind = item.get("type")
     if kind is None:
-        fail(path, "missing 'type' (local or s3)")
+        fail(path, f"missing 'type' ({' or '.join(TARGET_TYPES)})")
         return None
-    if not isinstance(kind, str) or kind not in MODELS:  # a list or mapping is unhashable: check first
+    if not isinstance(kind, str) or kind not in TARGET_TYPES:  # a list or mapping is unhashable: check first
         if not isinstance(kind, str):
-            fail((*path, "type"), f"unknown storage type: {type_name(kind)}; types: local, s3")
+            fail((*path, "type"), f"unknown storage type: {type_name(kind)}; types: {_types()}")
             return None
         lower = kind.lower()
-        hint = f" (did you mean '{lower}'?)" if lower in MODELS else did_you_mean(kind, MODELS)
-        fail((*path, "type"), f"unknown storage type '{kind}'{hint}; types: local, s3")
+        hint = f" (did you mean '{lower}'?)" if lower in TARGET_TYPES else did_you_mean(kind, TARGET_TYPES)
+        fail((*path, "type"), f"unknown storage type '{kind}'{hint}; types: {_types()}")
         return None
-    model_class = MODELS[kind]
+    model_class = TARGET_TYPES[kind]()
     accepted = list(model_class.model_fields)
     clean = True
     for key in item:
@@ -219,6 +144,10 @@ def _parse_target(item: Any, path: tuple[Any, ...], fail: Fail) -> TargetModel |
     return model if clean else None
 
 
+def _types() -> str:
+    return ", ".join(TARGET_TYPES)
+
+
 def _message(problem: Mapping[str, Any]) -> str:
     """A pydantic error's message, without its "Value error, " prefix and never the input value."""
     message = str(problem["msg"])
@@ -232,7 +161,7 @@ def _message(problem: Mapping[str, Any]) -> str:
     return message
 
 
-def _check_unique_names(parsed: list[tuple[tuple[Any, ...], TargetModel]], fail: Fail) -> None:
+def _check_unique_names(parsed: list[tuple[tuple[Any, ...], TargetSettings]], fail: Fail) -> None:
     seen: set[str] = set()
     for path, model in parsed:
         if model.name in seen:
@@ -242,29 +171,6 @@ def _check_unique_names(parsed: list[tuple[tuple[Any, ...], TargetModel]], fail:
                 "an unnamed target is called after its type)",
             )
         seen.add(model.name)
-
-
-def _build(model: TargetModel, base_dir: Path) -> Target:
-    if isinstance(model, LocalTargetModel):
-        from maintkit.storage.local import LocalTarget
-
-        path = Path(model.path).expanduser()
-        return LocalTarget(model.name, path if path.is_absolute() else base_dir / path)
-    from maintkit.storage.s3 import S3Target
-
-    return S3Target(
-        model.name,
-        model.bucket,
-        prefix=model.prefix,
-        region=model.region,
-        endpoint_url=model.endpoint_url,
-        profile=model.profile,
-        storage_class=model.storage_class,
-        sse=model.sse,
-        sse_kms_key_id=model.sse_kms_key_id,
-        object_lock=model.object_lock.model_dump() if model.object_lock else None,
-        part_size=model.part_size_mib * 1024 * 1024,
-    )
 
 
 def retention_from_vars(value: Any, *, file: str = "inventory") -> RetentionPolicy:

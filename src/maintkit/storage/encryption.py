@@ -25,7 +25,6 @@ import hashlib
 import io
 import queue
 import threading
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +32,15 @@ from typing import Any, BinaryIO, Protocol
 
 import pyrage
 
-from maintkit.errors import MaintkitError
+from maintkit.model.problems import MaintkitError
+from maintkit.storage.pipe import BoundedPipe, MiB
 
 #: what an age file starts with (binary format, as maintkit writes it)
 AGE_MAGIC = b"age-encryption.org/v1\n"
 #: appended to an encrypted artifact's name: ``db.sql.zst.age``
 AGE_SUFFIX = ".age"
 #: bytes of plaintext (or of decrypted output) waiting between the two threads, at most
-PIPE_LIMIT = 4 * 1024 * 1024
+PIPE_LIMIT = 4 * MiB
 
 Recipient = pyrage.x25519.Recipient | pyrage.ssh.Recipient
 Identity = pyrage.x25519.Identity | pyrage.ssh.Identity
@@ -184,76 +184,6 @@ def _abbreviate(text: str) -> str:
 # -- streaming -------------------------------------------------------------------------------------
 
 
-class _Pipe:
-    """A bounded FIFO of bytes between two threads, with a file-like ``read``/``write``.
-
-    ``write`` blocks until there is room (never more than ``limit`` bytes wait); ``read(n)``
-    blocks until there is data or the writer closed (then returns ``b""``). ``break_`` is the
-    reader giving up: blocked and later writes raise BrokenPipeError, and so do reads (so a worker
-    blocked on either side ends).
-    """
-
-    def __init__(self, limit: int = PIPE_LIMIT) -> None:
-        self.limit = limit
-        self._chunks: deque[bytes] = deque()
-        self._offset = 0  # bytes of the first chunk already read
-        self._size = 0
-        self._eof = False
-        self._broken = False
-        self._cond = threading.Condition()
-
-    def write(self, data: bytes) -> int:
-        view = memoryview(data)
-        for start in range(0, len(view), self.limit):
-            piece = bytes(view[start : start + self.limit])
-            with self._cond:
-                while self._size and self._size + len(piece) > self.limit and not self._broken:
-                    self._cond.wait()
-                if self._broken:
-                    raise BrokenPipeError("the other end of the pipe stopped")
-                self._chunks.append(piece)
-                self._size += len(piece)
-                self._cond.notify_all()
-        return len(data)
-
-    def flush(self) -> None:
-        """File-like objects flush; a pipe has nothing to flush."""
-
-    def close(self) -> None:
-        """The writer is done: readers get what is left, then end of file."""
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def break_(self) -> None:
-        """The reader is done (or gave up): drop what waits, and fail writers from now on."""
-        with self._cond:
-            self._broken = True
-            self._chunks.clear()
-            self._size = 0
-            self._cond.notify_all()
-
-    def read(self, n: int = -1) -> bytes:
-        with self._cond:
-            while not self._chunks and not self._eof and not self._broken:
-                self._cond.wait()
-            if self._broken:
-                raise BrokenPipeError("the pipe was closed")
-            if not self._chunks:
-                return b""
-            head = self._chunks[0]
-            end = len(head) if n is None or n < 0 else min(len(head), self._offset + n)
-            data = head[self._offset : end] if (self._offset or end < len(head)) else head
-            if end == len(head):
-                self._chunks.popleft()
-                self._offset = 0
-            else:
-                self._offset = end
-            self._size -= len(data)
-            self._cond.notify_all()
-            return data
-
-
 class _QueueWriter:
     """The worker's output: each write is handed, as bytes, to the caller's thread."""
 
@@ -286,7 +216,7 @@ class Encryptor:
         parsed = [parse_recipient(r) if isinstance(r, str) else r for r in recipients]
         if not parsed:
             raise EncryptionError("encryption needs at least one recipient")
-        self._input = _Pipe(limit)
+        self._input = BoundedPipe(limit)
         self._output: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._ended = False  # the worker's end marker was taken from the output queue
@@ -300,7 +230,7 @@ class Encryptor:
         except BaseException as error:  # reported on the caller's thread
             self._error = error
         finally:
-            self._input.break_()  # a writer blocked on a failed worker must not wait for ever
+            self._input.reader_done()  # a writer blocked on a failed worker must not wait for ever
             self._output.put(None)
 
     def write(self, data: bytes, /) -> int:
@@ -337,7 +267,7 @@ class Encryptor:
     def abort(self) -> None:
         """Stop encrypting; nothing more reaches ``sink``."""
         self._closed = True
-        self._input.break_()
+        self._input.abort()  # the worker's read fails: it ends
         self._thread.join()
 
     def _drain(self, block: bool) -> None:
@@ -361,7 +291,7 @@ class _DecryptingRaw(io.RawIOBase):
 
     def __init__(self, source: Readable, identities: list[Identity], limit: int) -> None:
         super().__init__()
-        self._pipe = _Pipe(limit)
+        self._pipe = BoundedPipe(limit)
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._work, args=(source, identities), name="age-decrypt", daemon=True
@@ -394,7 +324,7 @@ class _DecryptingRaw(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._pipe.break_()  # a worker blocked writing plaintext nobody reads ends now
+            self._pipe.reader_done()  # a worker blocked writing plaintext nobody reads ends now
             self._thread.join()
         super().close()
 

@@ -13,7 +13,9 @@ import contextlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar, Literal
+
+from pydantic import Field
 
 from maintkit.fsmodes import DIR_MODE, FILE_MODE, fsync_dir, make_private_dirs
 from maintkit.storage.base import (
@@ -24,6 +26,7 @@ from maintkit.storage.base import (
     check_prefix,
     refuse_empty_prefix,
 )
+from maintkit.storage.settings import NAME_PATTERN, TargetSettings
 
 PART_SUFFIX = ".part"
 __all__ = ["DIR_MODE", "FILE_MODE", "LocalTarget", "LocalWriter", "fsync_dir", "make_dirs"]
@@ -225,3 +228,16 @@ class LocalTarget(Target):
         for folder in sorted(candidates, key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):  # not empty, or already gone
                 folder.rmdir()
+
+
+class LocalSettings(TargetSettings):
+    """``type: local``: a folder on the control node."""
+
+    KIND: ClassVar[str] = "local"
+    name: str = Field("local", pattern=NAME_PATTERN, description="Name used by --target.")
+    type: Literal["local"]
+    path: str = Field(min_length=1, description="Folder; `~` expanded; relative to the inventory.")
+
+    def build(self, base_dir: Path) -> Target:
+        path = Path(self.path).expanduser()
+        return LocalTarget(self.name, path if path.is_absolute() else base_dir / path)

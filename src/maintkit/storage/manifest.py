@@ -17,13 +17,13 @@ cannot be rewritten); each ``verify`` writes ``verification.json`` anew beside i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
+from maintkit.model.record import RecordFormat
 from maintkit.sources.identity import SourceIdentity
 from maintkit.storage.base import StorageError, Target, parse_snapshot_id, snapshot_key, snapshot_prefix
 from maintkit.storage.retention import SnapshotInfo
@@ -158,31 +158,18 @@ class Verification:
         return verification
 
 
+#: manifest.json and verification.json: ``format_version`` first, required
+_FORMAT = RecordFormat(MANIFEST_NAME, key="format_version", version=FORMAT_VERSION)
 _MANIFEST: TypeAdapter[Manifest] = TypeAdapter(Manifest)
 _VERIFICATION: TypeAdapter[Verification] = TypeAdapter(Verification)
 
 
 def _dump(adapter: TypeAdapter[Any], value: Any) -> bytes:
-    data = adapter.dump_python(value, mode="json")
-    data = {"format_version": data.pop("format_version"), **data}  # first: what a reader checks first
-    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return _FORMAT.dump(adapter.dump_python(value, mode="json"))
 
 
 def _load(adapter: TypeAdapter[Any], data: bytes | str, where: str) -> Any:
-    try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ManifestError(f"{where} is not valid JSON: {error}") from None
-    if not isinstance(raw, dict):
-        raise ManifestError(f"{where} is not a JSON object")
-    version = raw.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ManifestError(f"{where} has no format_version")
-    if version > FORMAT_VERSION:
-        raise ManifestError(
-            f"{where} has format {version}, written by a newer maintkit (this one reads up to "
-            f"{FORMAT_VERSION}); upgrade maintkit"
-        )
+    raw = _FORMAT.load(data, ManifestError, where)
     try:
         return adapter.validate_python(raw)
     except ValidationError as error:

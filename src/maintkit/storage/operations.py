@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
 from maintkit.storage.base import Target, snapshot_prefix
 from maintkit.storage.manifest import Manifest, list_snapshots, read_manifest
 from maintkit.storage.retention import UNFINISHED_GRACE, Decision, RetentionPolicy, select_to_keep

@@ -1,11 +1,11 @@
 """A storage target in an S3 bucket (AWS, or any S3-compatible store through ``endpoint_url``).
 
 How an artifact of unknown size streams into S3 with bounded memory: the writer feeds a
-:class:`BoundedPipe` (a file-like whose ``read(n)`` is backed by a bounded queue of 1 MiB blocks),
-and boto3's transfer manager (``upload_fileobj``) reads it in a background thread, cutting it into
-8 MiB parts uploaded 4 at a time. When S3 is slower than the dump, the queue fills and ``write()``
-blocks: the SSH channel stops being read and the dump on the server waits (backpressure), instead
-of the control node buffering gigabytes. Memory is bounded by the queue (8 MiB) plus the parts
+:class:`~maintkit.storage.pipe.BoundedPipe` (a file-like whose ``read(n)`` is backed by at most 4 MiB
+of waiting bytes), and boto3's transfer manager (``upload_fileobj``) reads it in a background thread,
+cutting it into 8 MiB parts uploaded 4 at a time. When S3 is slower than the dump, the pipe fills and
+``write()`` blocks: the SSH channel stops being read and the dump on the server waits (backpressure),
+instead of the control node buffering gigabytes. Memory is bounded by the pipe (4 MiB) plus the parts
 boto3 holds (``max_in_memory_upload_chunks``, here concurrency + 1, of 8 MiB) and botocore's copies
 of the parts in flight: about 100 MiB above the process's baseline, measured flat from 100 MiB to
 1 GiB. The price of unknown sizes: S3 allows 10,000 parts, so 8 MiB parts cap an artifact at
@@ -42,13 +42,15 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import queue
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO, Literal
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator, model_validator
 
 from maintkit.storage.base import (
     ArtifactWriter,
@@ -59,18 +61,18 @@ from maintkit.storage.base import (
     parse_snapshot_id,
     refuse_empty_prefix,
 )
+from maintkit.storage.pipe import BoundedPipe, MiB, PipeAborted, PipeClosed
+from maintkit.storage.settings import CREDENTIAL_MESSAGE, NAME_PATTERN, SettingsModel, TargetSettings
 
 log = logging.getLogger(__name__)
 
-MiB = 1024 * 1024
 DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_CONCURRENCY = 4
 MAX_PARTS = 10_000  # an S3 multipart upload has at most 10,000 parts
 MIN_PART_SIZE = 5 * MiB
 MAX_PART_SIZE = 5 * 1024 * MiB
-PIPE_BLOCK = 1 * MiB
-PIPE_BLOCKS = 4
-POLL_SECONDS = 0.1
+#: bytes waiting between the dump and boto3's reader (backpressure beyond that)
+PIPE_LIMIT = 4 * MiB
 READ_BUFFER = 1 * MiB
 SSE_VALUES = ("AES256", "aws:kms")
 LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
@@ -137,14 +139,6 @@ def has_retention(head: Mapping[str, Any], mode: str, until: datetime) -> bool:
     return kept >= until - timedelta(seconds=1)
 
 
-class PipeClosed(Exception):
-    """The pipe's reader is gone (the upload failed) or the pipe was aborted."""
-
-
-class UploadAborted(Exception):
-    """Raised inside boto3's reader so that it abandons the upload and aborts the multipart upload."""
-
-
 _MMAP_THRESHOLD_SET = False
 
 
@@ -169,104 +163,6 @@ def return_large_buffers_to_the_os() -> None:
         return
 
 
-class BoundedPipe:
-    """A file-like object with ``read(n)``, fed by ``write()`` from another thread, holding at most
-    ``max_blocks`` blocks of ``block_size`` bytes (plus one block being filled).
-
-    Why blocks and not the writer's chunks: SSH delivers 32 KiB pieces; a queue of those would bound
-    the count, not the bytes. Why polling with a short timeout: either side must notice quickly when
-    the other is gone (an aborted snapshot, a failed upload) instead of waiting forever on the queue.
-    """
-
-    def __init__(self, block_size: int = PIPE_BLOCK, max_blocks: int = PIPE_BLOCKS) -> None:
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=max_blocks)
-        self._block_size = block_size
-        self._pending = bytearray()
-        self._leftover = b""
-        self._eof = False
-        self._closed = False
-        self._aborted = threading.Event()
-        self._reader_gone = threading.Event()
-
-    # -- the producer's side -------------------------------------------------------------------
-    def write(self, data: bytes) -> int:
-        """Queue ``data``; block while the queue is full. Raise PipeClosed if the reader is gone."""
-        if self._closed:
-            raise PipeClosed("write after close")
-        self._raise_if_broken()
-        self._pending += data
-        while len(self._pending) >= self._block_size:
-            block = bytes(self._pending[: self._block_size])
-            del self._pending[: self._block_size]
-            self._put(block)
-        return len(data)
-
-    def close(self) -> None:
-        """Signal the end of the data to the reader (after queueing what is pending)."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._pending:
-            self._put(bytes(self._pending))
-            self._pending.clear()
-        self._put(None)
-
-    def abort(self) -> None:
-        """Make the reader fail (with UploadAborted) and any blocked writer give up."""
-        self._aborted.set()
-
-    def reader_done(self) -> None:
-        """Called by the reader's thread when it stops reading, whatever the reason."""
-        self._reader_gone.set()
-
-    def _raise_if_broken(self) -> None:
-        if self._aborted.is_set():
-            raise PipeClosed("aborted")
-        if self._reader_gone.is_set():
-            raise PipeClosed("the upload stopped")
-
-    def _put(self, item: bytes | None) -> None:
-        while True:
-            self._raise_if_broken()
-            try:
-                self._queue.put(item, timeout=POLL_SECONDS)
-                return
-            except queue.Full:
-                continue
-
-    # -- the reader's side (boto3's transfer manager) --------------------------------------------
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        """Return ``size`` bytes (fewer only at the end), or everything left when ``size`` < 0."""
-        want = -1 if size is None else size
-        chunks = [self._leftover] if self._leftover else []
-        have = len(self._leftover)
-        self._leftover = b""
-        while (want < 0 or have < want) and not self._eof:
-            item = self._get()
-            if item is None:
-                self._eof = True
-                break
-            chunks.append(item)
-            have += len(item)
-        data = b"".join(chunks)
-        if 0 <= want < len(data):
-            self._leftover = data[want:]
-            data = data[:want]
-        return data
-
-    def _get(self) -> bytes | None:
-        while True:
-            if self._aborted.is_set():
-                raise UploadAborted("the artifact was aborted")
-            try:
-                return self._queue.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                continue
-
-
 class S3Writer(ArtifactWriter):
     """Streams one artifact to S3 through boto3's transfer manager running in a background thread."""
 
@@ -276,7 +172,7 @@ class S3Writer(ArtifactWriter):
         self.full_key = target.full_key(key)
         self.lock_until = lock_until
         self._extra_args = extra_args
-        self._pipe = BoundedPipe()
+        self._pipe = BoundedPipe(PIPE_LIMIT)
         self._written = 0
         self._max_size = target.part_size * MAX_PARTS
         self._error: BaseException | None = None
@@ -507,7 +403,7 @@ class S3Target(Target):
         code = error_code(error)
         if code:
             return self._client_error(where, code, error, doing)
-        if isinstance(error, UploadAborted):
+        if isinstance(error, PipeAborted):
             return StorageError(f"{where}: {doing} was aborted")
         return StorageError(f"{where}: {doing} failed: {type(error).__name__}: {error}")
 
@@ -797,3 +693,60 @@ def _started_before(upload: Mapping[str, Any], before: datetime) -> bool:
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# -- the inventory's settings of an S3 target ------------------------------------------------------
+
+
+class ObjectLockSettings(SettingsModel):
+    mode: Literal["GOVERNANCE", "COMPLIANCE"] = Field(
+        description="GOVERNANCE (privileged users can lift it) or COMPLIANCE (nobody can)."
+    )
+    days: int = Field(ge=1, description="Retention of every uploaded object, in days.")
+
+
+class S3Settings(TargetSettings):
+    """``type: s3``: a bucket (and prefix) of AWS or an S3-compatible store."""
+
+    KIND: ClassVar[str] = "s3"
+    name: str = Field("s3", pattern=NAME_PATTERN, description="Name used by --target.")
+    type: Literal["s3"]
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = ""
+    region: str | None = None
+    endpoint_url: str | None = Field(None, pattern=r"^https?://", description="S3-compatible store.")
+    profile: str | None = Field(None, description="AWS profile (~/.aws/config) holding the credentials.")
+    storage_class: str | None = None
+    sse: Literal["AES256", "aws:kms"] | None = None
+    sse_kms_key_id: str | None = None
+    object_lock: ObjectLockSettings | None = None
+    part_size_mib: int = Field(8, ge=5, le=5120, description="Multipart part size; 10,000 parts at most.")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        """Refuse ``http://KEY:SECRET@host``: the URL is printed in connection errors and journals."""
+        if value is not None and "@" in urlsplit(value).netloc:
+            raise ValueError(f"endpoint_url must not hold credentials (user:password@); {CREDENTIAL_MESSAGE}")
+        return value
+
+    @model_validator(mode="after")
+    def _kms_key_needs_kms(self) -> S3Settings:
+        if self.sse_kms_key_id and self.sse != "aws:kms":
+            raise ValueError("sse_kms_key_id needs sse: aws:kms")
+        return self
+
+    def build(self, base_dir: Path) -> Target:
+        return S3Target(
+            self.name,
+            self.bucket,
+            prefix=self.prefix,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            profile=self.profile,
+            storage_class=self.storage_class,
+            sse=self.sse,
+            sse_kms_key_id=self.sse_kms_key_id,
+            object_lock=self.object_lock.model_dump() if self.object_lock else None,
+            part_size=self.part_size_mib * MiB,
+        )

@@ -12,14 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maintkit.config.models import Position
-from maintkit.config.templating import has_template, render, sole_variable
-from maintkit.config.yamlload import locate
-from maintkit.errors import InvalidInput, Problem, StepFailed
+from maintkit.model.problems import InvalidInput, Position, Problem, StepFailed
 from maintkit.secrets import Redactor
 from maintkit.storage.base import Target, check_segment
 from maintkit.storage.config import encryption_from_vars, retention_from_vars, targets_from_vars
 from maintkit.storage.retention import RetentionPolicy
+from maintkit.text.templating import has_template, render, sole_variable
+from maintkit.text.yamlload import locate
 
 if TYPE_CHECKING:
     from maintkit.storage.encryption import EncryptionSettings

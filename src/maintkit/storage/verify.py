@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from maintkit import __version__
-from maintkit.errors import MaintkitError
+from maintkit.model.problems import MaintkitError
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.base import Target
 from maintkit.storage.encryption import DecryptionError, Identity, decrypting_reader

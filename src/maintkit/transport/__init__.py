@@ -1,5 +1,1 @@
-"""How commands reach a host: one small interface, an SSH and a local implementation."""
-
-from maintkit.transport.base import CommandResult, Transport, open_transport
-
-__all__ = ["CommandResult", "Transport", "open_transport"]
+"""Talking to hosts: the Transport interface (base), its implementations, and the registry."""

@@ -11,11 +11,11 @@ Every implementation follows the same contract:
 * ``stdout`` is ``None`` (output collected into the bounded tail) or a sink with ``write(bytes)``
   that receives every byte; the tail then stays empty.
 * ``timeout`` (seconds, per call) kills the command's whole process group on the host, then raises
-  :class:`~maintkit.errors.CommandTimeout`. ``cancel`` (a ``threading.Event``) does the same when set,
-  raising :class:`~maintkit.errors.Interrupted`.
+  :class:`~maintkit.model.problems.CommandTimeout`. ``cancel`` (a ``threading.Event``) does the same when set,
+  raising :class:`~maintkit.model.problems.Interrupted`.
 * ``secret=True`` means the command text contains a secret: it must not appear in any process list,
   so it is sent over stdin (``eval "$(head -c N)"``) instead of on the command line.
-* A broken connection raises :class:`~maintkit.errors.TransportError` (retried by the engine);
+* A broken connection raises :class:`~maintkit.model.problems.TransportError` (retried by the engine);
   a non-zero exit status is *not* an exception, it is ``CommandResult.rc``.
 """
 
@@ -27,10 +27,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Protocol
-
-if TYPE_CHECKING:
-    from maintkit.config.models import Host
+from typing import BinaryIO, Protocol
 
 TAIL_BYTES = 64 * 1024
 
@@ -122,14 +119,3 @@ class Transport(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def open_transport(host: Host, *, accept_new_host_keys: bool = False) -> Transport:
-    """Return the transport an inventory host asks for (not yet connected)."""
-    if host.connection == "local":
-        from maintkit.transport.local import LocalTransport
-
-        return LocalTransport(host.name)
-    from maintkit.transport.ssh import SSHTransport
-
-    return SSHTransport(host, accept_new_host_keys=accept_new_host_keys or host.accept_new_host_keys)

@@ -6,7 +6,7 @@ releases, trusting the first key a network path presents is not acceptable. Here
 
 * the known keys are read from the user's ``~/.ssh/known_hosts`` plus the inventory's ``known_hosts``
   file (plain and hashed OpenSSH entries);
-* an **unknown** key is refused with a :class:`~maintkit.errors.HostKeyError` naming the host, the key
+* an **unknown** key is refused with a :class:`~maintkit.model.problems.HostKeyError` naming the host, the key
   type and its SHA256 fingerprint, and saying how to opt in; with ``accept_new`` (OpenSSH's
   ``StrictHostKeyChecking=accept-new``) it is accepted and appended to a known_hosts file;
 * a **changed** key always fails, whatever ``accept_new`` says (paramiko raises
@@ -28,8 +28,8 @@ from pathlib import Path
 import paramiko
 import paramiko.hostkeys
 
-from maintkit.errors import HostKeyError
 from maintkit.fsmodes import make_private_dirs
+from maintkit.model.problems import HostKeyError
 
 DEFAULT_SSH_PORT = 22
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts"

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from maintkit.transport.local import CHUNK, StdinFeeder, abort_reason, wait_slice
+from maintkit.transport.streams import CHUNK, StdinFeeder, abort_reason, wait_slice
 
 DISABLE_ENV = "MAINTKIT_BULK_SSH"
 PIN_ALIAS = "maintkit-pinned-host"

@@ -22,7 +22,7 @@ but the POSIX shell every command already assumes:
 
 A timeout or cancel kills the runner's whole process group (the command tree with it) and the
 session is discarded; the next command starts a new one. Commands with input or a sink, and very
-long scripts, do not come here (see :meth:`maintkit.transport.ssh.SSHTransport.run`).
+long scripts, do not come here (see :meth:`maintkit.transport.ssh.transport.SSHTransport.run`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from collections.abc import Callable
 import paramiko
 
 from maintkit.transport.base import Sink, Tail
-from maintkit.transport.local import CHUNK, wait_slice
+from maintkit.transport.streams import CHUNK, wait_slice
 
 #: the remote loop (POSIX sh). ``read`` reads a pipe byte by byte, so it never takes more than a line.
 #: ``set +e``: an rc file that turned errexit on would otherwise end the loop at the first failure.

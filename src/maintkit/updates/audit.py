@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
 
 Severity = Literal["low", "medium", "high", "critical"]
 Threshold = Literal["low", "medium", "high", "critical", "never"]

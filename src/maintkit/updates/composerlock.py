@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
 
 
 @dataclass(frozen=True)

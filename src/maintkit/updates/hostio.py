@@ -12,7 +12,7 @@ import hashlib
 import shlex
 from typing import Protocol
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
 from maintkit.sources.script import host_path
 from maintkit.transport.base import CommandResult, Sink
 

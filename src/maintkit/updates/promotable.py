@@ -18,17 +18,19 @@ back in time; the record production already runs is refused as "already promoted
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
+from maintkit.model.record import RecordFormat, known_fields, type_problems
 from maintkit.storage.base import StorageError, Target, check_segment, snapshot_prefix
 from maintkit.updates.hostio import sha256
 
 FOLDER = "promotable"
 RECORD = "record.json"
+#: ``"format": 1`` first (an addition: records written before it have none and are format 1)
+RECORD_FORMAT = RecordFormat(RECORD, key="format", version=1, missing=1)
 
 
 def records_prefix(site: str, env: str) -> str:
@@ -62,13 +64,19 @@ class Record:
         return datetime.fromisoformat(self.created)
 
     def to_bytes(self) -> bytes:
-        return (json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        return RECORD_FORMAT.dump(asdict(self))
 
     @classmethod
     def parse(cls, data: bytes) -> Record:
-        raw = json.loads(data)
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in raw.items() if k in known})
+        """The record in ``data``; ValueError when it is not one this maintkit can read."""
+        raw = RECORD_FORMAT.load(data, ValueError)
+        problems = type_problems(cls, raw)
+        if problems:
+            raise ValueError(f"{RECORD} is invalid: {'; '.join(problems)}")
+        try:
+            return cls(**known_fields(cls, raw))
+        except TypeError as error:  # a required field is missing
+            raise ValueError(f"{RECORD} is incomplete: {error}") from None
 
 
 def write_record(targets: list[Target], record: Record, files: dict[str, bytes]) -> None:
@@ -87,7 +95,7 @@ def latest_record(target: Target, site: str, env: str) -> Record | None:
         if target.exists(key):
             try:
                 return Record.parse(target.get_bytes(key))
-            except (ValueError, TypeError) as error:
+            except ValueError as error:
                 raise StepFailed(
                     f"promotable record {record_id} in {target.name} is unreadable: {error}"
                 ) from error
@@ -97,9 +105,13 @@ def latest_record(target: Target, site: str, env: str) -> Record | None:
 def read_record(target: Target, site: str, env: str, record_id: str) -> Record:
     key = record_key(site, env, record_id, RECORD)
     try:
-        return Record.parse(target.get_bytes(key))
+        data = target.get_bytes(key)
     except StorageError as error:
         raise StepFailed(f"no promotable record {record_id} of {site}/{env} in {target.name}") from error
+    try:
+        return Record.parse(data)
+    except ValueError as error:
+        raise StepFailed(f"promotable record {record_id} in {target.name} is unreadable: {error}") from error
 
 
 def read_file(target: Target, record: Record, name: str) -> bytes:

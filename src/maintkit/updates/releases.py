@@ -25,14 +25,14 @@ Why these choices:
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
+from maintkit.model.record import RecordFormat, known_fields
 from maintkit.sources.script import bash_command, host_path, parse_pairs
 from maintkit.storage.base import new_snapshot_id, parse_snapshot_id
 from maintkit.updates.hostio import Runs, quote_all, read_file, write_file
@@ -81,6 +81,10 @@ class Release:
             return None
 
 
+#: the history file: ``"format": 1`` first; files without it are read as format 1
+HISTORY_FORMAT = RecordFormat("the release history", key="format", version=1, missing=1)
+
+
 @dataclass
 class History:
     """The release history of one site root: releases oldest first, and which one is current."""
@@ -92,22 +96,16 @@ class History:
     def parse(cls, data: bytes | None) -> History:
         if not data:
             return cls()
+        raw = HISTORY_FORMAT.load(data, StepFailed)
         try:
-            raw = json.loads(data)
-            known = set(Release.__dataclass_fields__)
-            releases = [
-                Release(**{k: v for k, v in r.items() if k in known}) for r in raw.get("releases", [])
-            ]
+            releases = [Release(**known_fields(Release, r)) for r in raw.get("releases", [])]
         except (ValueError, TypeError, AttributeError) as error:
-            raise StepFailed(
-                f"the release history is not valid JSON of maintkit's format: {error}"
-            ) from error
+            raise StepFailed(f"the release history is not of maintkit's format: {error}") from error
         return cls(releases, raw.get("current"))
 
     def to_bytes(self) -> bytes:
         kept = self.releases[-HISTORY_LIMIT:]
-        document = {"format": 1, "current": self.current, "releases": [asdict(r) for r in kept]}
-        return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        return HISTORY_FORMAT.dump({"current": self.current, "releases": [asdict(r) for r in kept]})
 
     def get(self, release_id: str) -> Release | None:
         return next((r for r in self.releases if r.id == release_id), None)
@@ -237,13 +235,13 @@ def state_command(root: str) -> str:
 
 
 @dataclass
-class HostState:
+class ReleaseState:
     current: str | None
     folders: list[str]
     current_is_not_a_link: bool = False
 
 
-def parse_state(stdout: str) -> HostState:
+def parse_state(stdout: str) -> ReleaseState:
     current = None
     folders: list[str] = []
     not_link = False
@@ -255,7 +253,7 @@ def parse_state(stdout: str) -> HostState:
             folders.append(value)
         elif key == "current_is_not_a_link":
             not_link = True
-    return HostState(current, sorted(folders), not_link)
+    return ReleaseState(current, sorted(folders), not_link)
 
 
 #: a --check preview's throw-away copy: ``ROOT/releases/.maintkit-check-RUN``. Beside the releases, so
@@ -385,7 +383,7 @@ def remove_command(root: str, release_ids: list[str]) -> str:
 # -- the operations, shared by the action and the CLI ----------------------------------------------
 
 
-class Site:
+class ReleaseRoot:
     """One site root on one host: its live state and history, read once, written back on change."""
 
     def __init__(self, run: Runs, root: str) -> None:
@@ -396,7 +394,7 @@ class Site:
         self.state = self._state()
         self.history.reconcile(self.state.current)
 
-    def _state(self) -> HostState:
+    def _state(self) -> ReleaseState:
         result = self.run(state_command(self.root))
         if result.rc != 0:
             raise StepFailed(f"reading the releases of {self.root} failed: {result.stderr.strip()[-500:]}")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from maintkit.errors import StepFailed
 from maintkit.jobs.context import HostContext
 from maintkit.jobs.restore import commands, sql
 from maintkit.jobs.restore.guard import marked_production, place_of, production_reasons
 from maintkit.jobs.restore.source import RestoreSource
+from maintkit.model.problems import StepFailed
 from maintkit.sources.compression import parse_markers, strip_markers
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.files import FilesSource

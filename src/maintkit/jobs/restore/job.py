@@ -30,7 +30,6 @@ from dataclasses import asdict
 from typing import Any, BinaryIO, Literal, Protocol, cast
 
 from maintkit.cms.base import config_file
-from maintkit.errors import MaintkitError, StepFailed
 from maintkit.jobs.context import HostContext
 from maintkit.jobs.restore import commands, sql
 from maintkit.jobs.restore.guard import identity_reasons, marked_production, place_of, production_reasons
@@ -38,6 +37,7 @@ from maintkit.jobs.restore.inspect import ArchiveInspector, DumpInspector
 from maintkit.jobs.restore.record import Cause, Phase, RestoreRecord, TableCheck, now_iso
 from maintkit.jobs.restore.source import RestoreSource
 from maintkit.jobs.restore.stream import IntegrityError, PrefixedReader, VerifyingReader
+from maintkit.model.problems import MaintkitError, StepFailed
 from maintkit.sources.appconfig import config_host, write_db_config_command
 from maintkit.sources.compression import parse_markers, strip_markers
 from maintkit.sources.database import DatabaseSource

@@ -27,20 +27,19 @@ picks its site by its own ``site`` variable (or host name): a drill host of the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maintkit.config.models import Inventory
-from maintkit.config.templating import render
-from maintkit.config.variables import host_vars
-from maintkit.errors import MaintkitError, StepFailed
 from maintkit.jobs.restore.guard import Place, place_of
+from maintkit.model.hosts import Host, Inventory
+from maintkit.model.problems import MaintkitError, StepFailed
 from maintkit.secrets import Redactor
 from maintkit.storage.base import Target
 from maintkit.storage.config import DEFAULT_PATH, targets_from_vars
 from maintkit.storage.sites import site_encryption, site_name
+from maintkit.text.templating import render
 
 
 def plain(value: Any) -> Any:
@@ -89,11 +88,19 @@ def host_place(name: str, host: Any, variables: Mapping[str, Any]) -> Place:
     )
 
 
-def describe_source(inventory: Inventory, hosts: list[Any] | None = None) -> dict[str, Any]:
-    """The ``restore_source`` value for ``inventory`` (every host, or ``hosts``)."""
+def describe_source(
+    inventory: Inventory,
+    variables_of: Callable[[Host], Mapping[str, Any]],
+    hosts: list[Any] | None = None,
+) -> dict[str, Any]:
+    """The ``restore_source`` value for ``inventory`` (every host, or ``hosts``).
+
+    ``variables_of`` gives a host's variables (``config.variables.host_vars``): passed
+    in so that this package never imports ``config``, which sits above it.
+    """
     sites: dict[str, dict[str, Any]] = {}
     for host in hosts if hosts is not None else inventory.hosts.values():
-        variables = host_vars(inventory, host)
+        variables = variables_of(host)
         site = site_name(variables)
         if site not in sites:
             encryption = site_encryption(variables)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from maintkit.errors import StepFailed
+from maintkit.model.problems import StepFailed
 from maintkit.storage.encryption import DecryptionError, Identity, decrypting_reader
 from maintkit.storage.manifest import Artifact
 

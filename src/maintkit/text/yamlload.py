@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from maintkit.errors import InvalidInput, Problem
+from maintkit.model.problems import InvalidInput, Problem
 
 try:  # libyaml is much faster and still gives every node its marks
     _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]

@@ -27,25 +27,22 @@ delayed-ACK latency; see docs/performance.md).
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import logging
 import os
-import re
 import select
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 import paramiko
 from fabric import Connection
 
-from maintkit.config.models import Host
-from maintkit.errors import (
+from maintkit.model.hosts import Host
+from maintkit.model.problems import (
     CommandLost,
     CommandTimeout,
     HostKeyError,
@@ -63,175 +60,37 @@ from maintkit.transport.hostkeys import (
     load_known_hosts,
     secure_client,
 )
-from maintkit.transport.local import (
+from maintkit.transport.openssh import BulkTarget, BulkUnavailable, PinnedHostKey
+from maintkit.transport.session import MAX_SCRIPT, Aborted, Session, SessionLost
+from maintkit.transport.ssh.channels import channel_writer, join_feeder, pump, read_input, remote_command
+from maintkit.transport.ssh.connect import (
+    CONNECT_TIMEOUT,
+    KEEPALIVE_INTERVAL,
+    NETWORK_ERRORS,
+    chain,
+    close_chain,
+    connect_direct,
+    describe,
+    got_banner,
+    network_reason,
+    set_nodelay,
+)
+from maintkit.transport.ssh.kill import PID_GRACE, PidFilter, kill_group, reap
+from maintkit.transport.ssh.rekey import avoid_rekey_deadlock
+from maintkit.transport.streams import (
     CHUNK,
     CountingSink,
     StdinFeeder,
-    abort_reason,
-    wait_slice,
 )
-from maintkit.transport.openssh import BulkTarget, BulkUnavailable, PinnedHostKey
-from maintkit.transport.session import MAX_SCRIPT, Aborted, Session, SessionLost, drain
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0
-KEEPALIVE_INTERVAL = 15
-#: printed by the login shell before the command; ``$$`` is the command's process group
-PID_PREAMBLE = "printf 'mk-pid:%s\\n' \"$$\" >&2; "
-_PID_LINE = re.compile(rb"(?:^|\n)mk-pid:(\d+)\n")
-#: how long to wait for the pid line when a command must be killed right after it started
-PID_GRACE = 3.0
-#: TERM the group, poll up to ~2 s for it to go, then KILL what is left (best effort, never fails).
-#: ``alive`` ignores zombies where /proc exists: an orphan's zombie stays in the group until PID 1
-#: reaps it, which inside a container may be never; ``kill -0`` alone would then always wait 2 s.
-KILL_SCRIPT = (
-    "g={pgid}; "
-    "alive() {{ if [ -r /proc/self/stat ]; then "
-    'for f in /proc/[0-9]*/stat; do read -r l 2>/dev/null <"$f" || continue; l=${{l##*) }}; '
-    'set -- $l; [ "$3" = "$g" ] && [ "$1" != Z ] && return 0; done; return 1; '
-    'else kill -s 0 -- "-$g" 2>/dev/null; fi; }}; '
-    'kill -s TERM -- "-$g" 2>/dev/null; i=0; '
-    'while alive && [ "$i" -lt 20 ]; do sleep 0.1; i=$((i+1)); done; '
-    'kill -s KILL -- "-$g" 2>/dev/null; exit 0'
-)
-KILL_WAIT = 5.0
-#: stop what a dead connection left running (process group ``g``), on a fresh connection; prints
-#: ``stopped`` or ``ended``. ``g`` must still be a live session and group leader (sshd made our
-#: login shell both; a command it execs keeps the ids): a number reused by an unrelated process in
-#: the seconds since is practically never one. Without /proc nothing can be checked, so nothing is
-#: killed (``unknown``).
-REAP_SCRIPT = (
-    "g={pgid}; [ -r /proc/self/stat ] || {{ echo unknown; exit 0; }}; "
-    'read -r l 2>/dev/null <"/proc/$g/stat" || {{ echo ended; exit 0; }}; '
-    'l=${{l##*) }}; set -- $l; '
-    '{{ [ "$1" != Z ] && [ "$3" = "$g" ] && [ "$4" = "$g" ]; }} || {{ echo ended; exit 0; }}; '
-    + KILL_SCRIPT.replace("exit 0", "echo stopped; exit 0")
-)
 #: set to ``0`` to give every command its own SSH session (the behaviour before the session runner)
 SESSION_ENV = "MAINTKIT_SSH_SESSION"
 #: tries of a short command in the session: a dead reused session, then a dead reused connection
 SESSION_ATTEMPTS = 3
-_NETWORK_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
 
-class _PidFilter:
-    """The command's stderr, minus the ``mk-pid:N`` line our preamble prints first.
-
-    Anything a login shell prints before it (a noisy ``.bashrc``) is passed through. If no pid line
-    shows up within 64 KiB the filter gives up and passes everything on.
-    """
-
-    def __init__(self, tail: Tail) -> None:
-        self.tail = tail
-        self.pgid: int | None = None
-        self._pending: bytearray | None = bytearray()
-
-    def write(self, data: bytes) -> None:
-        if self._pending is None:
-            self.tail.write(data)
-            return
-        self._pending += data
-        match = _PID_LINE.search(self._pending)
-        if match:
-            start = match.start() + (1 if self._pending[match.start() : match.start() + 1] == b"\n" else 0)
-            rest = bytes(self._pending[:start] + self._pending[match.end() :])
-            self.pgid = int(match.group(1))
-            self._pending = None
-            if rest:
-                self.tail.write(rest)
-        elif len(self._pending) > CHUNK:
-            rest, self._pending = bytes(self._pending), None
-            self.tail.write(rest)
-
-    def flush(self) -> None:
-        if self._pending:
-            self.tail.write(bytes(self._pending))
-        self._pending = None
-
-    @property
-    def settled(self) -> bool:
-        """True once the pid line was found, or the filter gave up looking for it."""
-        return self._pending is None
-
-
-def _set_nodelay(sock: object) -> None:
-    """Disable Nagle on a real TCP socket (not on a gateway channel or a ProxyCommand pipe)."""
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-
-def _connect_direct(conn: Connection) -> None:
-    """Open the TCP connection ourselves, with ``TCP_NODELAY`` set *before* the SSH handshake.
-
-    Why: the handshake is a dozen small request/response packets; with Nagle on, several of them wait
-    for a delayed ACK (~40 ms each), and a connection took ~80 ms on loopback instead of ~15 ms.
-    paramiko creates its socket inside ``SSHClient.connect`` and never sets the option, but it takes
-    a ready socket (``sock=``) and still uses ``hostname``/``port`` for the host-key lookup. Only for
-    direct connections: a ProxyJump or ProxyCommand hop brings its own transport (its gateway's
-    socket gets the option after it opens).
-    """
-    if conn.gateway or "sock" in conn.connect_kwargs:
-        return
-    sock = socket.create_connection((conn.host, conn.port), timeout=conn.connect_timeout)
-    _set_nodelay(sock)
-    if _QUICKACK is not None:
-        sock = _QuickAckSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
-    conn.connect_kwargs["sock"] = sock
-
-
-_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
-
-
-class _QuickAckSocket(socket.socket):
-    """A TCP socket that acknowledges what it read at once instead of up to 40 ms later.
-
-    Why: right after authentication OpenSSH's sshd sends a couple of small messages (the
-    ``hostkeys-00@openssh.com`` request, ``authorized_keys`` option notices) that want no answer, so
-    our kernel delays its ACK; sshd, which sets no ``TCP_NODELAY`` for non-interactive sessions,
-    then holds its next small packet, the confirmation of our first channel, until that ACK comes:
-    the first command of every connection took ~50 ms instead of ~4 ms. ``TCP_QUICKACK`` is not
-    sticky, so it is re-armed after every read; set while an ACK is pending it sends that ACK now.
-    One ``setsockopt`` per read costs about a microsecond.
-    """
-
-    def recv(self, bufsize: int, flags: int = 0, /) -> bytes:
-        data = super().recv(bufsize, flags)
-        if _QUICKACK is not None:
-            with contextlib.suppress(OSError):
-                self.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-        return data
-
-
-def _chain(conn: Connection) -> Iterator[Connection]:
-    """The connection and, for ProxyJump, every gateway connection behind it."""
-    while isinstance(conn, Connection):
-        yield conn
-        conn = conn.gateway
-
-
-def _close_chain(conn: Connection) -> None:
-    """Close the connection and its gateways, even half-open ones (fabric's close skips those)."""
-    for hop in _chain(conn):
-        with contextlib.suppress(Exception):
-            hop.client.close()
-        hop.transport = None
-
-
-def _reason(exc: BaseException) -> str:
-    """The readable part of a network error (``[Errno None] Unable to...`` -> ``Unable to...``)."""
-    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-
-
-def _got_banner(conn: Connection) -> bool:
-    """Whether the SSH server of ``conn`` sent its version banner (the first thing it says)."""
-    transport = conn.client.get_transport()
-    return transport is not None and bool(getattr(transport, "remote_version", ""))
-
-
-def _describe(conn: Connection) -> str:
-    return f"{conn.user}@{conn.host}:{conn.port}"
 
 
 class SSHTransport(Transport):
@@ -325,7 +184,7 @@ class SSHTransport(Transport):
         if session is not None:
             session.close()
         if conn is not None:
-            _close_chain(conn)
+            close_chain(conn)
         if pin is not None:
             pin.remove()
 
@@ -337,14 +196,14 @@ class SSHTransport(Transport):
                 return conn.transport, False
             if conn is not None:
                 self._conn = None
-                _close_chain(conn)
+                close_chain(conn)
             conn = self._open()
             self._conn = conn
             self.connect_count += 1
             assert conn.transport is not None
             orphans, self._orphans = self._orphans, set()
         for pgid in orphans:  # before any command of the new connection (outside the lock: it runs one)
-            outcome = self._reap(conn.transport, pgid)
+            outcome = reap(conn.transport, pgid, self.label, self.connect_timeout)
             log.info("%s: the command a lost connection left running: %s", self.label, outcome)
         return conn.transport, True
 
@@ -362,7 +221,7 @@ class SSHTransport(Transport):
             port=host.port or None,
             connect_kwargs=connect_kwargs,
         )
-        for hop in _chain(conn):
+        for hop in chain(conn):
             if hop.connect_timeout is None:  # ConnectTimeout in ~/.ssh/config wins
                 hop.connect_timeout = self.connect_timeout
         return conn
@@ -372,11 +231,11 @@ class SSHTransport(Transport):
             conn = self._new_connection()
         except Exception as exc:
             raise TransportError(f"{self.label}: cannot set up the SSH connection: {exc}") from exc
-        self._target = _describe(conn)
+        self._target = describe(conn)
         known = load_known_hosts(self.known_hosts_files)
-        hops = list(_chain(conn))
+        hops = list(chain(conn))
         for hop in hops:
-            hop_label = self.label if hop is conn else f"gateway {_describe(hop)} of {self.name}"
+            hop_label = self.label if hop is conn else f"gateway {describe(hop)} of {self.name}"
             secure_client(
                 hop.client,
                 label=hop_label,
@@ -385,35 +244,35 @@ class SSHTransport(Transport):
                 save_to=self.save_new_keys_to,
             )
         try:
-            _connect_direct(conn)
+            connect_direct(conn)
             conn.open()
             for hop in hops:
                 assert hop.transport is not None
-                check_not_revoked(_describe(hop), hop.transport.get_remote_server_key(), known)
+                check_not_revoked(describe(hop), hop.transport.get_remote_server_key(), known)
         except HostKeyError:
-            _close_chain(conn)
+            close_chain(conn)
             raise
         except paramiko.BadHostKeyException as exc:
-            _close_chain(conn)
+            close_chain(conn)
             hop = next((h for h in hops if h.host == exc.hostname), conn)
-            hop_label = self.label if hop is conn else f"gateway {_describe(hop)} of {self.name}"
+            hop_label = self.label if hop is conn else f"gateway {describe(hop)} of {self.name}"
             name = known_hosts_name(hop.host, hop.port)
             raise changed_key_error(hop_label, name, exc, known.files) from None
         except paramiko.AuthenticationException as exc:
-            _close_chain(conn)
+            close_chain(conn)
             raise TransportError(
                 f"{self.label}: authentication failed ({exc}); check the user, the key file "
                 f"({self.host.key_file or 'none set'}) and the ssh-agent"
             ) from exc
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             why = self._connect_failure(exc, hops)  # before the close: it reads what each hop got
-            _close_chain(conn)
+            close_chain(conn)
             raise TransportError(f"{self.label}: {why}") from exc
         for hop in hops:  # gateways too: their sockets carry every byte of ours
             assert hop.transport is not None
             hop.transport.set_keepalive(KEEPALIVE_INTERVAL)
-            _set_nodelay(hop.transport.sock)
-            _avoid_rekey_deadlock(hop.transport)
+            set_nodelay(hop.transport.sock)
+            avoid_rekey_deadlock(hop.transport)
         return conn
 
     def _connect_failure(self, exc: BaseException, hops: list[Connection]) -> str:
@@ -425,8 +284,8 @@ class SSHTransport(Transport):
         neither says which host or what to change. The hop is the last one that never got its
         banner (a gateway of a ProxyJump chain, or the host itself).
         """
-        text = _reason(exc)
-        silent = [h for h in hops if not _got_banner(h)]
+        text = network_reason(exc)
+        silent = [h for h in hops if not got_banner(h)]
         if silent and ("banner" in text or "No existing session" in text):
             hop = silent[-1]  # a silent gateway leaves every hop behind it silent too
             return (
@@ -452,10 +311,10 @@ class SSHTransport(Transport):
                 return transport, transport.open_session(timeout=self.connect_timeout)
             except paramiko.ChannelException as exc:  # refused (e.g. MaxSessions); connection is fine
                 raise TransportError(f"{self.label}: the server refused a new session: {exc}") from exc
-            except _NETWORK_ERRORS as exc:
+            except NETWORK_ERRORS as exc:
                 self._drop(transport)
                 if fresh or attempt == 2:
-                    raise TransportError(f"{self.label}: connection failed: {_reason(exc)}") from exc
+                    raise TransportError(f"{self.label}: connection failed: {network_reason(exc)}") from exc
         raise AssertionError("unreachable")
 
     def _drop(self, transport: paramiko.Transport) -> None:
@@ -467,7 +326,7 @@ class SSHTransport(Transport):
             else:
                 conn = None
         if conn is not None:
-            _close_chain(conn)
+            close_chain(conn)
 
     # -- commands ---------------------------------------------------------------------------------
 
@@ -498,20 +357,20 @@ class SSHTransport(Transport):
                 return result
         started = time.monotonic()
         deadline = None if timeout is None else started + timeout
-        remote, prefix = _remote_command(command, env, secret)
+        remote, prefix = remote_command(command, env, secret)
 
         transport, chan = self._open_channel()
         try:
             chan.exec_command(remote)
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             chan.close()
             self._drop(transport)
-            raise TransportError(f"{self.label}: could not start the command: {_reason(exc)}") from exc
+            raise TransportError(f"{self.label}: could not start the command: {network_reason(exc)}") from exc
 
         out: Tail | CountingSink = Tail() if stdout is None else CountingSink(stdout)
-        err = _PidFilter(Tail())
+        err = PidFilter(Tail())
         feeder = StdinFeeder(
-            write=_channel_writer(chan),
+            write=channel_writer(chan),
             close=chan.shutdown_write,
             prefix=prefix,
             source=stdin,
@@ -525,17 +384,17 @@ class SSHTransport(Transport):
             feeder.run()
         reason: str | None = None
         try:
-            reason = self._pump(chan, out, err, deadline, cancel, feeder)
+            reason = pump(chan, out, err, deadline, cancel, feeder)
         except BaseException:
             # The sink failed, or KeyboardInterrupt: stop the command on the host before re-raising.
             self._kill(transport, chan, err)
             raise
         if reason is not None:
             killed = self._kill(transport, chan, err)
-            _join(feeder)
+            join_feeder(feeder)
             self._raise_abort(reason, killed, timeout, feeder)
         err.flush()
-        _join(feeder)
+        join_feeder(feeder)
         received_status = chan.status_event.is_set() and chan.exit_status != -1
         # A server always sends EOF before closing a channel; a channel closed without EOF and
         # without exit status was torn down with the connection.
@@ -565,7 +424,7 @@ class SSHTransport(Transport):
         if pgid is not None and pgid > 1:
             try:
                 transport, _fresh = self._ensure_connected()  # reaps remembered orphans too
-                outcome = self._reap(transport, pgid)
+                outcome = reap(transport, pgid, self.label, self.connect_timeout)
             except MaintkitError as exc:
                 log.info("%s: cannot reconnect to stop the lost command: %s", self.label, exc)
                 with self._lock:
@@ -577,29 +436,6 @@ class SSHTransport(Transport):
         }[outcome]
         self.lost_commands.append((pgid, outcome))
         return CommandLost(f"{self.label}: connection lost while a command was running; {said}", outcome)
-
-    def _reap(self, transport: paramiko.Transport, pgid: int) -> str:
-        """Stop process group ``pgid`` if it is still ours and running; ``stopped``/``ended``/``unknown``."""
-        try:
-            chan = transport.open_session(timeout=self.connect_timeout)
-            try:
-                chan.exec_command(REAP_SCRIPT.format(pgid=int(pgid)))
-                chan.shutdown_write()
-                out = Tail()
-                deadline = time.monotonic() + KILL_WAIT
-                while not chan.exit_status_ready() and time.monotonic() < deadline:
-                    drain(chan, out, Tail())
-                    select.select([chan.fileno()], [], [], 0.05)
-                drain(chan, out, Tail())
-                while chan.recv_ready():
-                    drain(chan, out, Tail())
-            finally:
-                chan.close()
-        except _NETWORK_ERRORS as exc:
-            log.info("%s: could not stop the lost command: %s", self.label, exc)
-            return "unknown"
-        answer = out.text().strip().splitlines()
-        return answer[-1] if answer and answer[-1] in ("stopped", "ended", "unknown") else "unknown"
 
     def _raise_abort(
         self, reason: str, killed: bool, timeout: float | None, feeder: StdinFeeder | None
@@ -698,10 +534,10 @@ class SSHTransport(Transport):
             self.session_off = f"the session runner did not start: {exc}"
             log.info("%s: commands get a session each: %s", self.label, self.session_off)
             return None
-        except _NETWORK_ERRORS as exc:
+        except NETWORK_ERRORS as exc:
             self._drop(transport)
             if fresh:
-                raise TransportError(f"{self.label}: connection failed: {_reason(exc)}") from exc
+                raise TransportError(f"{self.label}: connection failed: {network_reason(exc)}") from exc
             return None
         self._session = session
         self.session_count += 1
@@ -715,7 +551,7 @@ class SSHTransport(Transport):
     def _end_session(self, transport: paramiko.Transport, session: Session) -> bool:
         """Kill the session's process group (the running command with it); True if a kill was sent."""
         self._forget_session(session)
-        return self._kill_group(transport, session.pgid)
+        return kill_group(transport, session.pgid, self.label, self.connect_timeout)
 
     # -- bulk streams through the system OpenSSH client (see maintkit.transport.openssh) ----------
 
@@ -747,11 +583,11 @@ class SSHTransport(Transport):
             raise BulkUnavailable("the host is reached through a gateway")
         target = self._bulk_target(conn, transport)
         pin = self._pin_key(target)
-        remote, prefix = _remote_command(command, env, secret)
+        remote, prefix = remote_command(command, env, secret)
         proc = openssh.start(openssh.ssh_argv(program, target, pin.path, remote))
         assert proc.stdin is not None
         out: Tail | CountingSink = Tail() if stdout is None else CountingSink(stdout)
-        err = _PidFilter(Tail())
+        err = PidFilter(Tail())
         feeder = StdinFeeder(
             write=openssh.pipe_writer(proc.stdin),
             close=proc.stdin.close,
@@ -775,14 +611,14 @@ class SSHTransport(Transport):
             raise
         if reason is not None:
             killed = self._kill_bulk(transport, proc, err)
-            _join(feeder)
+            join_feeder(feeder)
             self._raise_abort(reason, killed, timeout, feeder)
         err.flush()
-        _join(feeder)
+        join_feeder(feeder)
         openssh.stop(proc)
         rc = proc.returncode
         stderr = err.tail.text()
-        if rc == 255 and err.pgid is None and out.total == 0 and not _read_input(feeder, stdin):
+        if rc == 255 and err.pgid is None and out.total == 0 and not read_input(feeder, stdin):
             raise BulkUnavailable(f"ssh could not start the command: {stderr.strip()[-300:]}")
         if rc == 255 and openssh.lost_connection(stderr.encode("utf-8", "replace")):
             raise TransportError(
@@ -825,7 +661,7 @@ class SSHTransport(Transport):
             return self._pin
 
     def _kill_bulk(
-        self, transport: paramiko.Transport, proc: subprocess.Popen[bytes], err: _PidFilter
+        self, transport: paramiko.Transport, proc: subprocess.Popen[bytes], err: PidFilter
     ) -> bool:
         """Kill the command's process group (over paramiko), then end the local ``ssh``."""
         try:
@@ -840,41 +676,11 @@ class SSHTransport(Transport):
                     err.write(data)
                 elif proc.poll() is not None:
                     break
-            return self._kill_group(transport, err.pgid)
+            return kill_group(transport, err.pgid, self.label, self.connect_timeout)
         finally:
             openssh.stop(proc)
 
-    @staticmethod
-    def _pump(
-        chan: paramiko.Channel,
-        out: Tail | CountingSink,
-        err: _PidFilter,
-        deadline: float | None,
-        cancel: threading.Event | None,
-        feeder: StdinFeeder,
-    ) -> str | None:
-        """Move output to the sinks until EOF and exit status; return why to abort, if so."""
-        wakeup = chan.fileno()  # a pipe paramiko sets when data, EOF or close arrive
-        while True:
-            eof = chan.eof_received or chan.closed  # read first: data before EOF is buffered by then
-            busy = drain(chan, out, err)
-            reason = abort_reason(deadline, cancel, feeder)
-            if reason is not None:
-                return reason
-            if busy:
-                continue
-            if eof:
-                break
-            select.select([wakeup], [], [], wait_slice(deadline))
-        # Output is complete; the exit status may still be on its way (or the channel closes).
-        while not chan.status_event.is_set():
-            chan.status_event.wait(wait_slice(deadline))
-            reason = abort_reason(deadline, cancel, feeder)
-            if reason is not None:
-                return reason
-        return None
-
-    def _kill(self, transport: paramiko.Transport, chan: paramiko.Channel, err: _PidFilter) -> bool:
+    def _kill(self, transport: paramiko.Transport, chan: paramiko.Channel, err: PidFilter) -> bool:
         """Kill the command's process group on the host, close its channel; True if a kill was sent."""
         try:
             give_up = time.monotonic() + PID_GRACE
@@ -888,102 +694,9 @@ class SSHTransport(Transport):
                     break
                 else:
                     select.select([chan.fileno()], [], [], 0.05)
-            return self._kill_group(transport, err.pgid)
-        except _NETWORK_ERRORS as exc:
+            return kill_group(transport, err.pgid, self.label, self.connect_timeout)
+        except NETWORK_ERRORS as exc:
             log.warning("%s: could not kill the command: %s", self.label, exc)
             return False
         finally:
             chan.close()
-
-    def _kill_group(self, transport: paramiko.Transport, pgid: int | None) -> bool:
-        """Run the kill script for process group ``pgid`` on a fresh channel; True if it was sent."""
-        if pgid is None or pgid <= 1 or not transport.is_active():
-            log.warning("%s: cannot kill the command: its process group is unknown", self.label)
-            return False
-        try:
-            killer = transport.open_session(timeout=self.connect_timeout)
-            try:
-                killer.exec_command(KILL_SCRIPT.format(pgid=pgid))
-                killer.shutdown_write()
-                if not killer.status_event.wait(KILL_WAIT):
-                    log.warning("%s: the kill command did not finish in %s s", self.label, KILL_WAIT)
-            finally:
-                killer.close()
-        except _NETWORK_ERRORS as exc:
-            log.warning("%s: could not kill the command: %s", self.label, exc)
-            return False
-        return True
-
-
-def _remote_command(command: str, env: Mapping[str, str] | None, secret: bool) -> tuple[str, bytes]:
-    """The text the host's shell runs and the bytes to send first on its stdin.
-
-    A secret command travels on stdin: only its byte count is on the command line.
-    """
-    script = with_env(command, env)
-    if secret:
-        prefix = script.encode("utf-8")
-        return f'{PID_PREAMBLE}eval "$(head -c {len(prefix)})"', prefix
-    return PID_PREAMBLE + script, b""
-
-
-def _avoid_rekey_deadlock(transport: paramiko.Transport) -> None:
-    """Answer a channel close without blocking paramiko's reader thread during a key exchange.
-
-    paramiko#822 (open since 2016): when paramiko starts a rekey itself (every 512 MiB or 2**29
-    packets), it stops user messages until the exchange ends, and its reader thread then handles
-    what the server sent before its KEXINIT. A CHANNEL_CLOSE among those makes the reader thread
-    send its own CLOSE: it waits for the end of the exchange that only it can finish, for
-    ``clear_to_send_timeout`` (30 s), then the connection dies. Seen here on the second 1 GB stream
-    of a connection. The per-transport handler below updates the channel's state at once, as
-    paramiko does, and leaves only the sending of the reply to a short-lived thread in that case.
-    """
-    table = dict(transport._channel_handler_table)
-    table[paramiko.common.MSG_CHANNEL_CLOSE] = _handle_close
-    transport._channel_handler_table = table
-
-
-def _handle_close(chan: paramiko.Channel, message: paramiko.Message) -> None:
-    transport = chan.transport
-    if transport is None or transport.clear_to_send.is_set():
-        paramiko.Channel._handle_close(chan, message)
-        return
-    with chan.lock:
-        replies = [m for m in chan._close_internal() if m is not None]
-        transport._unlink_channel(chan.chanid)
-    if replies:
-        threading.Thread(
-            target=_send_after_rekey, args=(transport, replies), name="maintkit-close", daemon=True
-        ).start()
-
-
-def _send_after_rekey(transport: paramiko.Transport, replies: list[paramiko.Message]) -> None:
-    for reply in replies:
-        try:
-            transport._send_user_message(reply)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            log.debug("could not answer a channel close after a rekey: %s", exc)
-            return
-
-
-def _read_input(feeder: StdinFeeder, stdin: bytes | BinaryIO | None) -> bool:
-    """True when the caller's stdin stream was (maybe) consumed: the command cannot be re-sent."""
-    return feeder.ident is not None and stdin is not None and not isinstance(stdin, bytes)
-
-
-def _join(feeder: StdinFeeder) -> None:
-    """Give the stdin thread, if one was started, a moment to finish."""
-    if feeder.ident is not None:
-        feeder.join(timeout=0.5)
-
-
-def _channel_writer(chan: paramiko.Channel) -> Callable[[bytes], None]:
-    """``chan.sendall`` that reports a vanished reader as OSError, as :class:`StdinFeeder` expects."""
-
-    def write(data: bytes) -> None:
-        try:
-            chan.sendall(data)
-        except paramiko.SSHException as exc:
-            raise OSError(str(exc)) from exc
-
-    return write

@@ -1,4 +1,4 @@
-"""Per-step, per-host and per-run outcomes, and the exit code they add up to.
+"""What a step produced, per-step, per-host and per-run outcomes, and the exit code they add up to.
 
 Why one type carried everywhere (fabric's GroupResult idea): the engine, the journal, the console and
 the exit code all read the same record, so a partial failure is never lost between them.
@@ -8,13 +8,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Literal
-
-from maintkit.actions.base import ActionResult
+from typing import Any, Literal
 
 StepStatus = Literal["ok", "changed", "skipped", "failed", "ignored", "planned"]
 RunStatus = Literal["done", "failed", "interrupted", "rollback_failed", "locked", "invalid"]
 HostStatus = Literal["ok", "failed", "rolled_back", "rollback_failed", "not_run"]
+
+
+@dataclass
+class ActionResult:
+    """What a step produced. Registered results are exposed to templates as attributes and keys."""
+
+    failed: bool = False
+    changed: bool = False
+    rc: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    msg: str = ""
+    skipped: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+    #: a failure that is a refusal before anything was written (a safety check said no): when it is
+    #: the only kind of failure of a run that changed nothing, the run exits 2, not 1
+    refused: bool = False
+
+    def as_vars(self) -> dict[str, Any]:
+        """The mapping a ``register`` name is bound to: ``r.rc``, ``r.stdout``, ``r.data.x``..."""
+        out: dict[str, Any] = {
+            "failed": self.failed,
+            "changed": self.changed,
+            "rc": self.rc,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "stdout_lines": self.stdout.splitlines(),
+            "msg": self.msg,
+            "skipped": self.skipped,
+            "refused": self.refused,
+            "data": self.data,
+        }
+        out.update({k: v for k, v in self.data.items() if k not in out})
+        return out
 
 
 class ExitCode(IntEnum):

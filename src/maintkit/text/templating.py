@@ -33,9 +33,9 @@ from jinja2 import StrictUndefined, Undefined, meta, nodes
 from jinja2.nativetypes import NativeCodeGenerator
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
-from maintkit.config.templatelimits import BOUNDED_FILTERS, BOUNDED_GLOBALS, BoundedSandbox
-from maintkit.errors import MaintkitError
+from maintkit.model.problems import MaintkitError
 from maintkit.secrets import Redactor, is_secret_name
+from maintkit.text.templatelimits import BOUNDED_FILTERS, BOUNDED_GLOBALS, BoundedSandbox
 
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 TRUE_WORDS = frozenset({"true", "yes", "on", "1"})

@@ -1,12 +1,23 @@
-"""The exceptions maintkit raises, grouped by what the caller should do about them.
+"""What is wrong: where input was written, the problems found in it, and the exceptions maintkit
+raises, grouped by what the caller should do about them.
 
-Why a module of its own: the engine decides retry / fail / rollback by exception type, the CLI maps
-them to exit codes; both must agree on one vocabulary without importing each other.
+Why in the leaf: the engine decides retry / fail / rollback by exception type, the CLI maps them to
+exit codes, and every layer below raises them; all must agree on one vocabulary without importing
+each other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a value was written: file, 1-based line and column (line/column None when unknown)."""
+
+    file: str
+    line: int | None = None
+    column: int | None = None
 
 
 class MaintkitError(Exception):
