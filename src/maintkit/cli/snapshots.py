@@ -19,14 +19,16 @@ from maintkit.cli.execute import Where, fail_invalid, split_values, target_optio
 
 
 @dataclass
-class Site:
+class SiteStorage:
+    """One site of an environment with its storage targets, as the snapshots commands read it."""
+
     name: str
     env: str
     variables: Any
     targets: list[Any]
 
 
-def _sites(where: Where, target: tuple[str, ...]) -> list[Site]:
+def _sites(where: Where, target: tuple[str, ...]) -> list[SiteStorage]:
     """Every site of the inventory (one per distinct site name) with its selected targets.
 
     Every selected host's ``storage``, ``retention`` and ``encryption`` are checked first, as
@@ -49,12 +51,12 @@ def _sites(where: Where, target: tuple[str, ...]) -> list[Site]:
         problems = check_sites(variables, inv.path, Redactor(), origins)
         if problems:
             raise InvalidInput(problems)
-        sites: dict[str, Site] = {}
+        sites: dict[str, SiteStorage] = {}
         for one in variables:
             name = site_name(one)
             if name not in sites:
                 targets = site_targets(one, split_values(target) or None)
-                sites[name] = Site(name, inv.name, one, targets)
+                sites[name] = SiteStorage(name, inv.name, one, targets)
         return list(sites.values())
     except InvalidInput as error:
         fail_invalid(error)
@@ -109,7 +111,7 @@ def list_(where: Where, target: tuple[str, ...], output: str) -> None:
     Console(highlight=False, emoji=False).print(table)
 
 
-def _rows(sites: list[Site]) -> Iterator[dict[str, Any]]:
+def _rows(sites: list[SiteStorage]) -> Iterator[dict[str, Any]]:
     from maintkit.storage.manifest import list_snapshots
 
     for site in sites:
