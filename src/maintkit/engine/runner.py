@@ -201,7 +201,7 @@ class Runner:
     def _connect(self, transport: Transport) -> None:
         for attempt in Retrying(
             stop=stop_after_attempt(CONNECT_ATTEMPTS),
-            wait=wait_exponential_jitter(initial=0.5, max=5),
+            wait=wait_exponential_jitter(multiplier=0.5, max=5),
             retry=retry_if_exception_type(TransportError),
             reraise=True,
         ):
