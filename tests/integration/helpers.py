@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +66,34 @@ def step_statuses(journal: list[dict[str, Any]], host: str) -> list[tuple[str, s
         for e in journal
         if e["event"] == "step_end" and e["host"] == host
     ]
+
+
+class PingReceiver:
+    """A healthcheck receiver on 127.0.0.1: ``url`` to give maintkit, ``paths`` of every ping received."""
+
+    def __init__(self, url: str, paths: list[str]) -> None:
+        self.url, self.paths = url, paths
+
+
+@contextlib.contextmanager
+def ping_receiver(path: str) -> Iterator[PingReceiver]:
+    """Serve POSTed pings on a free port of 127.0.0.1 until the block ends; ``path`` is the check's."""
+    paths: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            paths.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield PingReceiver(f"http://127.0.0.1:{server.server_address[1]}{path}", paths)
+    finally:
+        server.shutdown()
+        server.server_close()

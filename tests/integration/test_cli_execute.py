@@ -6,9 +6,7 @@ of its arguments): the journal, ``--output json``, monitoring and the exit code 
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,32 +14,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.helpers import events, run_cli
+from tests.integration.helpers import PingReceiver, events, ping_receiver, run_cli
 
 pytestmark = pytest.mark.integration
 
 
-class _Pings(http.server.BaseHTTPRequestHandler):
-    paths: list[str] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        _Pings.paths.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def healthcheck() -> Iterator[str]:
-    _Pings.paths = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pings)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ping/rb"
-    server.shutdown()
-    server.server_close()
+def healthcheck() -> Iterator[PingReceiver]:
+    with ping_receiver("/ping/rb") as receiver:
+        yield receiver
 
 
 def site_inventory(folder: Path, **variables: Any) -> Path:
@@ -68,9 +49,9 @@ def test_rollback_check_plans_the_shipped_playbook_with_its_options_as_variables
 
 
 def test_a_failed_rollback_prints_json_lines_pings_failure_and_exits_with_the_journal_s_code(
-    tmp_path: Path, healthcheck: str
+    tmp_path: Path, healthcheck: PingReceiver
 ) -> None:
-    inventory = site_inventory(tmp_path, healthcheck=healthcheck)
+    inventory = site_inventory(tmp_path, healthcheck=healthcheck.url)
     result = run_cli(
         "rollback",
         "-i",
@@ -91,7 +72,7 @@ def test_a_failed_rollback_prints_json_lines_pings_failure_and_exits_with_the_jo
     [end] = [e for e in journal if e["event"] == "run_end"]
     assert end["exit_code"] == result.returncode and end["status"] == "failed"
     assert [e["event"] for e in journal if e["event"] in ("run_start", "run_end")] == ["run_start", "run_end"]
-    assert _Pings.paths == ["/ping/rb/start", "/ping/rb/fail"]
+    assert healthcheck.paths == ["/ping/rb/start", "/ping/rb/fail"]
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,14 @@ from maintkit.jobs.restore.commands import MARKER_FILE
 from maintkit.jobs.restore.sql import MARKER_TABLE
 from maintkit.storage.config import targets_from_vars
 from maintkit.storage.manifest import Manifest, write_manifest
-from tests.integration.helpers import events, run_cli, step_statuses, write_playbook
+from tests.integration.helpers import (
+    PingReceiver,
+    events,
+    ping_receiver,
+    run_cli,
+    step_statuses,
+    write_playbook,
+)
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture, seed_shop
 from tests.s3server import FAKE_AWS_ENV, MotoServer
 from tests.shop import php_string
@@ -1013,29 +1020,10 @@ def test_a_restore_into_a_new_folder_points_wordpress_and_prestashop_configs_at_
 # -- the shared run machinery: --output json and monitoring for restore and drill ------------------------
 
 
-class _Pings(http.server.BaseHTTPRequestHandler):
-    """A healthcheck receiver on 127.0.0.1: records the path of every ping."""
-
-    paths: list[str] = []
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        _Pings.paths.append(self.path)
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def healthcheck() -> Iterator[str]:
-    _Pings.paths = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pings)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ping/drill-uuid"
-    server.shutdown()
-    server.server_close()
+def healthcheck() -> Iterator[PingReceiver]:
+    with ping_receiver("/ping/drill-uuid") as receiver:
+        yield receiver
 
 
 def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
@@ -1044,9 +1032,9 @@ def json_lines(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]
 
 
 def test_a_drill_with_output_json_prints_json_lines_and_pings_the_healthcheck(
-    drill_env: dict[str, Any], healthcheck: str
+    drill_env: dict[str, Any], healthcheck: PingReceiver
 ) -> None:
-    result = drill(drill_env, "--output", "json", "--var", f"healthcheck={healthcheck}")
+    result = drill(drill_env, "--output", "json", "--var", f"healthcheck={healthcheck.url}")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = json_lines(result)
     kinds = [e["event"] for e in lines]
@@ -1056,28 +1044,30 @@ def test_a_drill_with_output_json_prints_json_lines_and_pings_the_healthcheck(
     assert (
         Path(report["report"]).is_file() and json.loads(Path(report["json"]).read_text())["verdict"]["passed"]
     )
-    assert _Pings.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid"]
+    assert healthcheck.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid"]
     assert "drill-uuid" not in result.stdout + result.stderr  # healthcheck URLs are secrets
     # the report event is in the journal too
     journal = drill_env["work"] / "journal" / f"{lines[-1]['run_id']}.jsonl"
     assert "drill_report" in [json.loads(line)["event"] for line in journal.read_text().splitlines()]
 
 
-def test_a_drill_that_misses_its_rto_pings_failure(drill_env: dict[str, Any], healthcheck: str) -> None:
-    result = drill(drill_env, "--rto", "0.01", "--var", f"healthcheck={healthcheck}")
+def test_a_drill_that_misses_its_rto_pings_failure(
+    drill_env: dict[str, Any], healthcheck: PingReceiver
+) -> None:
+    result = drill(drill_env, "--rto", "0.01", "--var", f"healthcheck={healthcheck.url}")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "took longer than the RTO" in result.stderr and "report: " in result.stdout
-    assert _Pings.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid/fail"]
+    assert healthcheck.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid/fail"]
 
 
 def test_a_restore_with_output_json_prints_json_lines_and_pings_the_healthcheck(
-    drill_env: dict[str, Any], mariadb: MariaDBServer, healthcheck: str
+    drill_env: dict[str, Any], mariadb: MariaDBServer, healthcheck: PingReceiver
 ) -> None:
-    result = restore(drill_env, "latest", "--output", "json", "--var", f"healthcheck={healthcheck}")
+    result = restore(drill_env, "latest", "--output", "json", "--var", f"healthcheck={healthcheck.url}")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = json_lines(result)
     assert next(e for e in lines if e["event"] == "run_start")["playbook"] == "restore"
     [end] = [e for e in lines if e["event"] == "run_end"]
     assert end["exit_code"] == 0
-    assert _Pings.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid"]
+    assert healthcheck.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid"]
     assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
