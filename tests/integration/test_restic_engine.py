@@ -2,9 +2,10 @@
 
 What is proven here (issue 16, first slice; the snapshot job does not use the engine yet):
 nights with files added, changed, deleted and renamed each restore byte-identical (content, modes,
-symlinks); an unchanged night adds nothing and a small change adds little (restic's and the
-repository's own figures); the host holds no repository password or storage path afterwards, and
-cannot delete what it stored through the port it is given.
+symlinks, file mtimes); an unchanged night adds nothing and a small change adds little (restic's
+and the repository's own figures); the host holds no repository password or storage path
+afterwards, cannot delete or overwrite what it stored through the port it is given, and the port
+is gone when the run ends.
 """
 
 from __future__ import annotations
@@ -59,18 +60,18 @@ def transport(host: SSHHost, known_hosts_file: Path, tmp_path: Path) -> Iterator
     made.close()
 
 
-def tree(root: Path) -> dict[str, tuple[str, int, bytes]]:
-    """path -> (kind, mode bits, content or link target): what "byte-identical" compares."""
-    out: dict[str, tuple[str, int, bytes]] = {}
+def tree(root: Path) -> dict[str, tuple[str, int, bytes, int]]:
+    """path -> (kind, mode bits, content or link target, file mtime ns): what "byte-identical" compares."""
+    out: dict[str, tuple[str, int, bytes, int]] = {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
-            out[rel] = ("link", 0, os.readlink(path).encode())
+            out[rel] = ("link", 0, os.readlink(path).encode(), 0)
         elif stat.S_ISDIR(st.st_mode):
-            out[rel] = ("dir", stat.S_IMODE(st.st_mode), b"")
+            out[rel] = ("dir", stat.S_IMODE(st.st_mode), b"", 0)
         else:
-            out[rel] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes())
+            out[rel] = ("file", stat.S_IMODE(st.st_mode), path.read_bytes(), st.st_mtime_ns)
     return out
 
 
@@ -112,7 +113,7 @@ def test_three_nights_restore_byte_identical_and_only_the_change_is_stored(
     repo = Repository(str(tmp_path / "storage" / "restic"), password_file)
     password = read_password(password_file)
 
-    expected: list[dict[str, tuple[str, int, bytes]]] = []
+    expected: list[dict[str, tuple[str, int, bytes, int]]] = []
     summaries: list[BackupSummary] = []
     sizes: list[int] = []
     for n in range(3):
@@ -180,6 +181,10 @@ def test_the_host_cannot_delete_what_it_stored_and_keeps_no_secret(
                 "read config": f"{base}/config",
             }.items()
         }
+    after = transport.run(
+        f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/config", timeout=30
+    )
+    assert after.stdout.strip() == "000", "the forward outlived its run"
     assert answers.pop("read config") == "200"  # the login works: the refusals are append-only's
     assert all(code == "403" for code in answers.values()), answers
     stored_after = sorted(str(p.relative_to(storage)) for p in storage.rglob("*") if p.is_file())
