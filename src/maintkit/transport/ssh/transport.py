@@ -34,7 +34,8 @@ import select
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -75,6 +76,7 @@ from maintkit.transport.ssh.connect import (
     network_reason,
     set_nodelay,
 )
+from maintkit.transport.ssh.forward import remote_forward
 from maintkit.transport.ssh.kill import PID_GRACE, PidFilter, kill_group, reap
 from maintkit.transport.ssh.rekey import avoid_rekey_deadlock
 from maintkit.transport.streams import (
@@ -175,6 +177,17 @@ class SSHTransport(Transport):
                     self._live_session(transport, fresh)
             finally:
                 self._session_lock.release()
+
+    @contextmanager
+    def forward_remote(self, local_port: int) -> Iterator[int]:
+        """While open, the host's 127.0.0.1:<yielded port> leads to the control node's ``local_port``.
+
+        Why: an engine running on the host writes to a control-side server through it, and the host
+        never gets a way to the control node beyond that one port (:mod:`.forward`).
+        """
+        transport, _fresh = self._ensure_connected()
+        with remote_forward(transport, local_port) as port:
+            yield port
 
     def close(self) -> None:
         with self._lock:
