@@ -53,10 +53,11 @@ class Where:
 
 @dataclass(frozen=True)
 class Vars:
-    """Extra variables: ``--var K=V`` (highest precedence) and ``--vars-file``."""
+    """Extra variables: ``--vars-file``, then ``-e/--extra-vars`` in order, then ``--var K=V`` (highest)."""
 
     var: tuple[str, ...] = ()
     vars_file: tuple[str, ...] = ()
+    extra_vars: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,11 +74,18 @@ class Settings:
 
 
 _WHERE = [
-    click.option("--env", "-e", "env", help="Environment: reads inventories/ENV.yml."),
+    click.option("--env", "env", help="Environment: reads inventories/ENV.yml."),
     click.option("-i", "--inventory", help="Inventory file or folder (overrides --env's lookup)."),
     click.option("--limit", "-l", multiple=True, help="Only these hosts or groups (comma-separated)."),
 ]
 _VARS = [
+    click.option(
+        "-e",
+        "--extra-vars",
+        multiple=True,
+        metavar="VARS",
+        help="As in ansible-playbook: K=V [K=V...], @FILE (YAML/JSON) or a JSON mapping; the last wins.",
+    ),
     click.option("--var", multiple=True, metavar="K=V", help="Extra variable (highest precedence)."),
     click.option("--vars-file", multiple=True, type=click.Path(), help="YAML file of extra variables."),
 ]
@@ -129,7 +137,7 @@ def target_options(function: Any) -> Any:
 
 
 def var_options(function: Any) -> Any:
-    """``--var``, ``--vars-file`` as ``variables: Vars``."""
+    """``-e/--extra-vars``, ``--var``, ``--vars-file`` as ``variables: Vars``."""
     return _grouped("variables", Vars, _VARS)(function)
 
 
@@ -175,6 +183,7 @@ def load(
     """
     where.require()
     with _startup():
+        from maintkit.config.extravars import secret_values
         from maintkit.config.validate import load_run
         from maintkit.engine.lockplan import check_lock_settings
         from maintkit.model.problems import InvalidInput
@@ -193,6 +202,7 @@ def load(
                 run_id=run_id,
                 check=check,
                 extra=extra,
+                extra_args=list(variables.extra_vars),
             )
             problems = check_sites(
                 config.variables.values(), config.inventory.path, config.redactor, config.origins
@@ -202,7 +212,7 @@ def load(
                 raise InvalidInput(problems)
         except InvalidInput as error:
             redactor = Redactor()
-            redactor.add(list(_env_values_in(variables.var)))
+            redactor.add(list(_env_values_in(variables.var)) + secret_values(list(variables.extra_vars)))
             fail_invalid(error, redactor)
         if any(host.connection != "local" for host in config.hosts):
             import maintkit.transport.ssh.transport  # noqa: F401  (paramiko & co. load now, collector off)

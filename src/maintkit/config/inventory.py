@@ -95,6 +95,9 @@ def find_inventory(env: str | None, path: str | None, cwd: Path) -> InventoryFil
         candidates = [base / f for f in FOLDER_FILES] if base.is_dir() else [base]
         fallback = base.name if base.is_dir() else base.stem
     elif env:
+        if "=" in env:  # ``--env release=2.4.7`` is a variable typed in the wrong place, never a name
+            message = "is given K=V, not an environment name; extra variables are -e/--extra-vars K=V"
+            raise InvalidInput([Problem("command line", None, None, "--env", message)])
         if "/" in env or env.startswith("."):
             raise InvalidInput(
                 [Problem("command line", None, None, "--env", f"'{env}' is not an environment name")]
