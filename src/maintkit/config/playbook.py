@@ -354,7 +354,7 @@ def _step_action(raw: dict[Any, Any], fail: Any) -> str | None:
     found = [k for k in raw if k in actions]
     unknown_action = False
     for key in raw:
-        if key in actions or key in COMMON_STEP_KEYS:
+        if key in actions or key in COMMON_STEP_KEYS or key in STEP_KEY_ALIASES:
             continue
         match = closest(key, [*COMMON_STEP_KEYS, *actions])
         if match in actions:
@@ -379,9 +379,20 @@ def _step_action(raw: dict[Any, Any], fail: Any) -> str | None:
     return found[0]
 
 
+#: step keys as Ansible spells them -> maintkit's (``retries: 5`` with ``delay: 10``)
+STEP_KEY_ALIASES = {"delay": "retry_delay"}
+
+
 def _common_keys(raw: dict[Any, Any], fail: Any) -> dict[str, Any]:
     """Return the step's common keys, checked; report each wrong one through ``fail``."""
     result: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # maintkit's key -> the alias written, for the messages
+    for alias, key in STEP_KEY_ALIASES.items():
+        if alias in raw and key in raw:
+            fail((alias,), f"'{alias}' is '{key}' as Ansible spells it; give one of them")
+        elif alias in raw:
+            raw = {**{k: v for k, v in raw.items() if k != alias}, key: raw[alias]}
+            spelled[key] = alias
     checks = {
         "name": (_is_name, "a non-empty string"),
         "when": (lambda v: isinstance(v, str | bool) and v != "", "an expression (string) or true/false"),
@@ -396,12 +407,13 @@ def _common_keys(raw: dict[Any, Any], fail: Any) -> dict[str, Any]:
         if key not in raw:
             continue
         value = raw[key]
+        written = spelled.get(key, key)
         if not ok(value):
-            fail((key,), f"'{key}' must be {expected}, not {_show(value)}")
+            fail((written,), f"'{written}' must be {expected}, not {_show(value)}")
             continue
         message = _extra_check(key, value)
         if message:
-            fail((key,), message)
+            fail((written,), message)
             continue
         result[key] = float(value) if key in ("retry_delay", "timeout") and value is not None else value
     return result
