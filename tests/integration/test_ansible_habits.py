@@ -57,3 +57,70 @@ def test_delay_and_retry_delay_together_are_refused(tmp_path: Path) -> None:
     code, output = run_book(tmp_path, {"name": "x", "steps": [step]})
     assert code == 2
     assert "'delay' is 'retry_delay' as Ansible spells it; give one of them" in output
+
+
+def test_list_hosts_prints_the_targeted_hosts_and_connects_nowhere(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yml"
+    unreachable = {"ansible_host": "127.0.0.1", "ansible_port": 1}
+    groups = {
+        "web": {"hosts": {"web1": unreachable, "web2": unreachable}},
+        "db": {"hosts": {"db1": unreachable}},
+    }
+    inventory.write_text(yaml.safe_dump({"all": {"children": groups}}))
+    book = write_playbook(tmp_path, {"name": "touch", "steps": [{"shell": "touch x"}]})
+    result = run_cli(
+        "run",
+        book,
+        "-i",
+        inventory,
+        "--limit",
+        "web",
+        "--list-hosts",
+        "--journal-dir",
+        tmp_path / "j",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[1:] == ["  hosts (2):", "    web1", "    web2"]
+    assert result.stdout.startswith("playbook: touch (")
+    assert not (tmp_path / "j").exists()  # no run, no journal
+
+
+def test_forks_caps_how_many_hosts_run_at_once(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yml"
+    hosts = {f"h{n}": {"connection": "local"} for n in range(3)}
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    busy = tmp_path / "busy"
+    # two hosts inside this step at once would find the folder there and fail
+    book = {"name": "one at a time", "steps": [{"shell": f"mkdir {busy} && sleep 0.4 && rmdir {busy}"}]}
+    path = write_playbook(tmp_path, book)
+    one = run_cli("run", path, "-i", inventory, "-f", "1", "--journal-dir", tmp_path / "j1", cwd=tmp_path)
+    assert one.returncode == 0, one.stdout + one.stderr
+    together = run_cli("run", path, "-i", inventory, "--journal-dir", tmp_path / "j2", cwd=tmp_path)
+    assert together.returncode == 1  # without -f the playbook's max_parallel (10) runs them together
+
+
+def test_forks_must_be_at_least_one(tmp_path: Path) -> None:
+    code, output = run_book(tmp_path, {"name": "x", "steps": [{"shell": "true"}]}, "--forks", "0")
+    assert code == 2 and "--forks" in output
+
+
+def test_user_is_the_ssh_user_of_hosts_whose_inventory_names_none(
+    tmp_path: Path, ssh_hosts, known_hosts_file: Path, clean_homes
+) -> None:
+    from tests.integration.conftest import inventory_data
+
+    data = inventory_data(ssh_hosts, known_hosts_file)
+    stage1 = data["all"]["children"]["staging"]["hosts"]["stage1"]
+    del stage1["ansible_user"]
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text(yaml.safe_dump(data))
+    book = write_playbook(tmp_path, {"name": "who", "steps": [{"shell": "whoami > who"}]})
+    result = run_cli(
+        "run", book, "-i", inventory, "-l", "stage1,prod1", "-u", ssh_hosts["stage1"].user,
+        "--journal-dir", tmp_path / "j", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (Path(ssh_hosts["stage1"].home) / "who").read_text().strip() == ssh_hosts["stage1"].user
+    # prod1's inventory names its user: that one wins over -u, as in Ansible
+    assert (Path(ssh_hosts["prod1"].home) / "who").read_text().strip() == ssh_hosts["prod1"].user

@@ -71,6 +71,8 @@ class Settings:
     quiet: bool = False
     output: str = "text"
     journal_dir: str | None = None
+    user: str | None = None
+    forks: int | None = None
 
 
 _WHERE = [
@@ -102,6 +104,19 @@ _SETTINGS = [
         help="Console format (json: one event a line).",
     ),
     click.option("--journal-dir", type=click.Path(), help="Where run journals go [.maintkit/runs]."),
+    click.option(
+        "-u",
+        "--user",
+        metavar="USER",
+        help="SSH user of the hosts whose inventory sets none (as in Ansible, the inventory's wins).",
+    ),
+    click.option(
+        "-f",
+        "--forks",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="At most N hosts at once (overrides the playbook's max_parallel).",
+    ),
 ]
 
 
@@ -276,6 +291,7 @@ def execute(
         from maintkit.engine.monitoring import Monitoring
         from maintkit.engine.runner import Runner, RunOptions
 
+    apply_connection_settings(config, settings)
     redactor = config.redactor  # validation collected every secret value already
     bus = EventBus(run_id, redactor)  # its sinks are added below, before the first event
     stop = threading.Event()
@@ -330,6 +346,20 @@ def execute(
     bus.close()
     gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     return Execution(final, journal.path)
+
+
+def apply_connection_settings(config: RunConfig, settings: Settings) -> None:
+    """``-u`` for the SSH hosts whose inventory names no user; ``-f`` as the playbook's max_parallel.
+
+    Why ``-u`` below the inventory: an Ansible user expects ``ansible_user`` of a host to win over
+    ``-u`` (Ansible's precedence), and a wrong user on one host is a refused login, not a guess.
+    """
+    if settings.user:
+        for host in config.hosts:
+            if host.connection == "ssh" and host.user is None:
+                host.user = settings.user
+    if settings.forks:
+        config.playbook.max_parallel = settings.forks
 
 
 def exit_with(execution: Execution) -> NoReturn:

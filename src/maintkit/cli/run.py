@@ -8,6 +8,7 @@ commands so ``maintkit --help`` stays instant.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,13 +24,17 @@ from maintkit.cli.execute import (
     var_options,
 )
 
+if TYPE_CHECKING:
+    from maintkit.engine.runconfig import RunConfig
+
 
 @click.command()
 @click.argument("playbook")
 @target_options
 @var_options
 @run_settings(check=True)
-def run(playbook: str, where: Where, variables: Vars, settings: Settings) -> None:
+@click.option("--list-hosts", is_flag=True, help="Print the hosts the run would target; run nothing.")
+def run(playbook: str, where: Where, variables: Vars, settings: Settings, list_hosts: bool) -> None:
     """Run PLAYBOOK against an environment.
 
     Exit codes: 0 done; 1 failed and rolled back cleanly; 2 invalid input, nothing ran;
@@ -38,8 +43,21 @@ def run(playbook: str, where: Where, variables: Vars, settings: Settings) -> Non
     from maintkit.engine.journal import new_run_id
 
     run_id = new_run_id()
-    config = load(playbook, where, variables, run_id, check=settings.check)
+    config = load(playbook, where, variables, run_id, check=settings.check or list_hosts)
+    if list_hosts:
+        _print_hosts(config)
+        return
     exit_with(execute(config, run_id, settings))
+
+
+def _print_hosts(config: RunConfig) -> None:
+    """``--list-hosts`` as ``ansible-playbook`` prints it: the play, then its hosts, one a line."""
+    click.echo(
+        f"playbook: {config.playbook.name} ({config.playbook.path}), environment {config.inventory.name}"
+    )
+    click.echo(f"  hosts ({len(config.hosts)}):")
+    for host in config.hosts:
+        click.echo(f"    {host.name}")
 
 
 @click.command()
