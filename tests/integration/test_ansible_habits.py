@@ -124,3 +124,64 @@ def test_user_is_the_ssh_user_of_hosts_whose_inventory_names_none(
     assert (Path(ssh_hosts["stage1"].home) / "who").read_text().strip() == ssh_hosts["stage1"].user
     # prod1's inventory names its user: that one wins over -u, as in Ansible
     assert (Path(ssh_hosts["prod1"].home) / "who").read_text().strip() == ssh_hosts["prod1"].user
+
+
+def tagged_book(folder: Path) -> dict[str, Any]:
+    def mark(name: str, **keys: Any) -> dict[str, Any]:
+        return {"name": name, "shell": f"touch {folder / name}", **keys}
+
+    return {
+        "name": "tagged",
+        "steps": [
+            mark("db", tags=["db", "backup"]),
+            mark("files", tags="files"),
+            mark("untagged"),
+            mark("report", tags="always"),
+            mark("debug", tags="never,debug"),
+        ],
+    }
+
+
+def ran(folder: Path) -> set[str]:
+    return {n for n in ("db", "files", "untagged", "report", "debug") if (folder / n).exists()}
+
+
+def test_tags_run_only_the_tagged_steps_and_always_and_record_the_others_as_skipped(tmp_path: Path) -> None:
+    code, output = run_book(tmp_path, tagged_book(tmp_path), "--tags", "backup")
+    assert code == 0, output
+    assert ran(tmp_path) == {"db", "report"}
+    skipped = {e["step"]: e["msg"] for e in events(tmp_path / "j") if e.get("status") == "skipped"}
+    assert skipped["files"] == "not selected by --tags backup"
+    assert skipped["debug"].startswith("tagged never")
+
+
+def test_skip_tags_leave_out_the_tagged_steps(tmp_path: Path) -> None:
+    code, output = run_book(tmp_path, tagged_book(tmp_path), "--skip-tags", "db,always")
+    assert code == 0, output
+    assert ran(tmp_path) == {"files", "untagged"}  # never-tagged debug stays out without --tags
+
+
+def test_a_never_step_runs_when_tags_name_it(tmp_path: Path) -> None:
+    code, output = run_book(tmp_path, tagged_book(tmp_path), "-t", "debug")
+    assert code == 0, output
+    assert ran(tmp_path) == {"debug", "report"}
+
+
+def test_a_tag_no_step_has_is_an_error_and_nothing_runs(tmp_path: Path) -> None:
+    code, output = run_book(tmp_path, tagged_book(tmp_path), "--tags", "bakcup")
+    assert code == 2
+    assert "--tags: no step of playbook 'tagged' is tagged 'bakcup' (its tags: always, backup, db," in output
+    assert ran(tmp_path) == set()
+
+
+def test_tags_on_rollback_steps_are_refused(tmp_path: Path) -> None:
+    book = {"name": "x", "steps": [{"shell": "true"}], "rollback": [{"shell": "true", "tags": "db"}]}
+    code, output = run_book(tmp_path, book)
+    assert code == 2
+    assert "rollback[0].tags: tags select among 'steps'; 'rollback' steps always run as written" in output
+
+
+def test_tags_must_be_names(tmp_path: Path) -> None:
+    code, output = run_book(tmp_path, {"name": "x", "steps": [{"shell": "true", "tags": 5}]})
+    assert code == 2
+    assert "steps[0].tags: 'tags' must be a tag name or a list of tag names, not 5" in output

@@ -18,6 +18,7 @@ from maintkit.cli.execute import (
     Where,
     execute,
     exit_with,
+    fail_invalid,
     load,
     run_settings,
     target_options,
@@ -34,7 +35,17 @@ if TYPE_CHECKING:
 @var_options
 @run_settings(check=True)
 @click.option("--list-hosts", is_flag=True, help="Print the hosts the run would target; run nothing.")
-def run(playbook: str, where: Where, variables: Vars, settings: Settings, list_hosts: bool) -> None:
+@click.option("--tags", "-t", multiple=True, metavar="TAGS", help="Only the steps with these tags (a,b).")
+@click.option("--skip-tags", multiple=True, metavar="TAGS", help="Not the steps with these tags (a,b).")
+def run(
+    playbook: str,
+    where: Where,
+    variables: Vars,
+    settings: Settings,
+    list_hosts: bool,
+    tags: tuple[str, ...],
+    skip_tags: tuple[str, ...],
+) -> None:
     """Run PLAYBOOK against an environment.
 
     Exit codes: 0 done; 1 failed and rolled back cleanly; 2 invalid input, nothing ran;
@@ -44,10 +55,22 @@ def run(playbook: str, where: Where, variables: Vars, settings: Settings, list_h
 
     run_id = new_run_id()
     config = load(playbook, where, variables, run_id, check=settings.check or list_hosts)
+    _select_steps(config, list(tags), list(skip_tags))
     if list_hosts:
         _print_hosts(config)
         return
     exit_with(execute(config, run_id, settings))
+
+
+def _select_steps(config: RunConfig, tags: list[str], skip_tags: list[str]) -> None:
+    """Apply ``--tags``/``--skip-tags`` (and Ansible's ``never`` tag); exit 2 on a tag no step has."""
+    from maintkit.config.tags import select_steps
+    from maintkit.model.problems import InvalidInput
+
+    try:
+        select_steps(config.playbook, tags, skip_tags)
+    except InvalidInput as error:
+        fail_invalid(error)
 
 
 def _print_hosts(config: RunConfig) -> None:

@@ -314,6 +314,8 @@ def parse_step(raw: Any, file: str, data: Any, path: tuple[Any, ...], problems: 
     fail = _failer(file, data, path, problems)
     action_name = _step_action(raw, fail)
     common = _common_keys(raw, fail)
+    if "tags" in common and path[0] != "steps":
+        fail(("tags",), f"tags select among 'steps'; '{path[0]}' steps always run as written")
     if action_name is None:
         return None
     action = get_action(action_name)
@@ -402,6 +404,7 @@ def _common_keys(raw: dict[Any, Any], fail: Any) -> dict[str, Any]:
         "register": (lambda v: isinstance(v, str), "a variable name"),
         "ignore_errors": (lambda v: isinstance(v, bool), "true or false"),
         "run_once": (lambda v: isinstance(v, bool), "true or false"),
+        "tags": (_is_tags, "a tag name or a list of tag names"),
     }
     for key, (ok, expected) in checks.items():
         if key not in raw:
@@ -416,7 +419,25 @@ def _common_keys(raw: dict[Any, Any], fail: Any) -> dict[str, Any]:
             fail((written,), message)
             continue
         result[key] = float(value) if key in ("retry_delay", "timeout") and value is not None else value
+    if "tags" in result:
+        result["tags"] = split_tags(result["tags"])
     return result
+
+
+def _is_tags(value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, str) and split_tags(v) for v in values)
+
+
+def split_tags(value: str | list[str]) -> list[str]:
+    """Tags as Ansible reads them: ``a``, ``a,b`` or ``[a, b]``, without blanks or repeats."""
+    values = value if isinstance(value, list) else [value]
+    tags: list[str] = []
+    for one in values:
+        for tag in (t.strip() for t in one.split(",")):
+            if tag and tag not in tags:
+                tags.append(tag)
+    return tags
 
 
 def _extra_check(key: str, value: Any) -> str | None:
