@@ -185,3 +185,53 @@ def test_tags_must_be_names(tmp_path: Path) -> None:
     code, output = run_book(tmp_path, {"name": "x", "steps": [{"shell": "true", "tags": 5}]})
     assert code == 2
     assert "steps[0].tags: 'tags' must be a tag name or a list of tag names, not 5" in output
+
+
+def run_with_host_vars(folder: Path, **host_vars: Any) -> tuple[int, str, str]:
+    inventory = folder / "inv.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"hosts": {"shop": {"connection": "local", **host_vars}}}}))
+    book = write_playbook(folder, {"name": "touch", "steps": [{"shell": f"touch {folder / 'ran'}"}]})
+    result = run_cli("run", book, "-i", inventory, "--journal-dir", folder / "j", cwd=folder)
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("ansible_become", True, "maintkit does not switch users on the hosts (become/sudo)"),
+        ("become_user", "www-data", "connect as the user who owns the site (ansible_user or -u)"),
+        (
+            "ansible_ssh_common_args",
+            "-o ProxyJump=gw",
+            "put ProxyJump and other ssh options in ~/.ssh/config",
+        ),
+        ("ansible_ssh_pass", "hunter2-secret-value", "no password logins"),
+        (
+            "ansible_shell_type",
+            "csh",
+            "is an Ansible setting maintkit does not support; it honours ansible_host",
+        ),
+    ],
+)
+def test_connection_settings_maintkit_does_not_honour_are_refused_at_their_line(
+    tmp_path: Path, setting: str, value: Any, says: str
+) -> None:
+    code, stdout, stderr = run_with_host_vars(tmp_path, **{setting: value})
+    assert code == 2
+    assert "inv.yml:" in stderr and f"all.hosts.shop.{setting}: '{setting}'" in stderr and says in stderr
+    assert "hunter2-secret-value" not in stdout + stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_become_false_says_what_maintkit_does_and_is_accepted(tmp_path: Path) -> None:
+    code, stdout, stderr = run_with_host_vars(tmp_path, ansible_become=False)
+    assert code == 0, stdout + stderr
+    assert (tmp_path / "ran").exists()
+
+
+def test_python_interpreter_is_ignored_with_a_note(tmp_path: Path) -> None:
+    code, stdout, stderr = run_with_host_vars(tmp_path, ansible_python_interpreter="/usr/bin/python3")
+    assert code == 0, stdout + stderr
+    assert "warning: inv.yml:" in stderr
+    assert "'ansible_python_interpreter' is ignored: maintkit runs no Python on the hosts" in stderr
+    assert (tmp_path / "ran").exists()

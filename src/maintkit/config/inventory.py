@@ -336,7 +336,7 @@ def _check_setting(name: str, value: Any) -> str | None:
             return f"'secret_vars' must be a list of variable names, not {type_name(value)}"
         return None
     if not fields:
-        return None
+        return unsupported_setting(name, value)
     if has_template(value):
         return f"'{name}' cannot use a template: connection settings are read before any template is rendered"
     kind = fields[0]
@@ -355,6 +355,49 @@ def _check_setting(name: str, value: Any) -> str | None:
             return f"'{name}' must be a number of seconds, more than 0 and at most 3600, not {_show(value)}"
     elif not isinstance(value, str) or not value:
         return f"'{name}' must be a non-empty string, not {type_name(value)}"
+    return None
+
+
+#: variables that switch users on the host (Ansible's become/sudo)
+BECOME_VARS = frozenset(
+    {"become", "become_user", "become_method", "become_flags", "become_pass", "become_password", "become_exe"}
+    | {f"ansible_{n}" for n in ("become", "become_user", "become_method", "become_flags", "become_exe")}
+    | {f"ansible_{n}" for n in ("become_pass", "become_password", "sudo", "sudo_user", "sudo_pass")}
+)
+#: ssh options Ansible passes to ssh(1); maintkit reads the same options from ~/.ssh/config
+SSH_ARGS_VARS = frozenset({"ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args"})
+PASSWORD_VARS = frozenset({"ansible_password", "ansible_ssh_pass", "ansible_ssh_password"})
+
+
+def is_ignored_interpreter(name: str) -> bool:
+    """``ansible_python_interpreter`` and kin: harmless here (maintkit runs no Python on hosts)."""
+    return name.startswith("ansible_") and name.endswith("_interpreter")
+
+
+def unsupported_setting(name: str, value: Any) -> str | None:
+    """What is wrong with an Ansible connection variable maintkit does not honour, or None.
+
+    Why refuse instead of ignore: an inventory that says ``ansible_become: true`` or a ProxyJump in
+    ``ansible_ssh_common_args`` describes how the hosts must be reached; running without it would
+    connect elsewhere or act as another user than the inventory says. A clear error beats a guess.
+    """
+    supported = ", ".join(n for names in CONNECTION_VARS.values() for n in names if n.startswith("ansible_"))
+    if name in BECOME_VARS:
+        if value is False:  # says what maintkit does anyway
+            return None
+        return (
+            f"'{name}': maintkit does not switch users on the hosts (become/sudo); it runs every "
+            "command as the SSH user: connect as the user who owns the site (ansible_user or -u)"
+        )
+    if name in SSH_ARGS_VARS:
+        return (
+            f"'{name}' is not passed to ssh: put ProxyJump and other ssh options in ~/.ssh/config "
+            "(Host NAME, then ProxyJump GATEWAY), which maintkit honours"
+        )
+    if name in PASSWORD_VARS:
+        return f"'{name}': no password logins; use a key (ansible_ssh_private_key_file) or the agent"
+    if name.startswith("ansible_") and not is_ignored_interpreter(name):
+        return f"'{name}' is an Ansible setting maintkit does not support; it honours {supported}"
     return None
 
 

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from maintkit.actions.base import get_action
 from maintkit.config.extravars import parse_extra_args
-from maintkit.config.inventory import load_inventory_with_origins
+from maintkit.config.inventory import is_ignored_interpreter, load_inventory_with_origins
 from maintkit.config.playbook import (
     PlaybookSource,
     pydantic_message,
@@ -108,6 +108,10 @@ def load_run(
         for name in add_secrets(variables[host.name], declared, redactor):
             where = _var_position(name, host.name, origins)
             message = f"secret '{name}' is shorter than {MIN_SECRET_LENGTH} characters: it cannot be masked"
+            warnings.append(Problem(where.file, where.line, where.column, name, message))
+        for name in filter(is_ignored_interpreter, host.vars):
+            where = _var_position(name, host.name, origins)
+            message = f"'{name}' is ignored: maintkit runs no Python on the hosts"
             warnings.append(Problem(where.file, where.line, where.column, name, message))
     checker = _HostChecker(playbook, source, origins, redactor, problems)
     for host in hosts:
