@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maintkit.config.ini_inventory import load_ini_inventory, looks_like_ini
 from maintkit.model.hosts import Host, Inventory
 from maintkit.model.problems import InvalidInput, Position, Problem
 from maintkit.text.templating import has_template
 from maintkit.text.yamlload import did_you_mean, display_path, load_yaml, locate, problem_at, type_name
 
 GROUP_KEYS = ("hosts", "children", "vars")
-FOLDER_FILES = ("hosts.yml", "hosts.yaml")
+FOLDER_FILES = ("hosts.yml", "hosts.yaml", "hosts.ini", "hosts")
 YAML_SUFFIXES = (".yml", ".yaml")
+ENV_SUFFIXES = (*YAML_SUFFIXES, ".ini")
 #: Host field -> the variables that set it, strongest first when one mapping sets several
 CONNECTION_VARS: dict[str, tuple[str, ...]] = {
     "address": ("ansible_host", "ansible_ssh_host", "host"),
@@ -103,7 +105,7 @@ def find_inventory(env: str | None, path: str | None, cwd: Path) -> InventoryFil
                 [Problem("command line", None, None, "--env", f"'{env}' is not an environment name")]
             )
         root = cwd / "inventories"
-        candidates = [root / f"{env}{s}" for s in YAML_SUFFIXES] + [root / env / f for f in FOLDER_FILES]
+        candidates = [root / f"{env}{s}" for s in ENV_SUFFIXES] + [root / env / f for f in FOLDER_FILES]
         fallback = env
     else:
         raise InvalidInput(
@@ -146,7 +148,7 @@ def load_inventory_with_origins(
     """
     found = find_inventory(env, path, cwd)
     file = display_path(found.file, cwd)
-    data = load_yaml(found.file, file)
+    data = _read_data(found.file, file)
     parsed = _Parsed()
     if not isinstance(data, dict):
         raise InvalidInput(
@@ -162,6 +164,23 @@ def load_inventory_with_origins(
     if parsed.problems or cyclic:
         raise InvalidInput(parsed.problems)
     return _build(parsed, found, file)
+
+
+def _read_data(path: Path, file: str) -> Any:
+    """The inventory's data with positions: YAML (``.yml``/``.yaml``/``.json``), or Ansible's INI form.
+
+    INI is a ``.ini`` file, or one without a YAML suffix (Ansible's ``hosts``) whose first line of
+    content is a ``[section]`` or a host rather than a ``key:``.
+    """
+    if path.suffix == ".ini":
+        return load_ini_inventory(path, file)
+    if path.suffix not in (*YAML_SUFFIXES, ".json"):
+        try:
+            if looks_like_ini(path.read_text(encoding="utf-8")):
+                return load_ini_inventory(path, file)
+        except (OSError, UnicodeDecodeError):
+            pass  # load_yaml reports it
+    return load_yaml(path, file)
 
 
 def _walk_top(data: dict[Any, Any], file: str, parsed: _Parsed) -> None:
