@@ -340,9 +340,7 @@ def execute(
         monitoring.finish(final, time.monotonic() - started)
     if console:
         bus.flush()
-        console.summary(outcome)
-        if not settings.quiet:
-            console.console.print(f"[dim]journal: {journal.path}[/]")
+        console.finish(outcome, journal.path, final.exit_code)
     bus.close()
     gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     return Execution(final, journal.path)
