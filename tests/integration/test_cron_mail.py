@@ -54,3 +54,48 @@ def test_a_quiet_success_prints_nothing(tmp_path: Path) -> None:
     path = write_playbook(tmp_path, {"name": "ok", "steps": [{"shell": "true"}]})
     result = cron("run", path, "-i", inventory, "-q", "--journal-dir", tmp_path / "j", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout == "" and result.stderr == ""
+
+
+def test_snapshots_list_in_a_pipe_keeps_every_column_whole(tmp_path: Path) -> None:
+    site = "a-rather-long-site-name-of-an-agency-client-shop-de"
+    (tmp_path / "inv.yml").write_text(
+        "all:\n  hosts:\n    shop:\n      connection: local\n      files: {root: ./site}\n"
+        f"      site: {site}\n      lock_dir: {tmp_path / 'lock'}\n"
+    )
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.php").write_text("<?php echo 'shop';\n")
+    book = write_playbook(tmp_path, {"name": "snap", "steps": [{"snapshot": {"files": "{{ files }}"}}]})
+    made = cron("run", book, "-i", "inv.yml", "-q", cwd=tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    listed = cron("snapshots", "list", "-i", "inv.yml", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if site in line)
+    assert "…" not in listed.stdout
+    assert row.split()[0] == site and row.split()[-1] == "local" and len(row) > 80
+
+
+def test_a_validation_message_in_a_pipe_is_one_unbroken_line(tmp_path: Path) -> None:
+    folder = tmp_path / ("inventories-of-the-agency-for-client-shops" * 2)
+    folder.mkdir()
+    (folder / "inv.yml").write_text("all:\n  hosts:\n    shop:\n      ansible_port: 99999\n")
+    book = write_playbook(tmp_path, {"name": "x", "steps": [{"shell": "true"}]})
+    result = cron("run", book, "-i", folder / "inv.yml", cwd=tmp_path)
+    assert result.returncode == 2
+    line = next(line for line in result.stderr.splitlines() if "ansible_port" in line)
+    assert line.startswith("error: ") and "'ansible_port' must be an integer from 1 to 65535" in line
+    assert len(line) > 120
+
+
+def test_actions_name_in_a_pipe_is_not_cut_at_80_columns_and_shows_plain_types(tmp_path: Path) -> None:
+    result = cron("actions", "snapshot", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "…" not in result.stdout
+    assert max(len(line) for line in result.stdout.splitlines()) > 80
+    types = {
+        cells[0].strip(): cells[1].strip()
+        for cells in (line.split("│") for line in result.stdout.splitlines())
+        if len(cells) > 2
+    }
+    assert types["database"] == "mapping | None" and types["files"] == "mapping | None"
+    assert types["compression"] == "auto | zstd | gzip"
+    assert "maintkit." not in result.stdout and "Literal" not in result.stdout

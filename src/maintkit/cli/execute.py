@@ -170,10 +170,11 @@ def split_values(values: tuple[str, ...]) -> list[str]:
 
 def fail_invalid(error: Any, redact: Any = None) -> NoReturn:
     """Print every problem of an InvalidInput, then exit 2: nothing ran."""
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console(stderr=True, highlight=False, emoji=False)  # "pb.yml:100:3" is no :100: emoji
+    from maintkit.reporting.terminal import make_console
+
+    console = make_console(stderr=True)  # no emoji ("pb.yml:100:3" is no :100:), no wrapping in a pipe
     for problem in error.problems:
         text = str(problem)
         console.print(f"[red]error:[/] {escape(redact(text) if redact else text)}", soft_wrap=True)
@@ -305,10 +306,9 @@ def execute(
     runner = Runner(config, bus, redactor, options, stop)
     runner.start_connecting()  # the SSH handshakes overlap the console and journal set-up below
     with _startup():
-        from rich.console import Console
-
         from maintkit.reporting.console import ConsoleSink
         from maintkit.reporting.stdout import on_closed as on_stdout_closed
+        from maintkit.reporting.terminal import make_console
     if not settings.quiet:
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -318,9 +318,7 @@ def execute(
     if settings.output == "json":
         sinks.append(JsonLinesSink(sys.stdout))
     else:
-        console = ConsoleSink(
-            Console(highlight=False, emoji=False), -1 if settings.quiet else settings.verbose
-        )
+        console = ConsoleSink(make_console(), -1 if settings.quiet else settings.verbose)
         sinks.append(console)
     bus.sinks.extend(sinks)
     on_stdout_closed(lambda: bus.emit("stdout_closed", msg="stdout closed; the run goes on (journal only)"))

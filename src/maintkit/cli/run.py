@@ -102,13 +102,13 @@ def validate(playbook: str, where: Where, variables: Vars) -> None:
 @click.argument("name", required=False)
 def actions(name: str | None) -> None:
     """List the actions, or show one action's parameters."""
-    from rich.console import Console
     from rich.table import Table
 
     from maintkit.actions.base import available_actions, get_action
     from maintkit.reporting.params import describe_params
+    from maintkit.reporting.terminal import make_console
 
-    console = Console(highlight=False, emoji=False)
+    console = make_console()
     if name is None:
         table = Table("action", "summary", show_edge=False)
         for action_name in available_actions():
@@ -149,11 +149,11 @@ def runs_list(journal_dir: str | None, output: str, last: int) -> None:
     """List recent runs, newest first."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
     from maintkit.engine.journal import journal_dir as resolve_journal_dir
     from maintkit.engine.journal import summarize_run
+    from maintkit.reporting.terminal import make_console
 
     folder = resolve_journal_dir(journal_dir)
     paths = _journals_newest_first(folder)[:last]
@@ -173,7 +173,7 @@ def runs_list(journal_dir: str | None, output: str, last: int) -> None:
             str(s.get("exit_code", "")),
             f"{s['duration']:.2f}s" if s.get("duration") is not None else "",
         )
-    Console(highlight=False, emoji=False).print(table)
+    make_console().print(table)
 
 
 @runs.command("show")
@@ -182,11 +182,10 @@ def runs_list(journal_dir: str | None, output: str, last: int) -> None:
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
     """Show every event of one run (``latest`` for the newest)."""
-    from rich.console import Console
-
     from maintkit.engine.journal import journal_dir as resolve_journal_dir
     from maintkit.engine.journal import read_journal
     from maintkit.reporting.console import ConsoleSink
+    from maintkit.reporting.terminal import make_console
 
     folder = resolve_journal_dir(journal_dir)
     if run_id == "latest":
@@ -201,6 +200,6 @@ def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
     if output == "json":
         click.echo(path.read_text(encoding="utf-8"), nl=False)
         return
-    sink = ConsoleSink(Console(highlight=False, emoji=False), verbosity=1)
+    sink = ConsoleSink(make_console(), verbosity=1)
     for event in read_journal(path):
         sink.handle(event)
