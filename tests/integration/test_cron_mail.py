@@ -99,3 +99,17 @@ def test_actions_name_in_a_pipe_is_not_cut_at_80_columns_and_shows_plain_types(t
     assert types["database"] == "mapping | None" and types["files"] == "mapping | None"
     assert types["compression"] == "auto | zstd | gzip"
     assert "maintkit." not in result.stdout and "Literal" not in result.stdout
+
+
+def test_runs_show_prints_commands_and_heredocs_only_with_v(tmp_path: Path) -> None:
+    inventory = tmp_path / "inv.yml"
+    inventory.write_text("all:\n  hosts:\n    shop: {connection: local}\n")
+    step = {"name": "write a note", "shell": "cat > note <<'EOF'\nsecond line of the heredoc\nEOF"}
+    path = write_playbook(tmp_path, {"name": "note", "steps": [step]})
+    ran = cron("run", path, "-i", inventory, "--journal-dir", tmp_path / "j", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    plain = cron("runs", "show", "latest", "--journal-dir", tmp_path / "j", cwd=tmp_path)
+    assert plain.returncode == 0 and "write a note" in plain.stdout
+    assert "second line of the heredoc" not in plain.stdout and " $ " not in plain.stdout
+    verbose = cron("runs", "show", "latest", "-v", "--journal-dir", tmp_path / "j", cwd=tmp_path)
+    assert "second line of the heredoc" in verbose.stdout

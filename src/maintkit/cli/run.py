@@ -180,8 +180,9 @@ def runs_list(journal_dir: str | None, output: str, last: int) -> None:
 @click.argument("run_id")
 @click.option("--journal-dir", type=click.Path(), help="Where run journals are [.maintkit/runs].")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
-def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
-    """Show every event of one run (``latest`` for the newest)."""
+@click.option("-v", "--verbose", count=True, help="Also the commands (heredocs included) and their output.")
+def runs_show(run_id: str, journal_dir: str | None, output: str, verbose: int) -> None:
+    """Show one run as its console showed it (``latest`` for the newest); -v adds commands and output."""
     from maintkit.engine.journal import journal_dir as resolve_journal_dir
     from maintkit.engine.journal import read_journal
     from maintkit.reporting.console import ConsoleSink
@@ -200,6 +201,6 @@ def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
     if output == "json":
         click.echo(path.read_text(encoding="utf-8"), nl=False)
         return
-    sink = ConsoleSink(make_console(), verbosity=1)
+    sink = ConsoleSink(make_console(), verbosity=verbose)
     for event in read_journal(path):
         sink.handle(event)
