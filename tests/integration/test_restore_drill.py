@@ -1071,3 +1071,15 @@ def test_a_restore_with_output_json_prints_json_lines_and_pings_the_healthcheck(
     assert end["exit_code"] == 0
     assert healthcheck.paths == ["/ping/drill-uuid/start", "/ping/drill-uuid"]
     assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+
+
+def test_a_dump_whose_definers_the_user_may_not_set_names_the_flag_that_fixes_it(
+    drill_env: dict[str, Any], mariadb: MariaDBServer
+) -> None:
+    world = drill_env
+    base = ["restore", "latest", "--env", "production", "--into", "drill", "--create-database", "--force"]
+    refused = cli(world, *base)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "restore with --definers current (definers: current in a playbook)" in refused.stdout
+    fixed = cli(world, *base, "--definers", "current")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr

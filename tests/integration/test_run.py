@@ -466,6 +466,8 @@ def test_runs_list_and_show_read_the_journal(work, ssh_inventory):
     listed = run_cli("runs", "list", "--journal-dir", work / "journal", cwd=work)
     assert "journalled" in listed.stdout and "done" in listed.stdout
     shown = run_cli("runs", "show", "latest", "--journal-dir", work / "journal", cwd=work)
+    assert "hello" in shown.stdout and "hello-journal" not in shown.stdout  # output only with -v
+    shown = run_cli("runs", "show", "latest", "-v", "--journal-dir", work / "journal", cwd=work)
     assert "hello-journal" in shown.stdout
 
 

@@ -151,7 +151,8 @@ def test_missing_inventory_names_the_paths_tried(tmp_path: Path) -> None:
         load_inventory("nope", None, tmp_path)
     assert str(caught.value) == (
         "inventories/nope.yml: no inventory for environment 'nope' (tried inventories/nope.yml, "
-        "inventories/nope.yaml, inventories/nope/hosts.yml, inventories/nope/hosts.yaml)"
+        "inventories/nope.yaml, inventories/nope.ini, inventories/nope/hosts.yml, "
+        "inventories/nope/hosts.yaml, inventories/nope/hosts.ini, inventories/nope/hosts)"
     )
 
 

@@ -7,6 +7,8 @@ through :mod:`maintkit.cli.execute`. The command modules import nothing of this 
 
 from __future__ import annotations
 
+import re
+
 import click
 
 from maintkit import __version__
@@ -24,6 +26,26 @@ def cli() -> None:
 
 for _command in (run, validate, actions, runs, snapshots, restore, drill, releases, rollback):
     cli.add_command(_command)
+
+
+def _plain(text: str | None) -> str | None:
+    """Help text without the docstrings' reST markup: ``latest`` and :mod:`x` read as latest and x."""
+    if not text:
+        return text
+    return re.sub(r":[a-z]+:`([^`]*)`", r"\1", text).replace("``", "")
+
+
+def _plain_help(command: click.Command) -> None:
+    """Strip reST markup from a command's help, its options' help, and its subcommands' (once, at import)."""
+    command.help, command.short_help = _plain(command.help), _plain(command.short_help)
+    for param in command.params:
+        if isinstance(param, click.Option):
+            param.help = _plain(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
+_plain_help(cli)
 
 
 def main() -> None:

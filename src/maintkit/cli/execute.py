@@ -53,10 +53,11 @@ class Where:
 
 @dataclass(frozen=True)
 class Vars:
-    """Extra variables: ``--var K=V`` (highest precedence) and ``--vars-file``."""
+    """Extra variables: ``--vars-file``, then ``-e/--extra-vars`` in order, then ``--var K=V`` (highest)."""
 
     var: tuple[str, ...] = ()
     vars_file: tuple[str, ...] = ()
+    extra_vars: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,23 @@ class Settings:
     quiet: bool = False
     output: str = "text"
     journal_dir: str | None = None
+    user: str | None = None
+    forks: int | None = None
 
 
 _WHERE = [
-    click.option("--env", "-e", "env", help="Environment: reads inventories/ENV.yml."),
+    click.option("--env", "env", help="Environment: reads inventories/ENV.yml."),
     click.option("-i", "--inventory", help="Inventory file or folder (overrides --env's lookup)."),
     click.option("--limit", "-l", multiple=True, help="Only these hosts or groups (comma-separated)."),
 ]
 _VARS = [
+    click.option(
+        "-e",
+        "--extra-vars",
+        multiple=True,
+        metavar="VARS",
+        help="As in ansible-playbook: K=V [K=V...], @FILE (YAML/JSON) or a JSON mapping; the last wins.",
+    ),
     click.option("--var", multiple=True, metavar="K=V", help="Extra variable (highest precedence)."),
     click.option("--vars-file", multiple=True, type=click.Path(), help="YAML file of extra variables."),
 ]
@@ -94,6 +104,19 @@ _SETTINGS = [
         help="Console format (json: one event a line).",
     ),
     click.option("--journal-dir", type=click.Path(), help="Where run journals go [.maintkit/runs]."),
+    click.option(
+        "-u",
+        "--user",
+        metavar="USER",
+        help="SSH user of the hosts whose inventory sets none (as in Ansible, the inventory's wins).",
+    ),
+    click.option(
+        "-f",
+        "--forks",
+        type=click.IntRange(min=1),
+        metavar="N",
+        help="At most N hosts at once (overrides the playbook's max_parallel).",
+    ),
 ]
 
 
@@ -129,7 +152,7 @@ def target_options(function: Any) -> Any:
 
 
 def var_options(function: Any) -> Any:
-    """``--var``, ``--vars-file`` as ``variables: Vars``."""
+    """``-e/--extra-vars``, ``--var``, ``--vars-file`` as ``variables: Vars``."""
     return _grouped("variables", Vars, _VARS)(function)
 
 
@@ -147,10 +170,11 @@ def split_values(values: tuple[str, ...]) -> list[str]:
 
 def fail_invalid(error: Any, redact: Any = None) -> NoReturn:
     """Print every problem of an InvalidInput, then exit 2: nothing ran."""
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console(stderr=True, highlight=False, emoji=False)  # "pb.yml:100:3" is no :100: emoji
+    from maintkit.reporting.terminal import make_console
+
+    console = make_console(stderr=True)  # no emoji ("pb.yml:100:3" is no :100:), no wrapping in a pipe
     for problem in error.problems:
         text = str(problem)
         console.print(f"[red]error:[/] {escape(redact(text) if redact else text)}", soft_wrap=True)
@@ -175,6 +199,7 @@ def load(
     """
     where.require()
     with _startup():
+        from maintkit.config.extravars import secret_values
         from maintkit.config.validate import load_run
         from maintkit.engine.lockplan import check_lock_settings
         from maintkit.model.problems import InvalidInput
@@ -193,6 +218,7 @@ def load(
                 run_id=run_id,
                 check=check,
                 extra=extra,
+                extra_args=list(variables.extra_vars),
             )
             problems = check_sites(
                 config.variables.values(), config.inventory.path, config.redactor, config.origins
@@ -202,7 +228,7 @@ def load(
                 raise InvalidInput(problems)
         except InvalidInput as error:
             redactor = Redactor()
-            redactor.add(list(_env_values_in(variables.var)))
+            redactor.add(list(_env_values_in(variables.var)) + secret_values(list(variables.extra_vars)))
             fail_invalid(error, redactor)
         if any(host.connection != "local" for host in config.hosts):
             import maintkit.transport.ssh.transport  # noqa: F401  (paramiko & co. load now, collector off)
@@ -266,6 +292,7 @@ def execute(
         from maintkit.engine.monitoring import Monitoring
         from maintkit.engine.runner import Runner, RunOptions
 
+    apply_connection_settings(config, settings)
     redactor = config.redactor  # validation collected every secret value already
     bus = EventBus(run_id, redactor)  # its sinks are added below, before the first event
     stop = threading.Event()
@@ -279,10 +306,9 @@ def execute(
     runner = Runner(config, bus, redactor, options, stop)
     runner.start_connecting()  # the SSH handshakes overlap the console and journal set-up below
     with _startup():
-        from rich.console import Console
-
         from maintkit.reporting.console import ConsoleSink
         from maintkit.reporting.stdout import on_closed as on_stdout_closed
+        from maintkit.reporting.terminal import make_console
     if not settings.quiet:
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -292,9 +318,7 @@ def execute(
     if settings.output == "json":
         sinks.append(JsonLinesSink(sys.stdout))
     else:
-        console = ConsoleSink(
-            Console(highlight=False, emoji=False), -1 if settings.quiet else settings.verbose
-        )
+        console = ConsoleSink(make_console(), -1 if settings.quiet else settings.verbose)
         sinks.append(console)
     bus.sinks.extend(sinks)
     on_stdout_closed(lambda: bus.emit("stdout_closed", msg="stdout closed; the run goes on (journal only)"))
@@ -314,12 +338,24 @@ def execute(
         monitoring.finish(final, time.monotonic() - started)
     if console:
         bus.flush()
-        console.summary(outcome)
-        if not settings.quiet:
-            console.console.print(f"[dim]journal: {journal.path}[/]")
+        console.finish(outcome, journal.path, final.exit_code)
     bus.close()
     gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     return Execution(final, journal.path)
+
+
+def apply_connection_settings(config: RunConfig, settings: Settings) -> None:
+    """``-u`` for the SSH hosts whose inventory names no user; ``-f`` as the playbook's max_parallel.
+
+    Why ``-u`` below the inventory: an Ansible user expects ``ansible_user`` of a host to win over
+    ``-u`` (Ansible's precedence), and a wrong user on one host is a refused login, not a guess.
+    """
+    if settings.user:
+        for host in config.hosts:
+            if host.connection == "ssh" and host.user is None:
+                host.user = settings.user
+    if settings.forks:
+        config.playbook.max_parallel = settings.forks
 
 
 def exit_with(execution: Execution) -> NoReturn:

@@ -98,8 +98,9 @@ def releases(where: Where, accept_new_host_keys: bool, output: str) -> None:
     Reads the hosts (the ``current`` link, ``releases/``, ``.maintkit/releases.json`` under the
     ``release_root`` variable) and the promotable records in storage; changes nothing.
     """
-    from rich.console import Console
     from rich.table import Table
+
+    from maintkit.reporting.terminal import make_console
 
     hosts = _hosts(where)
     rows = [row for host, variables in hosts for row in _host_rows(host, variables, accept_new_host_keys)]
@@ -123,7 +124,7 @@ def releases(where: Where, accept_new_host_keys: bool, output: str) -> None:
             "yes" if row["promotable"] else "",
             row["promoted_from"] or "",
         )
-    Console(highlight=False, emoji=False).print(table)
+    make_console().print(table)
 
 
 @click.command()

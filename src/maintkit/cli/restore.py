@@ -64,6 +64,12 @@ def _source(where: Where) -> RestoreSource:
 @click.option("--into-inventory", help="The target inventory file or folder (instead of --into).")
 @click.option("--force", is_flag=True, help="Replace databases that are not empty.")
 @click.option("--create-database", is_flag=True, help="Create databases that do not exist.")
+@click.option(
+    "--definers",
+    type=click.Choice(["keep", "current"]),
+    help="current: drop the dump's DEFINER clauses (views, routines, triggers become the restoring "
+    "user's) [default: keep, or the inventory's definers].",
+)
 @var_options
 @run_settings(check=False)
 def restore(
@@ -73,6 +79,7 @@ def restore(
     into_inventory: str | None,
     force: bool,
     create_database: bool,
+    definers: str | None,
     variables: Vars,
     settings: Settings,
 ) -> None:
@@ -87,6 +94,8 @@ def restore(
     from maintkit.engine.journal import new_run_id
 
     extra: dict[str, Any] = {"snapshot": snapshot, "force": force, "create_database": create_database}
+    if definers:  # only when given: the inventory's ``definers`` stays in force otherwise
+        extra["definers"] = definers
     source, target = None, where.require()
     if into or into_inventory:
         source = _source(where)

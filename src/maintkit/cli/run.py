@@ -8,6 +8,7 @@ commands so ``maintkit --help`` stays instant.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,11 +18,15 @@ from maintkit.cli.execute import (
     Where,
     execute,
     exit_with,
+    fail_invalid,
     load,
     run_settings,
     target_options,
     var_options,
 )
+
+if TYPE_CHECKING:
+    from maintkit.engine.runconfig import RunConfig
 
 
 @click.command()
@@ -29,7 +34,18 @@ from maintkit.cli.execute import (
 @target_options
 @var_options
 @run_settings(check=True)
-def run(playbook: str, where: Where, variables: Vars, settings: Settings) -> None:
+@click.option("--list-hosts", is_flag=True, help="Print the hosts the run would target; run nothing.")
+@click.option("--tags", "-t", multiple=True, metavar="TAGS", help="Only the steps with these tags (a,b).")
+@click.option("--skip-tags", multiple=True, metavar="TAGS", help="Not the steps with these tags (a,b).")
+def run(
+    playbook: str,
+    where: Where,
+    variables: Vars,
+    settings: Settings,
+    list_hosts: bool,
+    tags: tuple[str, ...],
+    skip_tags: tuple[str, ...],
+) -> None:
     """Run PLAYBOOK against an environment.
 
     Exit codes: 0 done; 1 failed and rolled back cleanly; 2 invalid input, nothing ran;
@@ -38,8 +54,33 @@ def run(playbook: str, where: Where, variables: Vars, settings: Settings) -> Non
     from maintkit.engine.journal import new_run_id
 
     run_id = new_run_id()
-    config = load(playbook, where, variables, run_id, check=settings.check)
+    config = load(playbook, where, variables, run_id, check=settings.check or list_hosts)
+    _select_steps(config, list(tags), list(skip_tags))
+    if list_hosts:
+        _print_hosts(config)
+        return
     exit_with(execute(config, run_id, settings))
+
+
+def _select_steps(config: RunConfig, tags: list[str], skip_tags: list[str]) -> None:
+    """Apply ``--tags``/``--skip-tags`` (and Ansible's ``never`` tag); exit 2 on a tag no step has."""
+    from maintkit.config.tags import select_steps
+    from maintkit.model.problems import InvalidInput
+
+    try:
+        select_steps(config.playbook, tags, skip_tags)
+    except InvalidInput as error:
+        fail_invalid(error)
+
+
+def _print_hosts(config: RunConfig) -> None:
+    """``--list-hosts`` as ``ansible-playbook`` prints it: the play, then its hosts, one a line."""
+    click.echo(
+        f"playbook: {config.playbook.name} ({config.playbook.path}), environment {config.inventory.name}"
+    )
+    click.echo(f"  hosts ({len(config.hosts)}):")
+    for host in config.hosts:
+        click.echo(f"    {host.name}")
 
 
 @click.command()
@@ -61,13 +102,13 @@ def validate(playbook: str, where: Where, variables: Vars) -> None:
 @click.argument("name", required=False)
 def actions(name: str | None) -> None:
     """List the actions, or show one action's parameters."""
-    from rich.console import Console
     from rich.table import Table
 
     from maintkit.actions.base import available_actions, get_action
     from maintkit.reporting.params import describe_params
+    from maintkit.reporting.terminal import make_console
 
-    console = Console(highlight=False, emoji=False)
+    console = make_console()
     if name is None:
         table = Table("action", "summary", show_edge=False)
         for action_name in available_actions():
@@ -108,11 +149,11 @@ def runs_list(journal_dir: str | None, output: str, last: int) -> None:
     """List recent runs, newest first."""
     import json
 
-    from rich.console import Console
     from rich.table import Table
 
     from maintkit.engine.journal import journal_dir as resolve_journal_dir
     from maintkit.engine.journal import summarize_run
+    from maintkit.reporting.terminal import make_console
 
     folder = resolve_journal_dir(journal_dir)
     paths = _journals_newest_first(folder)[:last]
@@ -132,20 +173,20 @@ def runs_list(journal_dir: str | None, output: str, last: int) -> None:
             str(s.get("exit_code", "")),
             f"{s['duration']:.2f}s" if s.get("duration") is not None else "",
         )
-    Console(highlight=False, emoji=False).print(table)
+    make_console().print(table)
 
 
 @runs.command("show")
 @click.argument("run_id")
 @click.option("--journal-dir", type=click.Path(), help="Where run journals are [.maintkit/runs].")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
-def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
-    """Show every event of one run (``latest`` for the newest)."""
-    from rich.console import Console
-
+@click.option("-v", "--verbose", count=True, help="Also the commands (heredocs included) and their output.")
+def runs_show(run_id: str, journal_dir: str | None, output: str, verbose: int) -> None:
+    """Show one run as its console showed it (``latest`` for the newest); -v adds commands and output."""
     from maintkit.engine.journal import journal_dir as resolve_journal_dir
     from maintkit.engine.journal import read_journal
     from maintkit.reporting.console import ConsoleSink
+    from maintkit.reporting.terminal import make_console
 
     folder = resolve_journal_dir(journal_dir)
     if run_id == "latest":
@@ -160,6 +201,6 @@ def runs_show(run_id: str, journal_dir: str | None, output: str) -> None:
     if output == "json":
         click.echo(path.read_text(encoding="utf-8"), nl=False)
         return
-    sink = ConsoleSink(Console(highlight=False, emoji=False), verbosity=1)
+    sink = ConsoleSink(make_console(), verbosity=verbose)
     for event in read_journal(path):
         sink.handle(event)

@@ -85,8 +85,9 @@ def list_(where: Where, target: tuple[str, ...], output: str) -> None:
     verified), ``verify failed`` (with the reason), ``UNFINISHED`` (no manifest), or ``PROBLEM`` (the
     manifest does not read). JSON rows carry ``state``, ``verified`` and ``problem`` (the reason).
     """
-    from rich.console import Console
     from rich.table import Table
+
+    from maintkit.reporting.terminal import make_console
 
     rows = list(_rows(_sites(where, target)))
     if output == "json":
@@ -108,7 +109,7 @@ def list_(where: Where, target: tuple[str, ...], output: str) -> None:
             state,
             ", ".join(row["targets"]),
         )
-    Console(highlight=False, emoji=False).print(table)
+    make_console().print(table)
 
 
 def _rows(sites: list[SiteStorage]) -> Iterator[dict[str, Any]]:

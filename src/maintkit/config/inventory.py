@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maintkit.config.ini_inventory import load_ini_inventory, looks_like_ini
 from maintkit.model.hosts import Host, Inventory
 from maintkit.model.problems import InvalidInput, Position, Problem
 from maintkit.text.templating import has_template
 from maintkit.text.yamlload import did_you_mean, display_path, load_yaml, locate, problem_at, type_name
 
 GROUP_KEYS = ("hosts", "children", "vars")
-FOLDER_FILES = ("hosts.yml", "hosts.yaml")
+FOLDER_FILES = ("hosts.yml", "hosts.yaml", "hosts.ini", "hosts")
 YAML_SUFFIXES = (".yml", ".yaml")
+ENV_SUFFIXES = (*YAML_SUFFIXES, ".ini")
 #: Host field -> the variables that set it, strongest first when one mapping sets several
 CONNECTION_VARS: dict[str, tuple[str, ...]] = {
     "address": ("ansible_host", "ansible_ssh_host", "host"),
@@ -95,12 +97,15 @@ def find_inventory(env: str | None, path: str | None, cwd: Path) -> InventoryFil
         candidates = [base / f for f in FOLDER_FILES] if base.is_dir() else [base]
         fallback = base.name if base.is_dir() else base.stem
     elif env:
+        if "=" in env:  # ``--env release=2.4.7`` is a variable typed in the wrong place, never a name
+            message = "is given K=V, not an environment name; extra variables are -e/--extra-vars K=V"
+            raise InvalidInput([Problem("command line", None, None, "--env", message)])
         if "/" in env or env.startswith("."):
             raise InvalidInput(
                 [Problem("command line", None, None, "--env", f"'{env}' is not an environment name")]
             )
         root = cwd / "inventories"
-        candidates = [root / f"{env}{s}" for s in YAML_SUFFIXES] + [root / env / f for f in FOLDER_FILES]
+        candidates = [root / f"{env}{s}" for s in ENV_SUFFIXES] + [root / env / f for f in FOLDER_FILES]
         fallback = env
     else:
         raise InvalidInput(
@@ -143,7 +148,7 @@ def load_inventory_with_origins(
     """
     found = find_inventory(env, path, cwd)
     file = display_path(found.file, cwd)
-    data = load_yaml(found.file, file)
+    data = _read_data(found.file, file)
     parsed = _Parsed()
     if not isinstance(data, dict):
         raise InvalidInput(
@@ -159,6 +164,23 @@ def load_inventory_with_origins(
     if parsed.problems or cyclic:
         raise InvalidInput(parsed.problems)
     return _build(parsed, found, file)
+
+
+def _read_data(path: Path, file: str) -> Any:
+    """The inventory's data with positions: YAML (``.yml``/``.yaml``/``.json``), or Ansible's INI form.
+
+    INI is a ``.ini`` file, or one without a YAML suffix (Ansible's ``hosts``) whose first line of
+    content is a ``[section]`` or a host rather than a ``key:``.
+    """
+    if path.suffix == ".ini":
+        return load_ini_inventory(path, file)
+    if path.suffix not in (*YAML_SUFFIXES, ".json"):
+        try:
+            if looks_like_ini(path.read_text(encoding="utf-8")):
+                return load_ini_inventory(path, file)
+        except (OSError, UnicodeDecodeError):
+            pass  # load_yaml reports it
+    return load_yaml(path, file)
 
 
 def _walk_top(data: dict[Any, Any], file: str, parsed: _Parsed) -> None:
@@ -333,7 +355,7 @@ def _check_setting(name: str, value: Any) -> str | None:
             return f"'secret_vars' must be a list of variable names, not {type_name(value)}"
         return None
     if not fields:
-        return None
+        return unsupported_setting(name, value)
     if has_template(value):
         return f"'{name}' cannot use a template: connection settings are read before any template is rendered"
     kind = fields[0]
@@ -352,6 +374,49 @@ def _check_setting(name: str, value: Any) -> str | None:
             return f"'{name}' must be a number of seconds, more than 0 and at most 3600, not {_show(value)}"
     elif not isinstance(value, str) or not value:
         return f"'{name}' must be a non-empty string, not {type_name(value)}"
+    return None
+
+
+#: variables that switch users on the host (Ansible's become/sudo)
+BECOME_VARS = frozenset(
+    {"become", "become_user", "become_method", "become_flags", "become_pass", "become_password", "become_exe"}
+    | {f"ansible_{n}" for n in ("become", "become_user", "become_method", "become_flags", "become_exe")}
+    | {f"ansible_{n}" for n in ("become_pass", "become_password", "sudo", "sudo_user", "sudo_pass")}
+)
+#: ssh options Ansible passes to ssh(1); maintkit reads the same options from ~/.ssh/config
+SSH_ARGS_VARS = frozenset({"ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args"})
+PASSWORD_VARS = frozenset({"ansible_password", "ansible_ssh_pass", "ansible_ssh_password"})
+
+
+def is_ignored_interpreter(name: str) -> bool:
+    """``ansible_python_interpreter`` and kin: harmless here (maintkit runs no Python on hosts)."""
+    return name.startswith("ansible_") and name.endswith("_interpreter")
+
+
+def unsupported_setting(name: str, value: Any) -> str | None:
+    """What is wrong with an Ansible connection variable maintkit does not honour, or None.
+
+    Why refuse instead of ignore: an inventory that says ``ansible_become: true`` or a ProxyJump in
+    ``ansible_ssh_common_args`` describes how the hosts must be reached; running without it would
+    connect elsewhere or act as another user than the inventory says. A clear error beats a guess.
+    """
+    supported = ", ".join(n for names in CONNECTION_VARS.values() for n in names if n.startswith("ansible_"))
+    if name in BECOME_VARS:
+        if value is False:  # says what maintkit does anyway
+            return None
+        return (
+            f"'{name}': maintkit does not switch users on the hosts (become/sudo); it runs every "
+            "command as the SSH user: connect as the user who owns the site (ansible_user or -u)"
+        )
+    if name in SSH_ARGS_VARS:
+        return (
+            f"'{name}' is not passed to ssh: put ProxyJump and other ssh options in ~/.ssh/config "
+            "(Host NAME, then ProxyJump GATEWAY), which maintkit honours"
+        )
+    if name in PASSWORD_VARS:
+        return f"'{name}': no password logins; use a key (ansible_ssh_private_key_file) or the agent"
+    if name.startswith("ansible_") and not is_ignored_interpreter(name):
+        return f"'{name}' is an Ansible setting maintkit does not support; it honours {supported}"
     return None
 
 

@@ -314,6 +314,8 @@ def parse_step(raw: Any, file: str, data: Any, path: tuple[Any, ...], problems: 
     fail = _failer(file, data, path, problems)
     action_name = _step_action(raw, fail)
     common = _common_keys(raw, fail)
+    if "tags" in common and path[0] != "steps":
+        fail(("tags",), f"tags select among 'steps'; '{path[0]}' steps always run as written")
     if action_name is None:
         return None
     action = get_action(action_name)
@@ -354,7 +356,7 @@ def _step_action(raw: dict[Any, Any], fail: Any) -> str | None:
     found = [k for k in raw if k in actions]
     unknown_action = False
     for key in raw:
-        if key in actions or key in COMMON_STEP_KEYS:
+        if key in actions or key in COMMON_STEP_KEYS or key in STEP_KEY_ALIASES:
             continue
         match = closest(key, [*COMMON_STEP_KEYS, *actions])
         if match in actions:
@@ -379,9 +381,20 @@ def _step_action(raw: dict[Any, Any], fail: Any) -> str | None:
     return found[0]
 
 
+#: step keys as Ansible spells them -> maintkit's (``retries: 5`` with ``delay: 10``)
+STEP_KEY_ALIASES = {"delay": "retry_delay"}
+
+
 def _common_keys(raw: dict[Any, Any], fail: Any) -> dict[str, Any]:
     """Return the step's common keys, checked; report each wrong one through ``fail``."""
     result: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # maintkit's key -> the alias written, for the messages
+    for alias, key in STEP_KEY_ALIASES.items():
+        if alias in raw and key in raw:
+            fail((alias,), f"'{alias}' is '{key}' as Ansible spells it; give one of them")
+        elif alias in raw:
+            raw = {**{k: v for k, v in raw.items() if k != alias}, key: raw[alias]}
+            spelled[key] = alias
     checks = {
         "name": (_is_name, "a non-empty string"),
         "when": (lambda v: isinstance(v, str | bool) and v != "", "an expression (string) or true/false"),
@@ -391,20 +404,40 @@ def _common_keys(raw: dict[Any, Any], fail: Any) -> dict[str, Any]:
         "register": (lambda v: isinstance(v, str), "a variable name"),
         "ignore_errors": (lambda v: isinstance(v, bool), "true or false"),
         "run_once": (lambda v: isinstance(v, bool), "true or false"),
+        "tags": (_is_tags, "a tag name or a list of tag names"),
     }
     for key, (ok, expected) in checks.items():
         if key not in raw:
             continue
         value = raw[key]
+        written = spelled.get(key, key)
         if not ok(value):
-            fail((key,), f"'{key}' must be {expected}, not {_show(value)}")
+            fail((written,), f"'{written}' must be {expected}, not {_show(value)}")
             continue
         message = _extra_check(key, value)
         if message:
-            fail((key,), message)
+            fail((written,), message)
             continue
         result[key] = float(value) if key in ("retry_delay", "timeout") and value is not None else value
+    if "tags" in result:
+        result["tags"] = split_tags(result["tags"])
     return result
+
+
+def _is_tags(value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return bool(values) and all(isinstance(v, str) and split_tags(v) for v in values)
+
+
+def split_tags(value: str | list[str]) -> list[str]:
+    """Tags as Ansible reads them: ``a``, ``a,b`` or ``[a, b]``, without blanks or repeats."""
+    values = value if isinstance(value, list) else [value]
+    tags: list[str] = []
+    for one in values:
+        for tag in (t.strip() for t in one.split(",")):
+            if tag and tag not in tags:
+                tags.append(tag)
+    return tags
 
 
 def _extra_check(key: str, value: Any) -> str | None:

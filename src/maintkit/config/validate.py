@@ -26,7 +26,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from maintkit.actions.base import get_action
-from maintkit.config.inventory import load_inventory_with_origins
+from maintkit.config.extravars import parse_extra_args
+from maintkit.config.inventory import is_ignored_interpreter, load_inventory_with_origins
 from maintkit.config.playbook import (
     PlaybookSource,
     pydantic_message,
@@ -74,12 +75,14 @@ def load_run(
     run_id: str = "validate",
     check: bool = False,
     extra: Mapping[str, Any] | None = None,
+    extra_args: list[str] | None = None,
 ) -> RunConfig:
     """Given the command line, return the validated run configuration.
 
     ``extra`` are a command's own variables (``maintkit restore``'s ``snapshot``, ``force``...):
-    above the vars files, below ``--var``. Raise InvalidInput with every problem of the playbook, the
-    inventory and the command line if there is any: nothing may run then.
+    above the vars files, below ``-e/--extra-vars`` (``extra_args``, in order) and ``--var``.
+    Raise InvalidInput with every problem of the playbook, the inventory and the command line if
+    there is any: nothing may run then.
     """
     problems: list[Problem] = []
     source = _read_playbook(playbook_ref, cwd, problems)
@@ -88,6 +91,7 @@ def load_run(
     extra_vars = {
         **_read_extra_vars([], var_files, problems, extra_origins),
         **(extra or {}),
+        **_read_extra_vars([], [], problems, extra_origins, extra_args or []),
         **_read_extra_vars(var_pairs, [], problems, extra_origins),
     }
     if source is None or source.playbook is None or inventory is None:
@@ -104,6 +108,10 @@ def load_run(
         for name in add_secrets(variables[host.name], declared, redactor):
             where = _var_position(name, host.name, origins)
             message = f"secret '{name}' is shorter than {MIN_SECRET_LENGTH} characters: it cannot be masked"
+            warnings.append(Problem(where.file, where.line, where.column, name, message))
+        for name in filter(is_ignored_interpreter, host.vars):
+            where = _var_position(name, host.name, origins)
+            message = f"'{name}' is ignored: maintkit runs no Python on the hosts"
             warnings.append(Problem(where.file, where.line, where.column, name, message))
     checker = _HostChecker(playbook, source, origins, redactor, problems)
     for host in hosts:
@@ -139,17 +147,23 @@ def _read_inventory(
 
 
 def _read_extra_vars(
-    pairs: list[str], files: list[str], problems: list[Problem], origins: dict[str, Position]
+    pairs: list[str],
+    files: list[str],
+    problems: list[Problem],
+    origins: dict[str, Position],
+    args: list[str] | None = None,
 ) -> dict[str, Any]:
+    """``--vars-file``/``--var`` (``pairs``, ``files``) or ``-e`` values (``args``), checked."""
     try:
-        extra = parse_extra_vars(pairs, files, origins)
+        extra = parse_extra_args(args, origins) if args else parse_extra_vars(pairs, files, origins)
     except InvalidInput as error:
         problems.extend(error.problems)
-        extra = _valid_extra_vars(pairs, files, origins)
+        extra = _valid_extra_args(args, origins) if args else _valid_extra_vars(pairs, files, origins)
+    option = "-e/--extra-vars" if args else "--var"
     for name in extra:
         if name in BUILTIN_NAMES:
             problems.append(
-                Problem(COMMAND_LINE, None, None, "--var", f"'{name}' is set by maintkit; it cannot be given")
+                Problem(COMMAND_LINE, None, None, option, f"'{name}' is set by maintkit; it cannot be given")
             )
     return {k: v for k, v in extra.items() if k not in BUILTIN_NAMES}
 
@@ -163,6 +177,17 @@ def _valid_extra_vars(pairs: list[str], files: list[str], origins: dict[str, Pos
     for one_file, one_pair in [*(([f], []) for f in files), *(([], [p]) for p in pairs)]:
         try:
             extra.update(parse_extra_vars(one_pair, one_file, origins))
+        except InvalidInput:
+            continue  # already reported
+    return extra
+
+
+def _valid_extra_args(args: list[str], origins: dict[str, Position]) -> dict[str, Any]:
+    """The well-formed ``-e`` values, in order, when some are not (see :func:`_valid_extra_vars`)."""
+    extra: dict[str, Any] = {}
+    for arg in args:
+        try:
+            extra.update(parse_extra_args([arg], origins))
         except InvalidInput:
             continue  # already reported
     return extra

@@ -2,8 +2,9 @@
 
 Precedence, lowest first: maintkit's ``DEFAULTS`` < inventory group vars < inventory host vars
 (those two already merged in ``Host.vars``) < playbook ``vars`` < extra vars (``--vars-file``, then
-``--var``). The builtin names (``inventory_hostname``, ``run_id``...) are set by maintkit last and
-cannot be overridden: a template that reads ``run_id`` must get the run's id.
+``-e/--extra-vars`` in order, then ``--var``). The builtin names (``inventory_hostname``,
+``run_id``...) are set by maintkit last and cannot be overridden: a template that reads ``run_id``
+must get the run's id.
 """
 
 from __future__ import annotations

@@ -124,6 +124,8 @@ def run_step(step: Step, section: str, state: HostState, cancel: threading.Event
     action = get_action(step.action)
     if action is None:  # validation makes this unreachable; keep the message clear anyway
         return finish("failed", ActionResult(failed=True, msg=f"unknown action {step.action!r}"))
+    if step.skip:
+        return finish("skipped", ActionResult(skipped=True, msg=step.skip))
     try:
         if _when_says_skip(step, state):
             return finish("skipped", ActionResult(skipped=True, msg="when condition is false"))

@@ -20,6 +20,7 @@ COMMON_STEP_KEYS = (
     "register",
     "ignore_errors",
     "run_once",
+    "tags",
 )
 
 
@@ -38,6 +39,9 @@ class Step:
     register: str | None = None
     ignore_errors: bool = False
     run_once: bool = False
+    tags: list[str] = field(default_factory=list)
+    #: why this run skips the step whatever ``when`` says (``--tags``/``--skip-tags``); None: it runs
+    skip: str | None = None
 
 
 @dataclass

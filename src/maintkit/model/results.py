@@ -32,13 +32,18 @@ class ActionResult:
     refused: bool = False
 
     def as_vars(self) -> dict[str, Any]:
-        """The mapping a ``register`` name is bound to: ``r.rc``, ``r.stdout``, ``r.data.x``..."""
+        """The mapping a ``register`` name is bound to: ``r.rc``, ``r.stdout``, ``r.data.x``...
+
+        ``stdout``/``stderr`` lose their trailing newlines as in Ansible's command module, so that
+        ``when: r.stdout == 'ok'`` after ``echo ok`` is true; ``stdout_lines`` is the lines of the
+        output as it came. The journal and the console keep the output unchanged.
+        """
         out: dict[str, Any] = {
             "failed": self.failed,
             "changed": self.changed,
             "rc": self.rc,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
+            "stdout": self.stdout.rstrip("\r\n"),
+            "stderr": self.stderr.rstrip("\r\n"),
             "stdout_lines": self.stdout.splitlines(),
             "msg": self.msg,
             "skipped": self.skipped,

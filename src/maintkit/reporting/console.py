@@ -38,9 +38,18 @@ class ConsoleSink:
         self.console = console
         self.verbosity = verbosity
         self._held: list[str] = []  # quiet mode keeps failure lines until the end
+        self._start: dict[str, Any] = {}  # the run_start event: playbook, env, run id
+        self._failure: dict[str, Any] | None = None  # the first failed step (the cause, for the headline)
+        self._end: dict[str, Any] = {}
 
     def handle(self, event: dict[str, Any]) -> None:
         kind = event["event"]
+        if kind == "run_start":
+            self._start = event
+        elif kind == "run_end":
+            self._end = event
+        elif kind == "step_end" and event.get("status") == "failed" and self._failure is None:
+            self._failure = event
         line = getattr(self, f"_on_{kind}", None)
         text = line(event) if line else None
         if text is None:
@@ -54,6 +63,37 @@ class ConsoleSink:
     def close(self) -> None:
         for text in self._held:
             self.console.print(text, highlight=False, soft_wrap=True)
+        self._held = []
+
+    def finish(self, outcome: RunOutcome, journal: Any, exit_code: int | None = None) -> None:
+        """The end of the console output: summary table, then the journal's path as the last line.
+
+        Quiet (cron) and failed: first one headline saying what failed where, then the held failure
+        lines, then the table, then the journal path, so a cron mail's subject-like first line and
+        its last line are the two things the reader needs. ``exit_code``: the final one (a drill's
+        verdict may fail a run whose steps all passed).
+        """
+        code = outcome.exit_code if exit_code is None else exit_code
+        if self.verbosity < 0:
+            if code == 0:
+                return
+            self.console.print(self.headline(code), highlight=False, soft_wrap=True)
+            self.close()
+        self.summary(outcome, force=code != 0)
+        self.console.print(f"[dim]journal: {escape(str(journal))}[/]", highlight=False, soft_wrap=True)
+
+    def headline(self, exit_code: int) -> str:
+        """One line: what failed where (playbook, env, host, step, its exit code) and the run id."""
+        start, end, failure = self._start, self._end, self._failure
+        parts = [f"playbook {start.get('playbook', '?')}", f"env {start.get('env', '?')}"]
+        if failure:
+            rc = f" (rc {failure['rc']})" if failure.get("rc") is not None else ""
+            parts += [f"host {failure['host']}", f"step {failure['step']!r}{rc}"]
+        elif end.get("error"):
+            parts.append(str(end["error"]).splitlines()[0])
+        status = str(end.get("status", "failed")).upper()
+        parts.append(f"run {start.get('run_id') or end.get('run_id', '?')}")
+        return f"[bold red]maintkit: {status} (exit {exit_code})[/]: " + escape(" · ".join(parts))
 
     # -- one method per event that people care about ---------------------------------------------
 
@@ -156,9 +196,9 @@ class ConsoleSink:
             text = f"[bold red]{escape(e['error'])}[/]\n" + text
         return text
 
-    def summary(self, outcome: RunOutcome) -> None:
-        """Print the per-host table (not in quiet mode unless something failed)."""
-        if self.verbosity < 0 and outcome.exit_code == 0:
+    def summary(self, outcome: RunOutcome, *, force: bool = False) -> None:
+        """Print the per-host table (not in quiet mode unless something failed, or ``force``)."""
+        if self.verbosity < 0 and outcome.exit_code == 0 and not force:
             return
         if not outcome.hosts:
             return

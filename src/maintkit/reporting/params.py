@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from types import UnionType
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -11,6 +11,9 @@ from pydantic_core import PydanticUndefined
 
 def type_name(annotation: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> str:
     """A short readable name for a parameter's type: ``str``, ``list[int]``, ``str | None``.
+
+    Never a Python class path: a nested parameter model is a ``mapping`` (its description names the
+    keys), a ``Literal`` its choices (``auto | zstd | gzip``).
 
     A type whose metadata can ``describe()`` itself (the choices of a ``cms`` parameter, read from
     the CMS registry when asked) is printed as it says."""
@@ -21,9 +24,17 @@ def type_name(annotation: Any, metadata: list[Any] | tuple[Any, ...] = ()) -> st
         inner, *extra = get_args(annotation)
         return type_name(inner, extra)
     args = get_args(annotation)
-    if get_origin(annotation) in (Union, UnionType) and any(get_origin(a) is Annotated for a in args):
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
         return " | ".join("None" if arg is type(None) else type_name(arg) for arg in args)
-    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+    if origin is Literal:
+        return " | ".join(str(arg) for arg in args)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "mapping"  # what the YAML holds; the description names its keys
+    if origin is not None and args:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(type_name(arg) for arg in args)}]"
+    if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation).replace("typing.", "").replace("NoneType", "None")
 

@@ -129,6 +129,22 @@ class RestoreRequest(Protocol):
         ...
 
 
+def definer_hint(stderr: str) -> str:
+    """The flag that fixes a load refused for its DEFINER clauses, when the server said so; else "".
+
+    Why: "you need (at least one of) the SUPER privilege(s)" names no fix; a dump taken as another
+    user carries ``DEFINER=`other`@...`` on its views, routines and triggers, which only a privileged
+    user may set. ``--definers current`` drops them, so the objects belong to the restoring user.
+    """
+    markers = ("SUPER", "SET USER", "SET_USER_ID", "SET_ANY_DEFINER", "ERROR 1227")
+    if not any(marker in stderr for marker in markers):
+        return ""
+    return (
+        " — the dump's DEFINER clauses name another user: restore with --definers current "
+        "(definers: current in a playbook) to make this user the definer"
+    )
+
+
 class RestoreFailed(StepFailed):
     """A restore stopped before its commit (or its commit failed); ``cause`` says why."""
 
@@ -375,13 +391,15 @@ class RestoreJob:
         record.database = {"name": database, "server": state.version, "existed": state.exists}
         if not state.exists and not params.create_database:
             raise RestoreFailed(
-                "refused", f"database {database} does not exist (create_database: true creates it)"
+                "refused",
+                f"database {database} does not exist: --create-database (create_database: true in a "
+                "playbook) creates it",
             )
         if state.exists and state.objects and not params.force:
             raise RestoreFailed(
                 "refused",
                 f"database {database} is not empty ({state.objects} objects): refusing to replace it "
-                "without force: true (--force)",
+                "without --force (force: true in a playbook)",
             )
         staging = sql.staging_name(database)
         record.database["staging"] = staging
@@ -399,7 +417,10 @@ class RestoreJob:
         self.staging_db = staging
         result = self._staged(lambda: self._stream(target, artifact, inspector, command, payload, "import"))
         if result.rc != 0:
-            raise RestoreFailed("error", f"loading the dump failed (exit {result.rc}): {_stderr(result)}")
+            hint = definer_hint(result.stderr) if params.definers != "current" else ""
+            raise RestoreFailed(
+                "error", f"loading the dump failed (exit {result.rc}): {_stderr(result)}{hint}"
+            )
         inspector.finish()
         with record.phase("verify", artifact.name, "row counts of the staged tables") as phase:
             inspection = sql.inspect_sql(staging, database, count_rows=params.count_rows)

@@ -299,7 +299,8 @@ def parse_definitions(stdout: str, staging: str) -> list[Definition]:
         if statement == "NULL":
             raise ValueError(
                 f"the server hides the definition of {kind} {item!r} from this user (not its definer); "
-                "restore with definers: current, or as a user that may read it"
+                "restore with --definers current (definers: current in a playbook), or as a user that may "
+                "read it"
             )
         if kind == "view":
             statement = statement.replace(name(staging) + ".", "")
