@@ -197,7 +197,7 @@ class FaultProxy:
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
-            _cut(sock)
+            cut(sock)
 
     def _accept(self) -> None:
         self._listener.settimeout(0.05)  # closing a socket does not wake accept(): poll the flag
@@ -212,14 +212,14 @@ class FaultProxy:
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:
-                _cut(client)
+                cut(client)
                 continue
             server.settimeout(None)
             with self._lock:
                 self.connections += 1
                 self._sockets.update((client, server))
             threading.Thread(target=self._pump_up, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump_down, args=(server, client), daemon=True).start()
+            threading.Thread(target=pump_down, args=(server, client), daemon=True).start()
 
     def _should_cut(self, data: bytes, state: dict[str, int]) -> bool:
         """Count ``data`` going up and decide whether this connection is cut now."""
@@ -250,23 +250,21 @@ class FaultProxy:
                 server.sendall(data)
         except OSError:
             pass
-        _cut(client)
-        _cut(server)
+        cut(client)
+        cut(server)
 
-    def _pump_down(self, server: socket.socket, client: socket.socket) -> None:
-        try:
-            while True:
-                data = server.recv(65536)
-                if not data:
-                    break
-                client.sendall(data)
-        except OSError:
-            pass
-        _cut(client)
-        _cut(server)
+def pump_down(server: socket.socket, client: socket.socket) -> None:
+    """Copy the server's answers to the client until either side closes, then cut both."""
+    try:
+        while data := server.recv(65536):
+            client.sendall(data)
+    except OSError:
+        pass
+    cut(client)
+    cut(server)
 
 
-def _cut(sock: socket.socket) -> None:
+def cut(sock: socket.socket) -> None:
     """Close a socket abruptly (both directions), ignoring sockets already closed."""
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)

@@ -23,7 +23,7 @@ import yaml
 
 from tests.integration.helpers import events, run_cli, write_playbook
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, mariadb_fixture
-from tests.s3server import MotoServer, use_fake_aws_credentials
+from tests.s3server import MotoServer, cut, pump_down, use_fake_aws_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -93,9 +93,9 @@ class PartFaults:
         try:
             server = socket.create_connection(self.upstream, timeout=5)
         except OSError:
-            _cut(client)
+            cut(client)
             return
-        threading.Thread(target=self._down, args=(server, client), daemon=True).start()
+        threading.Thread(target=pump_down, args=(server, client), daemon=True).start()
         try:
             while True:
                 data = client.recv(65536)
@@ -112,25 +112,8 @@ class PartFaults:
                 server.sendall(data)
         except OSError:
             pass
-        _cut(client)
-        _cut(server)
-
-    @staticmethod
-    def _down(server: socket.socket, client: socket.socket) -> None:
-        try:
-            while data := server.recv(65536):
-                client.sendall(data)
-        except OSError:
-            pass
-        _cut(client)
-        _cut(server)
-
-
-def _cut(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    with contextlib.suppress(OSError):
-        sock.close()
+        cut(client)
+        cut(server)
 
 
 @pytest.fixture
