@@ -20,11 +20,15 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from maintkit.transport.ssh.transport import SSHTransport
 
 SSHD = Path("/usr/sbin/sshd")
 READY_TIMEOUT = 10.0
@@ -286,3 +290,27 @@ def terminate(proc: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def open_transport(host: SSHHost, known_hosts_file: Path, tmp_path: Path) -> Iterator[SSHTransport]:
+    """An SSHTransport to ``host`` as an inventory entry would describe it, never touching root's
+    ``~/.ssh`` (its own known_hosts under ``tmp_path``); closed when the block ends."""
+    from maintkit.model.hosts import Host
+    from maintkit.transport.ssh.transport import SSHTransport
+
+    made = SSHTransport(
+        Host(
+            name=host.name,
+            address=host.address,
+            port=host.port,
+            user=host.user,
+            key_file=str(host.key_file),
+            known_hosts=str(known_hosts_file),
+        ),
+        user_known_hosts=tmp_path / "home-ssh" / "known_hosts",
+    )
+    try:
+        yield made
+    finally:
+        made.close()

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from maintkit.model.hosts import Host
 from maintkit.storage.restic import (
     AppendOnlyServer,
     BackupSummary,
@@ -30,7 +29,7 @@ from maintkit.storage.restic import (
     read_password,
 )
 from maintkit.transport.ssh.transport import SSHTransport
-from tests.sshd import SSHHost, skip_or_fail
+from tests.sshd import SSHHost, open_transport, skip_or_fail
 
 pytestmark = pytest.mark.integration
 
@@ -45,19 +44,8 @@ def host(clean_homes: dict[str, SSHHost]) -> SSHHost:
 
 @pytest.fixture
 def transport(host: SSHHost, known_hosts_file: Path, tmp_path: Path) -> Iterator[SSHTransport]:
-    made = SSHTransport(
-        Host(
-            name="prod2",
-            address=host.address,
-            port=host.port,
-            user=host.user,
-            key_file=str(host.key_file),
-            known_hosts=str(known_hosts_file),
-        ),
-        user_known_hosts=tmp_path / "home-ssh" / "known_hosts",
-    )
-    yield made
-    made.close()
+    with open_transport(host, known_hosts_file, tmp_path) as made:
+        yield made
 
 
 def tree(root: Path) -> dict[str, tuple[str, int, bytes, int]]:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from maintkit.model.hosts import Host
 from maintkit.model.problems import CommandTimeout
 from maintkit.transport import openssh
 from maintkit.transport.ssh.transport import SSHTransport
-from tests.sshd import SSHHost, keygen
+from tests.sshd import SSHHost, keygen, open_transport
 
 pytestmark = pytest.mark.integration
 
@@ -49,19 +48,8 @@ def transport(
     ssh_hosts: dict[str, SSHHost], known_hosts_file: Path, tmp_path: Path
 ) -> Iterator[SSHTransport]:
     host = ssh_hosts["prod2"]
-    made = SSHTransport(
-        Host(
-            name="prod2",
-            address=host.address,
-            port=host.port,
-            user=host.user,
-            key_file=str(host.key_file),
-            known_hosts=str(known_hosts_file),
-        ),
-        user_known_hosts=tmp_path / "home-ssh" / "known_hosts",
-    )
-    yield made
-    made.close()
+    with open_transport(host, known_hosts_file, tmp_path) as made:
+        yield made
 
 
 def remote_processes(user: str, needle: str) -> list[str]:
