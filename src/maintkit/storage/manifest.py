@@ -33,7 +33,9 @@ MANIFEST_NAME = "manifest.json"
 VERIFICATION_NAME = "verification.json"
 
 Compression = Literal["zstd", "gzip", "none"]
-Encryption = Literal["none", "age"]
+Encryption = Literal["none", "age", "restic"]
+#: a file tree kept by an engine (issue 16) instead of a stored file: docs/snapshots.md
+Engine = Literal["restic"]
 
 
 class ManifestError(StorageError):
@@ -56,6 +58,16 @@ class Artifact:
     compression: Compression = "zstd"
     encryption: Encryption = "none"
     source: str = ""  # what was read: "mysqldump of shop on prod1", "tar of /var/www/shop"
+    # An artifact kept by an engine (``files_engine: restic``) is no file of its own: the tree lives
+    # as one engine snapshot in the site's repository, ``key`` names that repository (SITE/ENV/restic,
+    # relative to the target, identical in every target), ``size`` is what the night added to it and
+    # ``sha256`` is empty. A manifest holding one is format 2 (an older maintkit refuses it clearly).
+    engine: Engine | None = None
+    engine_snapshot: str = ""  # the engine's full snapshot id (restic's 64 hex digits)
+    engine_tag: str = ""  # the tag that ties it to this snapshot: "maintkit-<snapshot id>"
+    engine_tree: str = ""  # restic's tree id, checked again before a restore reads it
+    files_count: int | None = None  # files in the tree (restic's summary)
+    tree_bytes: int | None = None  # bytes of the tree as it was read on the host
 
 
 @dataclass
