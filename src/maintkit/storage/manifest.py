@@ -125,7 +125,12 @@ class Manifest:
         return sum(a.size for a in self.artifacts)
 
     def to_json(self) -> bytes:
-        return _dump(_MANIFEST, self)
+        document = _MANIFEST.dump_python(self, mode="json")
+        for artifact in document["artifacts"]:
+            if artifact["engine"] is None:  # a stored file: written as format 1 always wrote it
+                for name in _ENGINE_FIELDS:
+                    del artifact[name]
+        return _FORMAT.dump(document)
 
     @classmethod
     def from_json(cls, data: bytes | str, where: str = MANIFEST_NAME) -> Manifest:
@@ -169,6 +174,9 @@ class Verification:
         verification: Verification = _load(_VERIFICATION, data, where)
         return verification
 
+
+#: the Artifact fields of an engine artifact only, left out of a stored file's record
+_ENGINE_FIELDS = ("engine", "engine_snapshot", "engine_tag", "engine_tree", "files_count", "tree_bytes")
 
 #: manifest.json and verification.json: ``format_version`` first, required
 _FORMAT = RecordFormat(MANIFEST_NAME, key="format_version", version=FORMAT_VERSION)
