@@ -247,3 +247,118 @@ def test_restic_nights_restore_identical_from_both_targets_verify_and_prune(
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "FAILED prod1 local" in failed.stdout and f"data/{pack.name[:2]}/{pack.name}" in failed.stdout
     assert "ok prod1 offsite" in failed.stdout
+
+
+def test_a_failed_copy_leaves_no_manifest_and_forgets_the_engine_snapshot(
+    tmp_path: Path, ssh_inventory: Path, moto_server: MotoServer, bucket: str, site: Path
+) -> None:
+    inventory = write_inventory(tmp_path, ssh_inventory, moto_server, bucket, files_engine="restic")
+    data = yaml.safe_load(inventory.read_text())
+    prod1 = data["all"]["children"]["production"]["hosts"]["prod1"]
+    broken = tmp_path / "second"
+    prod1["storage"][1] = {"name": "second", "type": "local", "path": str(broken)}
+    inventory.write_text(yaml.safe_dump(data))
+    (broken / "prod1" / ENV).mkdir(parents=True)
+    (broken / "prod1" / ENV / "restic").write_text("not a repository\n")  # restic init fails there
+
+    result = run_cli(
+        "run", "nightly-backup", "-i", inventory, "--limit", "prod1",
+        "--journal-dir", tmp_path / "journal", cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "restic init in second failed" in result.stdout
+    assert "was forgotten" in result.stdout
+    base = tmp_path / "backups" / "prod1" / ENV
+    assert not list(base.glob("*/manifest.json")) and not list(broken.rglob("manifest.json"))
+    from maintkit.storage.local import LocalTarget
+
+    password = tmp_path / "keys" / "prod1" / ENV / "restic.password"
+    repo = repository(LocalTarget("local", tmp_path / "backups"), f"prod1/{ENV}/restic", password)
+    assert repo.snapshots() == []  # the night's engine snapshot was written, then forgotten
+
+
+ATTACKER = r'''
+"""A compromised host during a night: it finds the running restic, freezes it, reads the repository
+URL (with the run's login) from its environment and tries to delete and overwrite what is stored."""
+import base64, json, os, signal, sys, time, urllib.error, urllib.parse, urllib.request
+
+def find():
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"RESTIC_REPOSITORY=rest:"):
+                return int(pid), item.split(b"=", 1)[1][5:].decode()
+    return None
+
+deadline = time.monotonic() + 120
+found = None
+while found is None and time.monotonic() < deadline:
+    found = find()
+    time.sleep(0.005)
+pid, url = found
+os.kill(pid, signal.SIGSTOP)
+parts = urllib.parse.urlsplit(url)
+base = f"{parts.scheme}://{parts.hostname}:{parts.port}"
+login = base64.b64encode(f"{parts.username}:{parts.password}".encode()).decode()
+
+def call(method, path, data=None, accept=None):
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Authorization", "Basic " + login)
+    if accept:
+        request.add_header("Accept", accept)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, b""
+
+codes = {}
+for kind in ("keys", "snapshots", "index", "data"):
+    status, body = call("GET", f"/{kind}/", accept="application/vnd.x.restic.rest.v2")
+    names = [e["name"] for e in json.loads(body or b"[]")] if status == 200 else []
+    for name in names[:3]:
+        where = f"/{kind}/{name}" if kind != "data" else f"/data/{name}"
+        codes[f"DELETE {where}"] = call("DELETE", where)[0]
+        codes[f"POST {where}"] = call("POST", where, data=b"overwritten")[0]
+codes["DELETE /config"] = call("DELETE", "/config")[0]
+codes["POST /config"] = call("POST", "/config", data=b"overwritten")[0]
+os.kill(pid, signal.SIGCONT)
+json.dump(codes, open(sys.argv[1], "w"))
+'''
+
+
+def test_a_compromised_host_cannot_delete_or_overwrite_through_the_path_it_is_given(
+    tmp_path: Path, ssh_inventory: Path, moto_server: MotoServer, bucket: str, site: Path, host: SSHHost
+) -> None:
+    inventory = write_inventory(tmp_path, ssh_inventory, moto_server, bucket, files_engine="restic")
+    first = night(tmp_path, inventory)["snapshot_id"]
+    repo_dir = tmp_path / "backups" / "prod1" / ENV / "restic"
+    before = {str(p.relative_to(repo_dir)): p.read_bytes() for p in repo_dir.rglob("*") if p.is_file()}
+
+    script, out = host.home / "attack.py", host.home / "attack.json"
+    script.write_text(ATTACKER)
+    chown(host, script)
+    attacker = subprocess.Popen(["runuser", "-u", host.user, "--", "python3", str(script), str(out)])
+    try:
+        second = night(tmp_path, inventory)["snapshot_id"]  # the frozen restic resumes and finishes
+        assert attacker.wait(timeout=60) == 0
+    finally:
+        if attacker.poll() is None:
+            attacker.kill()
+            attacker.wait()
+    codes = json.loads(out.read_text())
+    assert any(k.startswith("DELETE /data/") for k in codes) and any(
+        k.startswith("DELETE /keys/") for k in codes
+    )
+    assert set(codes.values()) == {403}, codes
+    after = {str(p.relative_to(repo_dir)): p.read_bytes() for p in repo_dir.rglob("*") if p.is_file()}
+    assert all(after.get(name) == data for name, data in before.items() if not name.startswith("locks/"))
+    from maintkit.storage.local import LocalTarget
+
+    password = tmp_path / "keys" / "prod1" / ENV / "restic.password"
+    repo = repository(LocalTarget("local", tmp_path / "backups"), f"prod1/{ENV}/restic", password)
+    assert {s["tags"][0] for s in repo.snapshots()} == {f"maintkit-{first}", f"maintkit-{second}"}
+    assert repo.check(read_data=True).returncode == 0
