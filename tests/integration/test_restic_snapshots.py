@@ -261,6 +261,11 @@ def test_a_failed_copy_leaves_no_manifest_and_forgets_the_engine_snapshot(
     (broken / "prod1" / ENV).mkdir(parents=True)
     (broken / "prod1" / ENV / "restic").write_text("not a repository\n")  # restic init fails there
 
+    checked = run_cli("run", "nightly-backup", "-i", inventory, "--limit", "prod1", "--check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "rclone serve restic --append-only" in checked.stdout and "restic backup --json" in checked.stdout
+    assert "tar -C" not in checked.stdout and not (tmp_path / "backups").exists()
+
     result = run_cli(
         "run", "nightly-backup", "-i", inventory, "--limit", "prod1",
         "--journal-dir", tmp_path / "journal", cwd=tmp_path, timeout=300,
