@@ -129,6 +129,14 @@ def s3_bytes(moto_server: MotoServer, bucket: str, prefix: str) -> int:
     return sum(o["Size"] for page in pages for o in page.get("Contents", []))
 
 
+def s3_object(moto_server: MotoServer, bucket: str, key: str) -> bytes:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
+
+
 def test_restic_nights_restore_identical_from_both_targets_verify_and_prune(
     tmp_path: Path, ssh_inventory: Path, moto_server: MotoServer, bucket: str, site: Path, host: SSHHost
 ) -> None:
@@ -338,8 +346,19 @@ json.dump(codes, open(sys.argv[1], "w"))
 def test_a_compromised_host_cannot_delete_or_overwrite_through_the_path_it_is_given(
     tmp_path: Path, ssh_inventory: Path, moto_server: MotoServer, bucket: str, site: Path, host: SSHHost
 ) -> None:
-    inventory = write_inventory(tmp_path, ssh_inventory, moto_server, bucket, files_engine="restic")
+    import pyrage
+
+    identity = pyrage.x25519.Identity.generate()
+    encryption = {"recipients": [str(identity.to_public())]}
+    inventory = write_inventory(
+        tmp_path, ssh_inventory, moto_server, bucket, files_engine="restic", encryption=encryption
+    )
     first = night(tmp_path, inventory)["snapshot_id"]
+    password = tmp_path / "keys" / "prod1" / ENV / "restic.password"
+    escrow = tmp_path / "backups" / "prod1" / ENV / "restic.password.age"
+    assert pyrage.decrypt(escrow.read_bytes(), [identity]) == password.read_bytes()  # the escrow copy
+    in_bucket = s3_object(moto_server, bucket, f"prod1/{ENV}/restic.password.age")
+    assert pyrage.decrypt(in_bucket, [identity]) == password.read_bytes()
     repo_dir = tmp_path / "backups" / "prod1" / ENV / "restic"
     before = {str(p.relative_to(repo_dir)): p.read_bytes() for p in repo_dir.rglob("*") if p.is_file()}
 
@@ -363,7 +382,43 @@ def test_a_compromised_host_cannot_delete_or_overwrite_through_the_path_it_is_gi
     assert all(after.get(name) == data for name, data in before.items() if not name.startswith("locks/"))
     from maintkit.storage.local import LocalTarget
 
-    password = tmp_path / "keys" / "prod1" / ENV / "restic.password"
     repo = repository(LocalTarget("local", tmp_path / "backups"), f"prod1/{ENV}/restic", password)
     assert {s["tags"][0] for s in repo.snapshots()} == {f"maintkit-{first}", f"maintkit-{second}"}
+    assert repo.check(read_data=True).returncode == 0
+
+
+def test_prune_forgets_engine_debris_older_than_a_day_and_keeps_a_younger_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that failed after its backup and could not forget it leaves a tagged engine snapshot
+    without manifest: prune forgets it after 24 h (a younger one may be a run still writing)."""
+    from datetime import UTC, datetime
+
+    from maintkit.storage.local import LocalTarget
+    from maintkit.storage.operations import prune_target_with_engine
+    from maintkit.storage.restic import ensure_password_file
+    from maintkit.storage.retention import RetentionPolicy
+
+    if subprocess.run(["sh", "-c", "command -v restic"], capture_output=True).returncode:
+        skip_or_fail("restic is needed (apt-get install restic)")
+    monkeypatch.setenv("MAINTKIT_KEYS_DIR", str(tmp_path / "keys"))
+    target = LocalTarget("local", tmp_path / "backups")
+    password = ensure_password_file(tmp_path / "keys" / "shop" / "prod" / "restic.password")
+    repo = repository(target, "shop/prod/restic", password)
+    repo.init_if_missing()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "f").write_bytes(os.urandom(200_000))
+    for snapshot_id in ("20261101T000000Z", "20261205T040000Z"):
+        subprocess.run(
+            ["restic", "-r", repo.location, "--password-file", str(password), "backup", "-q",
+             "--tag", f"maintkit-{snapshot_id}", str(data)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    now = datetime(2026, 12, 5, 5, 0, tzinfo=UTC)
+    _keep, _prune, engine = prune_target_with_engine(
+        target, "shop", "prod", RetentionPolicy(keep_last=1), now=now
+    )
+    assert engine.debris == ["maintkit-20261101T000000Z"] and engine.pruned
+    assert [s["tags"] for s in repo.snapshots()] == [["maintkit-20261205T040000Z"]]
     assert repo.check(read_data=True).returncode == 0
