@@ -78,17 +78,18 @@ class EngineNight:
         key = repository_key(self.site, self.env)
         repos = [repository(t, key, password_file, remote=f"mk{i}") for i, t in enumerate(self.targets)]
         first = repos[0]
-        first.init_if_missing()
+        if not self._exists(self.targets[0], key):
+            first.init()
         started = time.monotonic()
         self.written.append(first)  # from here on, a failure forgets the tag in it
-        summary = self._backup(source, restic, first, key, password, timeout)
+        summary = self._backup(source, restic, key, password, timeout)
         [made] = _tagged(first, self.tag)
         engine_id, tree = str(made["id"]), str(made["tree"])
-        for repo in repos[1:]:
-            repo.init_if_missing(like=first)
+        for target, repo in zip(self.targets[1:], repos[1:], strict=True):
+            if not self._exists(target, key):
+                repo.init(like=first)
             self.written.append(repo)
             repo.copy_from(first, self.tag)
-        for repo in repos:
             if not any(s.get("tree") == tree for s in repo.by_tag(self.tag)):
                 raise StepFailed(f"the engine snapshot {self.tag} is not in {repo.name} after the copy")
         escrowed = write_escrow(self.targets, self.site, self.env, password_file, recipients)
@@ -131,14 +132,14 @@ class EngineNight:
             tree_bytes=summary.total_bytes_processed,
         )
 
+    @staticmethod
+    def _exists(target: Target, key: str) -> bool:
+        """Whether the repository is there: its ``config`` object, asked of the target (a restic run
+        costs a key derivation, about a second on a busy machine)."""
+        return target.exists(f"{key}/config")
+
     def _backup(
-        self,
-        source: FilesSource,
-        restic: str,
-        first: Repository,
-        key: str,
-        password: str,
-        timeout: float | None,
+        self, source: FilesSource, restic: str, key: str, password: str, timeout: float | None
     ) -> Any:
         served = location(self.targets[0], key, remote="mk0")
         command = backup_command(

@@ -252,11 +252,15 @@ class Repository:
         """
         if self.exists():
             return False
+        self.init(like=like)
+        return True
+
+    def init(self, like: Repository | None = None) -> None:
+        """Create the repository (``like``: see :meth:`init_if_missing`)."""
         if like is None:
             self.run("init")
         else:
             self.run(*like.from_args("init"), "--copy-chunker-params", env=like.env)
-        return True
 
     def from_args(self, command: str) -> list[str]:
         """``command`` with this repository as the source (``--from-repo``) of another's command."""
