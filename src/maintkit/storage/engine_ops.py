@@ -52,6 +52,7 @@ def verify_engine_artifact(target: Target, artifact: Artifact) -> ArtifactCheck:
                 f"no engine snapshot tagged {artifact.engine_tag} with tree {artifact.engine_tree[:12]} "
                 f"in {target.name}:{artifact.key}"
             )
+        repo.unlock()  # a run killed mid-backup leaves a stale lock; a live one stays and check says so
         result = repo.check(read_data=True)
     except (MaintkitError, OSError) as error:
         check.message = check.message or f"could not read {target.name}:{artifact.key}: {error}"
@@ -114,6 +115,7 @@ def prune_engine(
                 break
     if forget and not dry_run:
         try:
+            repo.unlock()  # stale locks only: a backup running now keeps its lock (prune then fails)
             repo.forget(forget)
             repo.prune()
         except ResticError as error:

@@ -280,7 +280,7 @@ class Repository:
         The copy gets a new engine id in this repository (restic records the original); tag and tree
         stay the same, and that is how verify and restore find it in every target.
         """
-        self.run(*source.from_args("copy"), "--tag", tag, env=source.env)
+        self.run(*source.from_args("copy"), "--tag", tag, env=source.env, timeout=24 * 3600)
 
     def forget(self, snapshot_ids: Sequence[str]) -> None:
         """Forget these engine snapshots (their data stays until :meth:`prune`)."""
@@ -294,7 +294,11 @@ class Repository:
         return ids
 
     def prune(self) -> None:
-        self.run("prune")
+        self.run("prune", timeout=24 * 3600)
+
+    def unlock(self) -> None:
+        """Remove stale locks only (a killed restic's): check and prune need an exclusive lock."""
+        self.run("unlock")
 
     def check(self, *, read_data: bool = True) -> subprocess.CompletedProcess[bytes]:
         """``restic check`` (``--read-data``: every pack read and its hash compared); not raised on."""
