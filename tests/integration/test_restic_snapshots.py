@@ -422,3 +422,42 @@ def test_prune_forgets_engine_debris_older_than_a_day_and_keeps_a_younger_one(
     assert engine.debris == ["maintkit-20261101T000000Z"] and engine.pruned
     assert [s["tags"] for s in repo.snapshots()] == [["maintkit-20261205T040000Z"]]
     assert repo.check(read_data=True).returncode == 0
+
+
+def test_an_s3_first_target_is_served_to_the_host_with_the_control_nodes_credentials_only(
+    tmp_path: Path, ssh_inventory: Path, moto_server: MotoServer, bucket: str, site: Path, host: SSHHost
+) -> None:
+    inventory = write_inventory(tmp_path, ssh_inventory, moto_server, bucket, files_engine="restic")
+    data = yaml.safe_load(inventory.read_text())
+    prod1 = data["all"]["children"]["production"]["hosts"]["prod1"]
+    prod1["storage"].reverse()  # offsite (S3) first: rclone serves the bucket to the host
+    inventory.write_text(yaml.safe_dump(data))
+    expected = {k: v for k, v in tree(site).items() if not k.startswith("var/cache")}
+    first = night(tmp_path, inventory)["snapshot_id"]
+    (site / "pub" / "media" / "more.jpg").write_bytes(os.urandom(80_000))
+    chown(host, site)
+    second = night(tmp_path, inventory)["snapshot_id"]
+    assert s3_bytes(moto_server, bucket, f"prod1/{ENV}/restic/data/") >= 2_900_000
+    assert (
+        json.loads(s3_object(moto_server, bucket, f"prod1/{ENV}/{second}/manifest.json"))["format_version"]
+        == 2
+    )
+
+    from maintkit.storage.local import LocalTarget
+
+    password = tmp_path / "keys" / "prod1" / ENV / "restic.password"
+    s3 = S3Target("offsite", bucket, region="us-east-1", endpoint_url=moto_server.endpoint_url)
+    for target in (s3, LocalTarget("local", tmp_path / "backups")):
+        repo = repository(target, f"prod1/{ENV}/restic", password)
+        assert {s["tags"][0] for s in repo.snapshots()} == {f"maintkit-{first}", f"maintkit-{second}"}
+        [found] = repo.by_tag(f"maintkit-{first}")
+        assert tree(repo.restore(str(found["id"]), tmp_path / f"restore-{target.name}")) == expected
+
+    leaks = subprocess.run(
+        ["grep", "-rlsF", "-e", FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"], "-e", bucket,
+         "-e", password.read_text().strip(), "-e", moto_server.endpoint_url, str(host.home)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    assert leaks.stdout == b"", leaks.stdout
+    verified = run_cli("snapshots", "verify", second, "-i", inventory, "--limit", "prod1", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
