@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 import socket
 import threading
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from typing import Protocol, cast
 
 import paramiko
@@ -80,7 +80,9 @@ def check_remote_forward(ctx: HostContext) -> str:
         except (MaintkitError, OSError) as error:
             return f"the remote port forward to {ctx.host.name} could not be tried: {error}"
         finally:
-            listener.close()
+            if server.is_alive():  # nothing came through: wake its accept() (close does not) and end it
+                with suppress(OSError), socket.create_connection(listener.getsockname(), timeout=5):
+                    pass
             server.join(timeout=5)
     if result.stdout.strip().encode() != token:
         return (
