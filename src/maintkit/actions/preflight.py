@@ -23,7 +23,7 @@ The checks (each only when its parameter is given):
 * ``engine`` (by default when the host's ``files_engine`` is ``restic``): restic 0.14+ is on the host
   or ``files_engine_install`` can provide it (found without installing anything), and a remote
   port forward carries bytes from the host to the control node (an sshd with
-  ``AllowTcpForwarding no`` is named). ``nightly-backup`` runs this before its snapshot.
+  ``AllowTcpForwarding no`` is named). Run it as a step before the snapshot: ``preflight: {engine: true}``.
 """
 
 from __future__ import annotations
