@@ -11,8 +11,9 @@
     :meth:`SSHTransport.forward_remote`), and restic alone (on the same machine, a local repository:
     what the engine costs without any SSH).
 (c) **The first, full snapshot** of a media-like tree: restic through each forward against
-    ``ssh 'tar | zstd' > file``, the baseline of the issue's target (<= 1.1x). Median of interleaved
-    rounds, each restic round into a fresh repository with the host's restic cache removed.
+    ``ssh 'tar | zstd' > file``, the baseline of the issue's target (<= 1.1x), and restic alone (what
+    the engine costs without SSH). Median of interleaved rounds, each restic round into a fresh
+    repository with the restic cache removed.
 
 Every candidate runs against a real sshd on 127.0.0.1 (tests/sshd.py) and the real
 ``rclone serve restic --append-only`` (:class:`maintkit.storage.restic.AppendOnlyServer`).
@@ -364,8 +365,13 @@ def first_full(bench: Bench, size: int, rounds: int) -> tuple[str, list[str]]:
     total = make_media_tree(tree, size, random.Random(7))
     bench.chown()
     subprocess.run(["sync"], check=False)
-    times: dict[str, list[float]] = {"ssh 'tar | zstd' > file": [], "restic, OpenSSH -R forward": [],
-                                     "restic, maintkit forward": []}  # fmt: skip
+    names = (
+        "ssh 'tar | zstd' > file",
+        "restic, OpenSSH -R forward",
+        "restic, maintkit forward",
+        "restic alone",
+    )
+    times: dict[str, list[float]] = {name: [] for name in names}
     stored: dict[str, int] = {}
     for n in range(rounds):
         for name in times:
@@ -373,6 +379,11 @@ def first_full(bench: Bench, size: int, rounds: int) -> tuple[str, list[str]]:
             if name.startswith("ssh"):
                 out = bench.root / "media-tar" / "full.tar.zst"
                 result = bench.streamed(f"set -o pipefail; tar -C {tree} -cf - . | zstd -q -c", out)
+            elif name == "restic alone":
+                shutil.rmtree(bench.root / "alone-cache", ignore_errors=True)
+                repo = bench.repository(f"media-{secrets.token_hex(3)}")
+                result = bench.restic_alone(repo, tree)
+                shutil.rmtree(repo.location, ignore_errors=True)
             else:
                 bench.forget_cache()
                 repo = bench.repository(f"media-{secrets.token_hex(3)}")
