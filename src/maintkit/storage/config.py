@@ -278,3 +278,29 @@ def files_engine_from_vars(value: Any, targets: list[Target], *, file: str = "in
         )
         raise InvalidInput([Problem(file, line, column, "files_engine", message)])
     return value
+
+
+#: ``files_engine_install``: how a host without restic 0.14+ gets one (maintkit.jobs.engine_host)
+ENGINE_INSTALL_SETTING = "files_engine_install"
+ENGINE_INSTALL_MODES = ("ship", "package", "never")
+DEFAULT_ENGINE_INSTALL = "ship"
+
+
+def engine_install_from_vars(value: Any, *, file: str = "inventory") -> str:
+    """Return the ``files_engine_install`` mode (``ship`` when absent); InvalidInput at its line if unknown.
+
+    Why checked with the storage settings: a typo (``shipp``) found when the first host lacks restic
+    would fail a night that validation can save.
+    """
+    if value is None:
+        return DEFAULT_ENGINE_INSTALL
+    if isinstance(value, str) and value in ENGINE_INSTALL_MODES:
+        return value
+    line, column = locate(value, ())
+    shown = f"'{value}'" if isinstance(value, str) else type_name(value)
+    hint = did_you_mean(value, ENGINE_INSTALL_MODES) if isinstance(value, str) else ""
+    message = (
+        f"unknown mode {shown}{hint}; one of {', '.join(ENGINE_INSTALL_MODES)} (ship: copy the control "
+        "node's restic to the host; package: the host's package manager; never: only a restic already there)"
+    )
+    raise InvalidInput([Problem(file, line, column, ENGINE_INSTALL_SETTING, message)])
