@@ -88,7 +88,7 @@ def test_the_hosts_restic_version_is_read() -> None:
 
     assert parse_version("restic 0.14.0 compiled with go1.19.8 on linux/amd64") == (0, 14, 0)
     assert parse_version("restic 0.9.6 compiled with go1.13") == (0, 9, 6)
-    assert parse_version("bash: restic: command not found") is None
+    assert parse_version("bash: restic: command not found") == ()
 
 
 def test_a_manifest_with_an_engine_artifact_is_format_2_and_reads_back() -> None:
