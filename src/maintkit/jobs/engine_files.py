@@ -64,14 +64,21 @@ class EngineNight:
     env: str
     snapshot_id: str
     written: list[Repository] = field(default_factory=list)
+    restic: str = ""  # the host's restic command, once found (:meth:`find_restic`)
 
     @property
     def tag(self) -> str:
         return engine_tag(self.snapshot_id)
 
+    def find_restic(self) -> str:
+        """Find (or have installed) a usable restic on the host; raise MaintkitError otherwise."""
+        install = str(self.ctx.vars.get("files_engine_install") or "ship")
+        self.restic = ensure_engine(self.ctx, install=install)
+        return self.restic
+
     def take(self, source: FilesSource, recipients: list[Any], timeout: float | None) -> Artifact:
         """Back the files up into the first target, copy into the others; return the manifest's artifact."""
-        restic = ensure_engine(self.ctx, install=str(self.ctx.vars.get("files_engine_install") or "ship"))
+        restic = self.restic or self.find_restic()
         password_file = ensure_password_file(password_path(self.site, self.env))
         password = read_password(password_file)
         self.ctx.redactor.add(password)

@@ -158,7 +158,14 @@ class SnapshotJob:
             ctx.emit("debris_removed", removed=swept, msg="unfinished snapshots of a failed earlier attempt")
         previous = _previous_sizes(targets[0], site, env)
         engine = site_files_engine(ctx.vars, ctx.redactor)
-        return cls(params, ctx, targets, manifest, compression, previous, recipients, engine)
+        job = cls(params, ctx, targets, manifest, compression, previous, recipients, engine)
+        if engine == "restic" and params.files:  # before the dump: a missing restic is found now
+            job.engine = EngineNight(ctx, targets, site, env, snapshot_id)
+            try:
+                job.engine.find_restic()
+            except MaintkitError as error:
+                raise StepFailed(f"{error}; nothing was stored") from error
+        return job
 
     def database(self, source: DatabaseSource) -> None:
         """Count rows, then stream the dump; commit it only when it exited 0 and its trailer arrived."""
@@ -193,9 +200,7 @@ class SnapshotJob:
         change crosses the link) and the manifest gets the engine artifact.
         """
         self._identify_files(source)
-        if self.files_engine == "restic":
-            m = self.manifest
-            self.engine = EngineNight(self.ctx, self.targets, m.site, m.env, m.snapshot_id)
+        if self.engine is not None:
             started = time.monotonic()
             try:
                 artifact = self.engine.take(source, list(self.recipients), self.params.timeout)
