@@ -69,10 +69,11 @@ def sql_command(src: DatabaseSource) -> tuple[str, bytes]:
 
 
 def import_command(
-    src: DatabaseSource, staging: str, stage: str, compression: Compression, *, strip_definers: bool
+    src: DatabaseSource, staging: str, compression: Compression, *, strip_definers: bool
 ) -> tuple[str, bytes]:
     """Return ``(command, payload)`` loading the compressed dump that follows ``payload`` on stdin
-    into the staging database ``staging``, after running ``stage`` (SQL that recreates it).
+    into the staging database ``staging`` (created before, by :func:`sql_command`, so that a target
+    that cannot be staged into fails before any stream starts).
 
     The dump is decompressed on the host: the compressed bytes are what crosses the network. With
     ``strip_definers`` the DEFINER clauses go (the objects then belong to the restoring user, which
@@ -92,8 +93,6 @@ def import_command(
             creds,
             _client(src),
             _decompressor(compression),
-            f'"$client" --defaults-file=/dev/fd/3 {CLIENT_OPTIONS} -e {shlex.quote(stage)} || exit 1',
-            "printf 'maintkit:staged=1\\n' >&2",
             " | ".join(stages),
         ]
     )
@@ -214,6 +213,20 @@ def swap_command(root: str, staging: str, paths: Sequence[str], keep: Sequence[s
             "done",
             'rm -rf -- "$tmp"',
         ]
+    return bash_command("\n".join(lines))
+
+
+def sync_command(root: str, staging: str) -> str:
+    """Flush the extracted tree (``staging``) to disk: ``sync -f`` (syncfs of the filesystem that
+    holds it) once, instead of an fsync per file (coreutils 8.24 or later). An I/O error fails it:
+    a tree that may not be on disk is never swapped in."""
+    lines = [
+        "set -u",
+        f"root={host_path(root)}",
+        *_ROOT_LINES,
+        *_check_staging(staging),
+        'sync -f -- "$tmp"',
+    ]
     return bash_command("\n".join(lines))
 
 
