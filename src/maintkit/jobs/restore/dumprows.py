@@ -22,7 +22,12 @@ values in a chunk, up to the statement's end, are one *region*, counted at once:
 
 * one row per line (``(…),`` lines) and no ``(`` or ``;`` in any string: the count of ``(`` equals
   the count of lines, and that is the row count (``bytes.count``, memchr speed);
-* otherwise the region's strings are removed by one regular expression and its ``(`` counted;
+* otherwise the region is *reduced* to its structure: the escapes that matter (``\\\\`` and
+  ``\\'``: only they change where a string ends) removed by one regular expression, then every
+  byte but ``'``, ``(`` and ``;`` deleted (``bytes.translate``), then adjacent ``''`` pairs
+  removed (removing two adjacent quotes changes no other byte's inside/outside-a-string state);
+  what is left is tiny, and its remaining strings are removed by a regular expression before
+  the ``(`` are counted;
 * a ``;`` left mid-region after that (a statement ending before its line does: no dump tool writes
   it) sends the region to the line-by-line path, which handles it exactly.
 
@@ -44,6 +49,12 @@ _INSERT = re.compile(rb"^(?:INSERT(?: IGNORE)?|REPLACE) INTO `((?:[^`]|``)+)`")
 _VALUES_KEYWORD = re.compile(rb"\sVALUES(?=[\s(])")
 _IN_VALUES = re.compile(rb"[(';]")
 _IN_STRING = re.compile(rb"[\\']")
+#: the escapes that decide where a string ends (any other ``\X`` leaves the quotes as they are)
+_QUOTE_ESCAPE = re.compile(rb"\\[\\']")
+#: every byte but the three that carry a region's structure
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b"'(;")
+#: a string in the reduced form (only quotes, parentheses and semicolons are left)
+_REDUCED_STRING = re.compile(rb"'[^']*'")
 
 _LINE, _VALUES, _STRING = 0, 1, 2
 
@@ -174,11 +185,11 @@ class DumpRowCounter:
         if opens == lines and semicolons == (1 if end >= 0 else 0):
             rows = opens  # one "(" per line: each row's own; no string holds "(" or ";"
         else:
-            stripped = _STRING_LITERAL.sub(b"", region)
-            semi = stripped.find(b";")
-            if semi >= 0 and (end < 0 or semi != len(stripped) - 1):
+            outside = _outside_strings(region)
+            semi = outside.find(b";")
+            if semi >= 0 and (end < 0 or semi != len(outside) - 1):
                 return None  # a statement ends mid-line: counted line by line
-            rows = stripped.count(b"(")
+            rows = outside.count(b"(")
         self.rows[self._table] += rows
         if end >= 0:
             self._state = _LINE
@@ -193,7 +204,7 @@ class DumpRowCounter:
         """
         opens = line.count(b"(")
         if opens > 1 or line.find(b";", 0, len(line) - 1) >= 0:
-            stripped = _STRING_LITERAL.sub(b"", line)
+            stripped = _outside_strings(line)
             end = stripped.find(b";")
             self.rows[self._table] += stripped[: end if end >= 0 else len(stripped)].count(b"(")
             if end >= 0:
@@ -254,3 +265,13 @@ class DumpRowCounter:
             self._state = _VALUES
             return match.end()
         return i
+
+
+def _outside_strings(values: bytes) -> bytes:
+    """The ``(`` and ``;`` of complete lines of values that are outside every string, in order.
+
+    See the module doc: the quote escapes removed, every byte but ``' ( ;`` deleted, adjacent
+    quote pairs removed, then the (few) strings left. All C-speed passes, no Python per row."""
+    structure = _QUOTE_ESCAPE.sub(b"", values) if b"\\" in values else values
+    structure = structure.translate(None, _NOT_STRUCTURE).replace(b"''", b"")
+    return _REDUCED_STRING.sub(b"", structure) if b"'" in structure else structure
