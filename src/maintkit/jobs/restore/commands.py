@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from typing import Literal
 
 from maintkit.sources.compression import Compression
 from maintkit.sources.database import CLIENT_FOR, DatabaseSource, _credentials_snippet, _tool_snippet
@@ -138,9 +139,19 @@ def _keep_lines(keep: Sequence[str]) -> list[str]:
     ]
 
 
-def extract_command(root: str, compression: Compression) -> str:
+#: an extracted tree without a ``./`` member takes the live root's mode (0755 when there is none)
+_LIVE_ROOT_MODE = [
+    'if [ -d "$root" ]; then chmod --reference="$root" -- "$tmp"; else chmod 755 -- "$tmp"; fi || exit 1'
+]
+
+
+def extract_command(root: str, compression: Compression, *, root_mode: Literal["tar", "live"] = "tar") -> str:
     """Extract the compressed tar on stdin into a new sibling folder of ``root``; print its path on
     stderr as ``maintkit:staging=PATH``. On any failure (or a kill) the folder is removed.
+
+    ``root_mode``: the folder's own mode comes from the archive's ``./`` member (``tar``), or, for
+    a tree without one (an engine's: restic keeps no metadata of the folder it ran in), from the
+    live root (``live``; 0755 when there is none).
 
     Folders left by a restore that was SIGKILLed are swept first (the environment lock guarantees
     no other restore of this root is running).
@@ -159,6 +170,7 @@ def extract_command(root: str, compression: Compression) -> str:
             'trap \'[ "$done" = 1 ] || rm -rf -- "$tmp"\' EXIT',
             "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
             f'{_DECOMPRESS[compression]} | tar -C "$tmp" -x -f - || exit $?',
+            *(_LIVE_ROOT_MODE if root_mode == "live" else []),
             "done=1",
         ]
     )

@@ -33,6 +33,14 @@ from typing import Any, BinaryIO, Literal, Protocol, cast
 from maintkit.cms.base import config_file
 from maintkit.jobs.context import HostContext
 from maintkit.jobs.restore import commands, sql
+from maintkit.jobs.restore.engine import (
+    EngineRefused,
+    EngineSource,
+    EngineTarStream,
+    check_snapshot,
+    engine_source,
+    password_file,
+)
 from maintkit.jobs.restore.guard import identity_reasons, marked_production, place_of, production_reasons
 from maintkit.jobs.restore.inspect import ArchiveInspector, DumpInspector
 from maintkit.jobs.restore.parallel import run_together
@@ -177,6 +185,7 @@ class RestoreJob:
         self.config_mode: Literal["kept", "written"] | None = None  # how the copy gets its own config
         #: set when one of the parallel staging tasks failed: stops the other's host command
         self.cancel = threading.Event()
+        self.engine: EngineSource | None = None  # the repository of an engine-kept file tree
         self._lock = threading.Lock()  # the record, written by both staging threads
 
     # -- the stages -------------------------------------------------------------------------------
@@ -186,6 +195,8 @@ class RestoreJob:
         self.source, self.manifest = source, manifest
         db_artifact = self._artifact(manifest, ".sql") if self.params.database else None
         files_artifact = self._artifact(manifest, ".tar") if self.params.files else None
+        if files_artifact is not None and files_artifact.engine is not None:
+            self.engine = self._engine(target, files_artifact)  # read-only, before anything else
         # Restoring into another environment (or site), or a drill: the copy must be another place
         # than the source and must get its own config. Everything up to the staging is read-only.
         foreign = self.params.drill or self._foreign()
@@ -256,13 +267,31 @@ class RestoreJob:
         raise RestoreFailed("error", "; ".join(problems) or f"no storage target for {site}/{env}")
 
     def _artifact(self, manifest: Manifest, kind: str) -> Artifact:
-        artifact = next((a for a in manifest.artifacts if kind in a.name), None)
+        """The dump (``kind`` ".sql") or the file tree (".tar": a stored archive, or an engine's tree)."""
+        artifact = next(
+            (a for a in manifest.artifacts if kind in a.name or (kind == ".tar" and a.engine is not None)),
+            None,
+        )
         what = "database dump" if kind == ".sql" else "files archive"
         if artifact is None:
             raise RestoreFailed("error", f"snapshot {manifest.snapshot_id} holds no {what}")
-        if artifact.encryption != "none" and self.identities is None:
+        if artifact.engine is None and artifact.encryption != "none" and self.identities is None:
             self.identities = self._load_identities(artifact)
         return artifact
+
+    def _engine(self, target: Target, artifact: Artifact) -> EngineSource:
+        """The repository of an engine artifact, with the manifest's snapshot proven in it (tag and
+        tree): refused (exit 2) before anything is written when it is not the manifest's."""
+        record = self.record
+        try:
+            with record.phase("prepare", artifact.name, "engine snapshot: tag and tree checked") as phase:
+                source = engine_source(target, artifact, password_file(record.site, record.source_env))
+                snapshot = check_snapshot(source, artifact)
+                phase.note = f"restic snapshot {snapshot.get('short_id')}: tag and tree are the manifest's"
+        except EngineRefused as error:
+            cause: Cause = "integrity" if error.integrity else "error"
+            raise RestoreFailed(cause, str(error), artifact.name, before_write=True) from None
+        return source
 
     def _load_identities(self, artifact: Artifact) -> list[Identity]:
         """The age identities of the source (its ``encryption.identity_file``), read on this node."""
@@ -541,6 +570,8 @@ class RestoreJob:
     def _stage_files(self, target: Target, artifact: Artifact) -> None:
         files = self.params.files
         assert files is not None
+        if self.engine is not None:
+            return self._stage_engine_files(self.engine, artifact)
         inspector = ArchiveInspector(artifact)
         command = commands.extract_command(files.root, artifact.compression)  # type: ignore[arg-type]
         result = self._staged(lambda: self._stream(target, artifact, inspector, command, b"", "extract"))
@@ -550,6 +581,72 @@ class RestoreJob:
             )
         inspector.finish()
         self.record.files = {"root": files.root, "members": inspector.guard.members}
+
+    def _stage_engine_files(self, source: EngineSource, artifact: Artifact) -> None:
+        """An engine's tree: ``restic dump`` on this node, checked, zstd -1, extracted on the host
+        exactly as a stored archive is (see engine.py); the end held back until restic exits 0."""
+        files = self.params.files
+        assert files is not None
+        # restic keeps no metadata of the folder it ran in: the root keeps the live root's mode
+        command = commands.extract_command(files.root, "zstd", root_mode="live")
+        stream: EngineTarStream | None = None
+
+        def run() -> CommandResult:
+            nonlocal stream
+            stream = EngineTarStream(source, artifact)
+            started = now_iso()
+            try:
+                return self._run(command, stdin=cast(BinaryIO, stream), timeout=self.params.timeout)
+            finally:
+                stream.close()
+                self._engine_streamed(artifact, stream, started)
+
+        result = self._staged(run)
+        self.staging_dir = parse_markers(result.stderr).get("staging")
+        assert stream is not None
+        if result.rc != 0:
+            raise RestoreFailed(
+                "extract", f"extracting the files failed (exit {result.rc}): {_stderr(result)}", artifact.name
+            )
+        if not stream.finished:
+            raise IntegrityError(
+                artifact.name, "the host stopped reading before the end (nothing was committed)"
+            )
+        self.record.files = {"root": files.root, "members": stream.members, "engine": "restic"}
+        self.ctx.emit(
+            "transferred",
+            artifact=artifact.name,
+            bytes=stream.sent,
+            seconds=round(stream.elapsed, 3),
+            rate=round(stream.sent / max(stream.elapsed, 1e-6)),
+        )
+
+    def _engine_streamed(self, artifact: Artifact, stream: EngineTarStream, started: str) -> None:
+        seconds = round(stream.elapsed, 3)
+        with self._lock:
+            self.record.phases += [
+                Phase(
+                    "download",
+                    started,
+                    seconds,
+                    artifact.name,
+                    stream.plain_bytes,
+                    f"restic dump on the control node; {stream.dump_seconds:.2f} s waiting on it",
+                ),
+                Phase(
+                    "decompress",
+                    started,
+                    seconds,
+                    artifact.name,
+                    stream.plain_bytes,
+                    "zstd -1 here, -d on the host",
+                ),
+                Phase(
+                    "extract", started, seconds, artifact.name, stream.plain_bytes, "into a sibling folder"
+                ),
+            ]
+            self.record.bytes += stream.sent
+            self.record.plain_bytes += stream.plain_bytes
 
     def _prepare_files(self) -> None:
         """Before the commit: the kept paths copied into the extracted tree (and a drill's marker
