@@ -246,7 +246,9 @@ def run_openssh(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
     return run_timed(["bash", str(work / "restore.sh")])
 
 
-def run_maintkit(setup: Setup, database: str, folder: Path, work: Path, engine: bool = False) -> Timed:
+def run_maintkit(
+    setup: Setup, database: str, folder: Path, work: Path, engine: bool = False, src: Path | None = None
+) -> Timed:
     setup.inventory(work, database, str(folder))
     book = {
         "name": "bench-restore",
@@ -267,7 +269,10 @@ def run_maintkit(setup: Setup, database: str, folder: Path, work: Path, engine: 
     timed = run_timed(
         [VENV_BIN / "maintkit", "run", "book.yml", "-i", "inventory.yml", "--env", ENV, "--journal-dir", "j"],
         cwd=work,
-        env=child_env({"MAINTKIT_KEYS_DIR": str(setup.keys), "RESTIC_CACHE_DIR": str(setup.cache)}),
+        env=child_env(
+            {"MAINTKIT_KEYS_DIR": str(setup.keys), "RESTIC_CACHE_DIR": str(setup.cache)}
+            | ({"PYTHONPATH": str(src)} if src else {})
+        ),
     )
     if KEEP_JOURNALS is not None:  # for profiling: the run's event timeline
         for journal in (work / "j").glob("*.jsonl"):
@@ -302,19 +307,30 @@ def run_maintkit_engine(setup: Setup, database: str, folder: Path, work: Path) -
     return run_maintkit(setup, database, folder, work, engine=True)
 
 
+#: --reference-src: another checkout's ``src`` folder, measured as the tool ``maintkit-ref``
+REFERENCE_SRC: Path | None = None
+
+
+def run_maintkit_reference(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
+    """The same restore by another version of maintkit (``PYTHONPATH``), interleaved in the same run:
+    a before/after comparison that the machine's drift cannot bias."""
+    return run_maintkit(setup, database, folder, work, src=REFERENCE_SRC)
+
+
 RUNNERS: dict[str, Callable[[Setup, str, Path, Path], Timed]] = {
     "openssh": run_openssh,
     "maintkit": run_maintkit,
     "maintkit-engine": run_maintkit_engine,
+    "maintkit-ref": run_maintkit_reference,
     "restic": run_restic,
 }
 
 
-def measure(setup: Setup, rounds: int, root: Path) -> dict[str, list[Timed]]:
-    results: dict[str, list[Timed]] = {t: [] for t in TOOLS}
-    tools = list(TOOLS)
+def measure(setup: Setup, rounds: int, root: Path, tools: list[str]) -> dict[str, list[Timed]]:
+    results: dict[str, list[Timed]] = {t: [] for t in tools}
     for r in range(rounds):
         for tool in tools[r % len(tools) :] + tools[: r % len(tools)]:
+            os.sync()  # untimed: the previous run's dirty pages are not this run's to write back
             work = Path(tempfile.mkdtemp(prefix=f"{tool}-", dir=root))
             database, folder = setup.fresh_target(f"{tool.replace('-', '_')}{r}")
             timed = RUNNERS[tool](setup, database, folder, work).check(f"{tool} restore")
@@ -339,16 +355,18 @@ def report(setup: Setup, results: dict[str, list[Timed]], rounds: int) -> str:
              len(runs))
         )  # fmt: skip
     value = median(t.seconds for t in results["maintkit"]) / base
-    peer = median(t.seconds for t in results["restic"])
-    engine = median(t.seconds for t in results["maintkit-engine"])
     checks = [
         ("maintkit / shell pipeline wall", f"{value:.2f}x", f"≤ {TARGET_RATIO}x",
          verdict(value <= TARGET_RATIO)),
-        ("maintkit / restic restore + import wall", f"{value * base / peer:.2f}x", "< 1x",
-         verdict(value * base < peer)),
-        ("maintkit-engine / restic restore + import wall", f"{engine / peer:.2f}x", "< 1x",
-         verdict(engine < peer)),
     ]  # fmt: skip
+    if "restic" in results:
+        peer = median(t.seconds for t in results["restic"])
+        checks.append(("maintkit / restic restore + import wall", f"{value * base / peer:.2f}x", "< 1x",
+                       verdict(value * base < peer)))  # fmt: skip
+        if "maintkit-engine" in results:
+            engine = median(t.seconds for t in results["maintkit-engine"])
+            checks.append(("maintkit-engine / restic restore + import wall", f"{engine / peer:.2f}x", "< 1x",
+                           verdict(engine < peer)))  # fmt: skip
     data = (
         f"database: {setup.rows} rows, dump {setup.dump_bytes / MB:.0f} MB of SQL; files: {setup.file_count} "
         f"files, {setup.file_bytes / MB:.0f} MB; snapshot stored: {setup.stored / MB:.0f} MB"
@@ -371,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-mb", type=int, default=200, help="dump size in MB of SQL (default 200)")
     parser.add_argument("--files-mb", type=int, default=1000, help="site folder size in MB (default 1000)")
     parser.add_argument("--output", type=Path, help="also write the markdown report to this file")
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, among {','.join(TOOLS)}")
+    parser.add_argument("--reference-src", type=Path, help="another src/ folder: adds the tool maintkit-ref")
     parser.add_argument("--keep-journals", type=Path, help="copy maintkit's journals here (profiling)")
     args = parser.parse_args(argv)
     if args.keep_journals:
@@ -388,7 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup = Setup(bench, root, db_mb * MB // DUMP_BYTES_PER_ROW, files_mb * MB)
         log(f"setup done in {time.monotonic() - started:.0f} s")
-        results = measure(setup, rounds, root)
+        tools = [t for t in args.tools.split(",") if t in TOOLS]
+        if args.reference_src:
+            global REFERENCE_SRC
+            REFERENCE_SRC = args.reference_src.resolve()
+            tools.append("maintkit-ref")
+        if "openssh" not in tools or "maintkit" not in tools:
+            raise SystemExit("--tools needs openssh (the baseline) and maintkit")
+        results = measure(setup, rounds, root, tools)
     finally:
         bench.stop()
         shutil.rmtree(bench.site, ignore_errors=True)

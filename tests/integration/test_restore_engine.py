@@ -27,6 +27,7 @@ from maintkit.storage.restic import Repository, ensure_password_file, read_passw
 from maintkit.transport.ssh.transport import SSHTransport
 from tests.integration.helpers import run_cli
 from tests.integration.test_restic_engine import chown, night, tree
+from tests.s3server import FAKE_AWS_ENV, MotoServer
 from tests.sshd import SSHHost, open_transport, skip_or_fail
 
 pytestmark = pytest.mark.integration
@@ -154,6 +155,38 @@ def test_an_engine_snapshot_restores_byte_identical_into_another_host(world: dic
     assert tree(world["drill_root"])["bin/magento"][3] == 1_600_000_000 * 10**9
     assert (world["drill_root"] / "empty").stat().st_mode & 0o777 == 0o700
     assert staging_leftovers(world["drill_root"]) == []
+
+
+def test_an_engine_snapshot_in_an_s3_target_restores_through_rclone_with_the_control_node_s_keys(
+    world: dict[str, Any], moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    bucket = f"mk-engine-{os.getpid()}"
+    s3.create_bucket(Bucket=bucket)
+    storage: Path = world["storage"]
+    for path in storage.rglob("*"):  # the repository and the manifest, as the engine stores them
+        if path.is_file():
+            s3.upload_file(str(path), bucket, f"backups/{path.relative_to(storage)}")
+    inventory = world["work"] / "inventories" / "production.yml"
+    data = yaml.safe_load(inventory.read_text())
+    target = {"name": "offsite", "type": "s3", "bucket": bucket, "prefix": "backups", "region": "us-east-1"}
+    data["all"]["vars"]["storage"] = [{**target, "endpoint_url": moto_server.endpoint_url}]
+    inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    shutil.rmtree(storage)  # only the bucket holds the snapshot now
+
+    result = restore(world)
+    assert result.returncode == 0, result.stdout + result.stderr
+    restored, expected = tree(world["drill_root"]), world["expected"]
+    assert without_mtimes(restored) == without_mtimes(expected)
+    journal = "".join(p.read_text() for p in (world["work"] / "journal").iterdir())
+    # the keys lived in restic's and rclone's environment only: no command, event or output has them
+    assert "RCLONE_CONFIG" not in journal + result.stdout and "SECRET_ACCESS_KEY" not in journal
 
 
 def test_a_manifest_whose_tag_is_not_the_engine_snapshot_s_is_refused(world: dict[str, Any]) -> None:
