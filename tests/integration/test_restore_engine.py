@@ -27,7 +27,7 @@ from maintkit.storage.restic import Repository, ensure_password_file, read_passw
 from maintkit.transport.ssh.transport import SSHTransport
 from tests.integration.helpers import run_cli
 from tests.integration.test_restic_engine import chown, night, tree
-from tests.s3server import FAKE_AWS_ENV, MotoServer
+from tests.s3server import MotoServer, use_fake_aws_credentials
 from tests.sshd import SSHHost, open_transport, skip_or_fail
 
 pytestmark = pytest.mark.integration
@@ -162,10 +162,7 @@ def test_an_engine_snapshot_in_an_s3_target_restores_through_rclone_with_the_con
 ) -> None:
     import boto3
 
-    for name, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    use_fake_aws_credentials(monkeypatch, world["work"])
     s3 = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
     bucket = f"mk-engine-{os.getpid()}"
     s3.create_bucket(Bucket=bucket)
