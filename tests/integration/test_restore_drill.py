@@ -22,6 +22,7 @@ import tarfile
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -374,9 +375,18 @@ def test_drill_restores_identical_rows_checksums_and_files(
         "import",
         "verify",
         "extract",
+        "sync",
         "commit",
     } | {"smoke"}
     assert set(host["phase_totals"]) == names
+    # the database and the files staged at the same time: the two streams' intervals overlap
+    spans = {
+        p["name"]: (datetime.fromisoformat(p["started"]).timestamp(), p["seconds"])
+        for p in host["phases"]
+        if p["name"] in ("import", "extract")
+    }
+    (imported, import_s), (extracted, extract_s) = spans["import"], spans["extract"]
+    assert extracted < imported + import_s and imported < extracted + extract_s, spans
     assert 0 < report["rto_seconds"] < 120 and host["data_loss_window_seconds"] > 0
     assert [c["ok"] for c in host["smoke"]] == [True, True]
     page = report["_html"]  # self-contained: no script, no external resource

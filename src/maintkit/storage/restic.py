@@ -317,3 +317,16 @@ class Repository:
         into.mkdir(parents=True, exist_ok=True)
         self.run("restore", snapshot_id, "--target", str(into))
         return into
+
+    def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a restic command whose output streams (``dump``): stdout and stderr are pipes.
+
+        ``env`` adds to the environment (an S3 target's ``RCLONE_CONFIG_*``: credentials stay out
+        of argv). The password is read from :attr:`password_file` by restic itself. The caller
+        reads stdout, then ``wait``s, and ends the process by its own PID if it stops early.
+        """
+        argv = [self.restic, "-r", self.location, "--password-file", str(self.password_file), *args]
+        environ = {**os.environ, **(env or {})}
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ
+        )
