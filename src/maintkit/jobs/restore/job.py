@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, Literal, Protocol, cast
 
 from maintkit.cms.base import config_file
 from maintkit.jobs.context import HostContext
+from maintkit.jobs.progress import Progress, ProgressReader
 from maintkit.jobs.restore import commands, sql
 from maintkit.jobs.restore.guard import identity_reasons, marked_production, place_of, production_reasons
 from maintkit.jobs.restore.inspect import ArchiveInspector, DumpInspector
@@ -593,7 +594,9 @@ class RestoreJob:
             try:
                 # A kill (integrity error, refused member, timeout) lets the host script's trap remove
                 # its extraction folder; a folder left by SIGKILL is swept by the next restore.
-                stdin = cast(BinaryIO, PrefixedReader(payload, reader))
+                progress = Progress(self.ctx, artifact.name, artifact.size)  # bytes, rate, ETA
+                counted = ProgressReader(reader, progress, lambda: reader.size)
+                stdin = cast(BinaryIO, PrefixedReader(payload, counted))
                 result = self.ctx.run(command, stdin=stdin, timeout=self.params.timeout)
             finally:
                 reader.close()
