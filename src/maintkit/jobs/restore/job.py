@@ -33,6 +33,7 @@ from maintkit.cms.base import config_file
 from maintkit.jobs.context import HostContext
 from maintkit.jobs.progress import Progress, ProgressReader
 from maintkit.jobs.restore import commands, sql
+from maintkit.jobs.restore.copies import candidate_targets, pick_target
 from maintkit.jobs.restore.guard import identity_reasons, marked_production, place_of, production_reasons
 from maintkit.jobs.restore.inspect import ArchiveInspector, DumpInspector
 from maintkit.jobs.restore.record import Cause, Phase, RestoreRecord, TableCheck, now_iso
@@ -58,7 +59,7 @@ from maintkit.storage.base import Target
 from maintkit.storage.encryption import EncryptionError, Identity, load_identities
 from maintkit.storage.manifest import Artifact, Manifest
 from maintkit.storage.operations import resolve_snapshot
-from maintkit.storage.sites import site_encryption, site_name, site_targets
+from maintkit.storage.sites import site_encryption, site_name
 from maintkit.transport.base import CommandResult
 
 #: seconds for the short metadata commands (inspect, swap, drop)
@@ -208,14 +209,11 @@ class RestoreJob:
         ctx, params = self.ctx, self.params
         site = params.site or site_name(ctx.vars)
         source = RestoreSource.of_step(params.source, ctx.restore_source)
-        if source is not None:
-            env, targets = source.env, source.targets(site)
-        else:
-            env, targets = str(ctx.vars["maintkit_env"]), site_targets(ctx.vars, None, ctx.redactor)
-        if params.target is not None:
-            targets = [t for t in targets if t.name == params.target]
-            if not targets:
-                raise RestoreFailed("error", f"no storage target named {params.target!r} for {site}/{env}")
+        env, targets = candidate_targets(source, site, ctx.vars, ctx.redactor)
+        try:
+            targets = pick_target(targets, params.target, site, env)
+        except MaintkitError as error:
+            raise RestoreFailed("error", str(error)) from None
         problems = []
         for target in targets:
             try:
