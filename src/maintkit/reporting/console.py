@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from maintkit.model.results import RunOutcome
+from maintkit.reporting.facts import human_size, step_facts
 
 STATUS_STYLE = {
     "ok": ("✓", "green"),
@@ -120,6 +121,8 @@ class ConsoleSink:
                 text += "\n" + _indent(e["stderr"][-1500:], "red")
         elif e["status"] == "skipped" and e.get("msg") and self.verbosity > 0:
             text += f" [dim]({escape(e['msg'])})[/]"
+        for fact in step_facts(e):  # the snapshot it made, what prune deleted (the journal's data)
+            text += f"\n    {escape(fact)}"
         if self.verbosity > 0 and e["status"] not in {"failed", "ignored"}:
             for stream in ("stdout", "stderr"):
                 if e.get(stream):
@@ -224,12 +227,7 @@ class ConsoleSink:
         self.console.print(table)
 
 
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"
+_size = human_size
 
 
 def _is_bad(event: dict[str, Any]) -> bool:
