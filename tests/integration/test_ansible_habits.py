@@ -202,8 +202,8 @@ def run_with_host_vars(folder: Path, **host_vars: Any) -> tuple[int, str, str]:
         ("become_user", "www-data", "connect as the user who owns the site (ansible_user or -u)"),
         (
             "ansible_ssh_common_args",
-            "-o ProxyJump=gw",
-            "put ProxyJump and other ssh options in ~/.ssh/config",
+            "-o ControlMaster=auto",
+            "maintkit takes only ProxyJump from these arguments",
         ),
         ("ansible_ssh_pass", "hunter2-secret-value", "no password logins"),
         (

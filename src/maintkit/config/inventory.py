@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from maintkit.config.ini_inventory import load_ini_inventory, looks_like_ini
+from maintkit.config.sshargs import proxy_jump
 from maintkit.model.hosts import Host, Inventory
 from maintkit.model.problems import InvalidInput, Position, Problem
 from maintkit.text.templating import has_template
@@ -38,6 +39,7 @@ CONNECTION_VARS: dict[str, tuple[str, ...]] = {
     "connect_timeout": ("ssh_connect_timeout", "ansible_ssh_timeout", "ansible_timeout"),
     "banner_timeout": ("ssh_banner_timeout",),
     "auth_timeout": ("ssh_auth_timeout",),
+    "proxy_jump": ("ansible_ssh_extra_args", "ansible_ssh_common_args"),
 }
 #: the settings above that are seconds: a number, more than 0, at most an hour
 TIMEOUT_SETTINGS = ("connect_timeout", "banner_timeout", "auth_timeout")
@@ -359,6 +361,14 @@ def _check_setting(name: str, value: Any) -> str | None:
     if has_template(value):
         return f"'{name}' cannot use a template: connection settings are read before any template is rendered"
     kind = fields[0]
+    if kind == "proxy_jump":
+        if not isinstance(value, str):
+            return f"'{name}' must be a string of ssh arguments, not {type_name(value)}"
+        try:
+            proxy_jump(value)
+        except ValueError as error:
+            return f"'{name}': {error}"
+        return None
     if kind == "port":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
             return f"'{name}' must be an integer from 1 to 65535, not {_show(value)}"
@@ -384,7 +394,7 @@ BECOME_VARS = frozenset(
     | {f"ansible_{n}" for n in ("become_pass", "become_password", "sudo", "sudo_user", "sudo_pass")}
 )
 #: ssh options Ansible passes to ssh(1); maintkit reads the same options from ~/.ssh/config
-SSH_ARGS_VARS = frozenset({"ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args"})
+SSH_ARGS_VARS = frozenset({"ansible_ssh_args"})
 PASSWORD_VARS = frozenset({"ansible_password", "ansible_ssh_pass", "ansible_ssh_password"})
 
 
@@ -410,8 +420,8 @@ def unsupported_setting(name: str, value: Any) -> str | None:
         )
     if name in SSH_ARGS_VARS:
         return (
-            f"'{name}' is not passed to ssh: put ProxyJump and other ssh options in ~/.ssh/config "
-            "(Host NAME, then ProxyJump GATEWAY), which maintkit honours"
+            f"'{name}' is not passed to ssh: give a ProxyJump in ansible_ssh_common_args "
+            "(-o ProxyJump=GATEWAY), other ssh options in ~/.ssh/config (Host NAME), which maintkit reads"
         )
     if name in PASSWORD_VARS:
         return f"'{name}': no password logins; use a key (ansible_ssh_private_key_file) or the agent"
@@ -617,6 +627,7 @@ def _make_host(
         known_hosts=known_hosts,
         accept_new_host_keys=bool(settings.get("accept_new_host_keys", False)),
         **{key: float(settings[key]) for key in TIMEOUT_SETTINGS if key in settings},
+        proxy_jump=proxy_jump(settings["proxy_jump"]) if settings.get("proxy_jump") else [],
         groups=groups,
         vars=merged,
     )
