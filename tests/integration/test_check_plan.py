@@ -56,3 +56,12 @@ def test_a_step_needing_an_earlier_result_names_that_step(tmp_path: Path, ssh_in
     assert result.stdout.count(said) == 2, result.stdout
     assert "dict object" not in result.stdout and "has no attribute" not in result.stdout
     assert "    $ echo 2.4.7" in result.stdout
+
+
+def test_diff_is_refused_with_the_reason_and_what_to_use(tmp_path: Path, ssh_inventory: Path) -> None:
+    book = write_playbook(tmp_path, {"name": "touch", "steps": [{"shell": "touch ~/diffed"}]})
+    result = run_cli("run", book, "-i", ssh_inventory, "--diff", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--diff is not supported: maintkit changes hosts through commands" in result.stderr
+    assert "Use --check to see every command each host would run" in result.stderr
+    assert result.stdout == ""  # refused while parsing: nothing loaded, nothing ran

@@ -44,6 +44,12 @@ class Host:
     #: gateways, first hop first (``-J``/``ProxyJump`` of ansible_ssh_common_args); empty: none
     #: (``~/.ssh/config``'s ProxyJump still applies then)
     proxy_jump: list[JumpHop] = field(default_factory=list)
+    #: run every command as ``become_user`` (default root) through sudo (Ansible's become)
+    become: bool = False
+    become_user: str | None = None
+    #: sudo's password, rendered from the inventory's become password variable (a secret): sent to
+    #: sudo on stdin, never in a command line; never shown (repr=False)
+    become_password: str | None = field(default=None, repr=False)
     groups: list[str] = field(default_factory=list)  # every group it belongs to, nearest last
     vars: dict[str, Any] = field(default_factory=dict)  # merged: all < parents < children < host
 
