@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.helpers import run_cli, write_playbook
+from tests.integration.helpers import run_cli, start_cli, wait_for, write_playbook
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture
 from tests.sshd import SSHHost
 
@@ -157,3 +157,31 @@ def test_a_snapshot_as_the_become_user_gets_its_stdin_after_sudo_read_the_passwo
     assert tables == mariadb.table_row_counts(SHOP_DB)
     said = result.stdout + result.stderr + journal_text(tmp_path)
     assert BECOME_PASSWORD not in said and SHOP_PASSWORD not in said
+
+
+def test_the_become_password_is_in_no_process_list(
+    tmp_path: Path, sudoers: dict[str, SSHHost], known_hosts_file: Path
+) -> None:
+    stage1, prod2 = sudoers["stage1"], sudoers["prod2"]
+    inventory = tmp_path / "inv.yml"
+    entry = {
+        "ansible_host": stage1.address,
+        "ansible_port": stage1.port,
+        "ansible_user": stage1.user,
+        "ansible_ssh_private_key_file": str(stage1.key_file),
+        "become": True,
+        "become_user": prod2.user,
+        "become_password": BECOME_PASSWORD,
+    }
+    hosts = {"all": {"vars": {"known_hosts": str(known_hosts_file)}, "hosts": {"h": entry}}}
+    inventory.write_text(yaml.safe_dump(hosts))
+    book = write_playbook(tmp_path, {"name": "slow", "steps": [{"shell": "touch ~/sleeping; sleep 3"}]})
+    process = start_cli("run", book, "-i", inventory, "--journal-dir", tmp_path / "j", cwd=tmp_path)
+    try:
+        wait_for(lambda: (Path(prod2.home) / "sleeping").exists(), what="the step to start")
+        listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        assert "sudo -S -k -p" in listing  # the become command is running now...
+        assert BECOME_PASSWORD not in listing  # ...without its password on any command line
+    finally:
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, out + err

@@ -20,7 +20,7 @@ import yaml
 
 from maintkit.storage.manifest import Manifest, write_manifest
 from tests.integration import test_restore_drill as shared
-from tests.integration.helpers import events
+from tests.integration.helpers import events, run_cli
 from tests.integration.test_restore_drill import DRILL_DB, cli, craft, drill, sentinel, tar_of, zstd
 from tests.mariadb import SHOP_DB, MariaDBServer
 from tests.s3server import FaultProxy, MotoServer, free_port
@@ -190,3 +190,16 @@ def test_a_slow_restore_shows_bytes_rate_and_eta(
     assert progress[0]["eta"] > 0 and progress[0]["rate"] > 0
     assert (world["drill_root"] / "pub" / "media" / "big.bin").read_bytes() == big  # and it restored
     assert mariadb.table_row_counts(DRILL_DB) == mariadb.table_row_counts(SHOP_DB)
+
+
+def test_an_unknown_snapshot_names_the_command_that_lists_them_and_the_flags(
+    drill_env: dict[str, Any],
+) -> None:
+    world = drill_env
+    result = cli(world, *restore_args("20200101T000000Z"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no complete snapshot 20200101T000000Z of prod1/production in target offsite" in result.stdout
+    hint = "(maintkit snapshots list --env production lists the complete ones: give one as SNAPSHOT"
+    assert hint in result.stdout and "--snapshot ID to maintkit drill" in result.stdout
+    listed = run_cli("snapshots", "list", "--env", "production", cwd=world["work"])  # as printed
+    assert listed.returncode == 0 and world["snapshot_id"] in listed.stdout, listed.stdout + listed.stderr

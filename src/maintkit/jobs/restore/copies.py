@@ -10,6 +10,7 @@ them (``--target NAME``).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -46,6 +47,15 @@ def pick_target(targets: list[Target], name: str | None, site: str, env: str) ->
             "--target NAME picks one)"
         )
     return chosen
+
+
+def no_snapshot_hint(env: str) -> str:
+    """What ends a "no such snapshot" failure: how to find one, and the flags that name it."""
+    return (
+        f" (maintkit snapshots list --env {shlex.quote(env)} lists the complete ones: give one as "
+        "SNAPSHOT to maintkit restore, or as --snapshot ID to maintkit drill; --target NAME reads "
+        "one target)"
+    )
 
 
 def other_copies(targets: list[Target], failed: str, site: str, env: str, snapshot_id: str) -> list[str]:

@@ -33,7 +33,7 @@ from maintkit.cms.base import config_file
 from maintkit.jobs.context import HostContext
 from maintkit.jobs.progress import Progress, ProgressReader
 from maintkit.jobs.restore import commands, sql
-from maintkit.jobs.restore.copies import candidate_targets, pick_target
+from maintkit.jobs.restore.copies import candidate_targets, no_snapshot_hint, pick_target
 from maintkit.jobs.restore.guard import identity_reasons, marked_production, place_of, production_reasons
 from maintkit.jobs.restore.inspect import ArchiveInspector, DumpInspector
 from maintkit.jobs.restore.record import Cause, Phase, RestoreRecord, TableCheck, now_iso
@@ -230,7 +230,9 @@ class RestoreJob:
                 snapshot_finished=manifest.finished.isoformat(),
             )
             return target, manifest, source
-        raise RestoreFailed("error", "; ".join(problems) or f"no storage target for {site}/{env}")
+        if not problems:
+            raise RestoreFailed("error", f"no storage target for {site}/{env}")
+        raise RestoreFailed("error", "; ".join(problems) + no_snapshot_hint(env))
 
     def _artifact(self, manifest: Manifest, kind: str) -> Artifact:
         artifact = next((a for a in manifest.artifacts if kind in a.name), None)
