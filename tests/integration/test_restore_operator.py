@@ -100,6 +100,13 @@ def test_a_damaged_copy_names_the_other_target_and_the_printed_command_restores_
     assert command.startswith("maintkit restore ") and "--target local" in command
     assert new_id in command
 
+    # a secret given on the command line stays masked in the printed command, which says so
+    secret = "tok-5f1e2d3c4b5a"
+    masked = cli(world, *restore_args(new_id, "--var", f"api_token={secret}"))
+    assert masked.returncode == 1, masked.stdout + masked.stderr
+    assert "with (secret values are masked: give them as you did):" in masked.stderr
+    assert "api_token=***" in masked.stderr and secret not in masked.stdout + masked.stderr
+
     # the printed command, run as printed by a shell (maintkit on the PATH, as an installed one is)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "NO_COLOR": "1"}
     fixed = subprocess.run(

@@ -40,6 +40,7 @@ from maintkit.cli.execute import (
 if TYPE_CHECKING:
     from maintkit.jobs.restore.source import RestoreSource
     from maintkit.model.results import RunOutcome
+    from maintkit.secrets import Redactor
 
 
 _TARGET = click.option(
@@ -50,12 +51,13 @@ _TARGET = click.option(
 )
 
 
-def print_other_copies(outcome: RunOutcome, snapshot_param: str) -> None:
+def print_other_copies(outcome: RunOutcome, snapshot_param: str, redactor: Redactor) -> None:
     """After a restore whose copy was damaged: the command that reads another target holding it.
 
     Why printed by the CLI: the restore knows which targets hold the snapshot, only the command line
     knows how the user started it; the command is the user's own with ``--target`` and the concrete
-    snapshot id (``latest`` may have moved on by then), and works as printed.
+    snapshot id (``latest`` may have moved on by then), and works as printed — unless it carried a
+    secret (``--var db_password=…``), which is masked like everywhere else, and said so.
     """
     from maintkit.cli.commandline import command_line
 
@@ -69,10 +71,13 @@ def print_other_copies(outcome: RunOutcome, snapshot_param: str) -> None:
             changes: dict[str, Any] = {snapshot_param: data["snapshot_id"], "target": others[0]}
             if several:
                 changes["limit"] = (host.host,)
+            command = command_line(changes)
+            shown = redactor(command)
+            masked = " (secret values are masked: give them as you did)" if shown != command else ""
             click.echo(
                 f"{host.host}: the copy in target {data.get('storage_target')} is damaged; "
                 f"snapshot {data['snapshot_id']} is also in {', '.join(others)}. Restore from "
-                f"{others[0]} with:\n  {command_line(changes)}",
+                f"{others[0]} with{masked}:\n  {shown}",
                 err=True,
             )
 
@@ -144,7 +149,7 @@ def restore(
     run_id = new_run_id()
     config = load("restore", into_where, variables, run_id, check=settings.check, extra=extra)
     done = execute(config, run_id, settings, restore_source=source)
-    print_other_copies(done.outcome, "snapshot")
+    print_other_copies(done.outcome, "snapshot", config.redactor)
     exit_with(done)
 
 
@@ -202,7 +207,7 @@ def drill(
     verdict = _DrillVerdict(source.env, rto, keep, run_id)
     done = execute(config, run_id, settings, restore_source=source, verdict=verdict)
     verdict.print(settings)
-    print_other_copies(done.outcome, "snapshot")
+    print_other_copies(done.outcome, "snapshot", config.redactor)
     exit_with(done)
 
 
