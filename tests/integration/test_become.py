@@ -185,3 +185,28 @@ def test_the_become_password_is_in_no_process_list(
     finally:
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, out + err
+
+
+def test_a_step_that_times_out_as_the_become_user_is_killed_on_the_host(
+    tmp_path: Path, sudoers: dict[str, SSHHost], known_hosts_file: Path
+) -> None:
+    stage1, prod2 = sudoers["stage1"], sudoers["prod2"]
+    marker = f"mk-become-sleep-{os.getpid()}"
+    step = {"shell": f"exec -a {marker} sleep 60", "timeout": 2}
+    result = run_as(
+        tmp_path,
+        stage1,
+        known_hosts_file,
+        [step],
+        become=True,
+        become_user=prod2.user,
+        become_password=BECOME_PASSWORD,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "timed out" in result.stdout + result.stderr
+
+    def gone() -> bool:
+        listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+        return marker not in listing
+
+    wait_for(gone, timeout=10, what="the become user's command to be killed")
