@@ -210,3 +210,18 @@ def test_an_unknown_snapshot_names_the_command_that_lists_them_and_the_flags(
     assert hint in result.stdout and "--snapshot ID to maintkit drill" in result.stdout
     listed = run_cli("snapshots", "list", "--env", "production", cwd=world["work"])  # as printed
     assert listed.returncode == 0 and world["snapshot_id"] in listed.stdout, listed.stdout + listed.stderr
+
+
+def test_a_copy_whose_object_is_gone_names_the_other_target(
+    drill_env: dict[str, Any], mariadb: MariaDBServer, s3: Any
+) -> None:
+    world = drill_env
+    new_id = copy_everywhere(world, "gone")
+    s3.delete_object(Bucket=world["bucket"], Key=f"prod1/production/{new_id}/files.tar.zst")
+    failed = drill(world, "--snapshot", new_id)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert f"snapshot {new_id} is also in target local: restore from there with --target local" in (
+        failed.stdout + failed.stderr
+    )
+    assert f"--snapshot {new_id}" in failed.stderr and "--target local" in failed.stderr
+    assert mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}'") == []  # nothing committed, cleaned up
