@@ -210,3 +210,51 @@ def test_a_step_that_times_out_as_the_become_user_is_killed_on_the_host(
         return marker not in listing
 
     wait_for(gone, timeout=10, what="the become user's command to be killed")
+
+
+def test_become_on_the_play_applies_to_hosts_whose_inventory_says_nothing(
+    tmp_path: Path, sudoers: dict[str, SSHHost], known_hosts_file: Path
+) -> None:
+    prod1, prod2 = sudoers["prod1"], sudoers["prod2"]
+    inventory = tmp_path / "inv.yml"
+    entry = {
+        "ansible_host": prod1.address,
+        "ansible_port": prod1.port,
+        "ansible_user": prod1.user,
+        "ansible_ssh_private_key_file": str(prod1.key_file),
+    }
+    inventory.write_text(
+        yaml.safe_dump({"all": {"vars": {"known_hosts": str(known_hosts_file)}, "hosts": {"h": entry}}})
+    )
+    play = {
+        "name": "as-prod2",
+        "become": True,
+        "become_user": prod2.user,
+        "steps": [{"shell": "id -un > ~/became"}],
+    }
+    result = run_cli(
+        "run", write_playbook(tmp_path, play), "-i", inventory, "--journal-dir", tmp_path / "j", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (Path(prod2.home) / "became").read_text() == f"{prod2.user}\n"
+
+    # the inventory's own setting wins over the play's, as in Ansible
+    entry["become"] = False
+    inventory.write_text(
+        yaml.safe_dump({"all": {"vars": {"known_hosts": str(known_hosts_file)}, "hosts": {"h": entry}}})
+    )
+    plain = run_cli(
+        "run", write_playbook(tmp_path, play), "-i", inventory, "--journal-dir", tmp_path / "j", cwd=tmp_path
+    )
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert (Path(prod1.home) / "became").read_text() == f"{prod1.user}\n"
+
+    # become on a step is refused at its line, before anything runs
+    play["steps"] = [{"shell": "touch ~/stepped", "become": True}]
+    refused = run_cli("run", write_playbook(tmp_path, play), "-i", inventory, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert (
+        "book.yml:" in refused.stderr
+        and "'become' on a step is not supported: set become on the play" in (refused.stderr)
+    )
+    assert not (Path(prod1.home) / "stepped").exists()

@@ -14,9 +14,22 @@ from typing import Any
 
 from maintkit.config.inventory import BECOME_PASSWORD_VARS
 from maintkit.model.hosts import Host
+from maintkit.model.playbooks import Playbook
 from maintkit.model.problems import MaintkitError
 from maintkit.secrets import Redactor
 from maintkit.text.templating import render
+
+
+def apply_play_become(host: Host, playbook: Playbook) -> None:
+    """The play's ``become``/``become_user`` for a host whose inventory says neither.
+
+    Why the inventory wins: as in Ansible, a connection variable (``ansible_become``) of a host is
+    stronger than a play keyword; a play keyword is the default for the hosts that set nothing.
+    """
+    if playbook.become is not None and not any(n in host.vars for n in ("become", "ansible_become")):
+        host.become = playbook.become
+    if playbook.become_user and not any(n in host.vars for n in ("become_user", "ansible_become_user")):
+        host.become_user = playbook.become_user
 
 
 def resolve_become(host: Host, variables: Mapping[str, Any], redactor: Redactor) -> str | None:
