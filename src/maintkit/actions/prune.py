@@ -29,7 +29,10 @@ class Prune(Action):
     def plan(self, params: PruneParams, ctx: StepContext) -> list[str]:
         policy = site_retention(ctx.vars, ctx.redactor)
         names = ", ".join(t.name for t in site_targets(ctx.vars, params.targets, ctx.redactor))
-        return [f"(control node) prune snapshots of {site_name(ctx.vars)} in {names} by {policy}"]
+        return [
+            f"(control node) prune snapshots of {site_name(ctx.vars)} in {names}, keeping "
+            f"{policy.describe()}; the newest verified one is never pruned"
+        ]
 
     def run(self, params: PruneParams, ctx: StepContext) -> ActionResult:
         site, env = site_name(ctx.vars), str(ctx.vars["maintkit_env"])

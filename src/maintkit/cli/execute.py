@@ -92,6 +92,25 @@ _VARS = [
     click.option("--vars-file", multiple=True, type=click.Path(), help="YAML file of extra variables."),
 ]
 _CHECK = click.option("--check", is_flag=True, help="Print every command each host would run; run none.")
+
+
+def _refuse_diff(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """Ansible's ``--diff``: refused with the reason and what to use instead (not an unknown option)."""
+    if value:
+        raise click.UsageError(
+            "--diff is not supported: maintkit changes hosts through commands, not file templates, "
+            "so there is no per-file diff to show. Use --check to see every command each host would "
+            "run; composer updates print the package moves (would move: A 1.0 → 1.1) in --check."
+        )
+
+
+_DIFF = click.option(
+    "--diff",
+    is_flag=True,
+    expose_value=False,
+    callback=_refuse_diff,
+    help="Not supported (Ansible's --diff): see --check.",
+)
 _SETTINGS = [
     click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown SSH host keys."),
     click.option("--break-lock", is_flag=True, help="Take a lock older than lock_ttl whose holder is gone."),
@@ -158,7 +177,7 @@ def var_options(function: Any) -> Any:
 
 def run_settings(*, check: bool) -> Any:
     """The run options (``--check`` only where the command offers it) as ``settings: Settings``."""
-    return _grouped("settings", Settings, [_CHECK, *_SETTINGS] if check else _SETTINGS)
+    return _grouped("settings", Settings, [_CHECK, _DIFF, *_SETTINGS] if check else [_DIFF, *_SETTINGS])
 
 
 def split_values(values: tuple[str, ...]) -> list[str]:

@@ -258,6 +258,11 @@ class Runner:
             self.bus.emit,
             check=self.options.check,
             registers=frozenset(self.playbook.registers),
+            registered_by={
+                s.register: s.name
+                for s in self.playbook.steps + self.playbook.rollback + self.playbook.always
+                if s.register
+            },
             restore_source=self.options.restore_source,
         )
         self.bus.emit("host_start", host=host.name)

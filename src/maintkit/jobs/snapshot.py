@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from maintkit import __version__
 from maintkit.jobs.context import HostContext
 from maintkit.jobs.engine_files import EngineNight
+from maintkit.jobs.progress import Progress
 from maintkit.model.problems import MaintkitError, StepFailed
 from maintkit.sources.appconfig import fingerprint_command, parse_fingerprint
 from maintkit.sources.compression import SUFFIX, Compression, strip_markers
@@ -90,30 +91,6 @@ def take_snapshot(params: SnapshotRequest, ctx: HostContext, targets: list[Targe
     except BaseException:  # a timeout, an interrupt, a lost connection: failed everywhere all the same
         ctx.emit("snapshot_discarded", msg=job.discard())
         raise
-
-
-class Progress:
-    """Emit ``progress`` events (bytes, rate, ETA) every few seconds while an artifact streams.
-
-    The ETA uses the size of the same artifact in the previous snapshot: a shop's dump grows slowly.
-    """
-
-    EVERY = 5.0
-
-    def __init__(self, ctx: HostContext, artifact: str, expected: int | None) -> None:
-        self.ctx, self.artifact, self.expected = ctx, artifact, expected
-        self.started = self.last = time.monotonic()
-
-    def __call__(self, size: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.EVERY:
-            return
-        self.last = now
-        rate = size / max(now - self.started, 1e-6)
-        eta = None
-        if self.expected and self.expected > size and rate > 0:
-            eta = round((self.expected - size) / rate)
-        self.ctx.emit("progress", artifact=self.artifact, bytes=size, rate=round(rate), eta=eta)
 
 
 @dataclass

@@ -32,7 +32,9 @@ from typing import Any, BinaryIO, Literal, Protocol, cast
 
 from maintkit.cms.base import config_file
 from maintkit.jobs.context import HostContext
+from maintkit.jobs.progress import Progress, ProgressReader
 from maintkit.jobs.restore import commands, sql
+from maintkit.jobs.restore.copies import candidate_targets, no_snapshot_hint, pick_target
 from maintkit.jobs.restore.engine import (
     EngineRefused,
     EngineSource,
@@ -67,7 +69,7 @@ from maintkit.storage.base import Target
 from maintkit.storage.encryption import EncryptionError, Identity, load_identities
 from maintkit.storage.manifest import Artifact, Manifest
 from maintkit.storage.operations import resolve_snapshot
-from maintkit.storage.sites import site_encryption, site_name, site_targets
+from maintkit.storage.sites import site_encryption, site_name
 from maintkit.transport.base import CommandResult
 
 #: seconds for the short metadata commands (inspect, swap, drop)
@@ -240,14 +242,11 @@ class RestoreJob:
         ctx, params = self.ctx, self.params
         site = params.site or site_name(ctx.vars)
         source = RestoreSource.of_step(params.source, ctx.restore_source)
-        if source is not None:
-            env, targets = source.env, source.targets(site)
-        else:
-            env, targets = str(ctx.vars["maintkit_env"]), site_targets(ctx.vars, None, ctx.redactor)
-        if params.target is not None:
-            targets = [t for t in targets if t.name == params.target]
-            if not targets:
-                raise RestoreFailed("error", f"no storage target named {params.target!r} for {site}/{env}")
+        env, targets = candidate_targets(source, site, ctx.vars, ctx.redactor)
+        try:
+            targets = pick_target(targets, params.target, site, env)
+        except MaintkitError as error:
+            raise RestoreFailed("error", str(error)) from None
         problems = []
         for target in targets:
             try:
@@ -264,7 +263,9 @@ class RestoreJob:
                 snapshot_finished=manifest.finished.isoformat(),
             )
             return target, manifest, source
-        raise RestoreFailed("error", "; ".join(problems) or f"no storage target for {site}/{env}")
+        if not problems:
+            raise RestoreFailed("error", f"no storage target for {site}/{env}")
+        raise RestoreFailed("error", "; ".join(problems) + no_snapshot_hint(env))
 
     def _artifact(self, manifest: Manifest, kind: str) -> Artifact:
         """The dump (``kind`` ".sql") or the file tree (".tar": a stored archive, or an engine's tree)."""
@@ -753,7 +754,9 @@ class RestoreJob:
             try:
                 # A kill (integrity error, refused member, timeout) lets the host script's trap remove
                 # its extraction folder; a folder left by SIGKILL is swept by the next restore.
-                stdin = cast(BinaryIO, PrefixedReader(payload, reader))
+                progress = Progress(self.ctx, artifact.name, artifact.size)  # bytes, rate, ETA
+                counted = ProgressReader(reader, progress, lambda: reader.size)
+                stdin = cast(BinaryIO, PrefixedReader(payload, counted))
                 result = self._run(command, stdin=stdin, timeout=self.params.timeout)
             finally:
                 reader.close()

@@ -83,6 +83,8 @@ class RestoreRecord:
     cause: Cause | None = None
     artifact: str | None = None
     error: str = ""
+    #: the copy read was damaged: the other targets holding this snapshot (``--target`` reads one)
+    other_targets: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
