@@ -14,7 +14,6 @@ created 0600 before SQLite opens it: it names hosts, sites and errors.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from maintkit.fsmodes import make_private_dirs, open_private
 from maintkit.history.models import Base
 
-ENV_URL = "MAINTKIT_DATABASE_URL"
-SQLITE_NAME = "history.sqlite"
 #: seconds a connection attempt to a database server may take (a dead server must not hang a run's end)
 CONNECT_TIMEOUT = 5
 #: milliseconds a SQLite writer waits for another one
@@ -39,18 +36,6 @@ SQLITE_BUSY_MS = 10_000
 
 class HistoryUnavailable(Exception):
     """The history database could not be opened or written; the message holds no password."""
-
-
-def database_url(journal_dir: Path, explicit: str | None = None) -> str:
-    """The history's URL: the argument, else $MAINTKIT_DATABASE_URL, else SQLite beside the journals.
-
-    The journal folder defaults to ``.maintkit/runs``; the database is ``.maintkit/history.sqlite``.
-    ``postgresql://`` and ``postgres://`` URLs are given psycopg 3 as their driver.
-    """
-    url = explicit or os.environ.get(ENV_URL)
-    if not url:
-        return f"sqlite:///{(journal_dir.parent / SQLITE_NAME).absolute()}"
-    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
 
 
 def safe_url(url: str) -> str:
