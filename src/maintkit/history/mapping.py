@@ -57,6 +57,11 @@ def parse_ts(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A datetime read back from the database as aware UTC (SQLite returns them naive, in UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def map_run(events: Iterable[dict[str, Any]], journal_path: str | None = None) -> RunRecord | None:
     """Given the events of one run (in order), return its rows; None when there is no ``run_start``.
 
