@@ -17,6 +17,7 @@ from maintkit.cli.releases import releases, rollback
 from maintkit.cli.restore import drill, restore
 from maintkit.cli.run import actions, run, runs, validate
 from maintkit.cli.snapshots import snapshots
+from maintkit.cli.status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +26,9 @@ def cli() -> None:
     """Maintenance runs for e-commerce sites: snapshots, restore drills, updates, rollback."""
 
 
-for _command in (run, validate, actions, runs, snapshots, restore, drill, releases, rollback, history):
+for _command in (run, validate, actions, runs, snapshots, restore, drill, releases, rollback):
+    cli.add_command(_command)
+for _command in (history, status):
     cli.add_command(_command)
 
 

@@ -1,0 +1,102 @@
+"""The newest facts of every site environment, read from the history in a few grouped queries.
+
+Why grouped queries and not a query per site: ``status`` over an agency's hundreds of sites with a
+year of nightly runs must answer within a second; one indexed ``max(...) GROUP BY site, env`` per
+kind of fact costs the same for one site or five hundred (benchmarks/status_history.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select, true
+from sqlalchemy.orm import Session
+
+from maintkit.history.mapping import as_utc
+from maintkit.history.models import Drill, Release, Rollback, Run, Snapshot, Update, Verification
+
+Key = tuple[str, str]  # (site, env) as the history names them
+
+
+@dataclass
+class SiteFacts:
+    """What the history knows of one site environment (None: never happened)."""
+
+    snapshot: Snapshot | None = None
+    snapshot_verified: bool | None = None  # None: never verified
+    verification: Verification | None = None  # the newest one, of any snapshot
+    drill: Drill | None = None  # the newest passed drill
+    update: Update | None = None
+    release: Release | None = None
+    rollback: Rollback | None = None  # the newest one
+    running: list[Run] = field(default_factory=list)  # runs started and not finished: the lock's holders
+
+
+def _newest(session: Session, model: Any, at: Any, keys: set[Key], extra: Any = None) -> dict[Key, Any]:
+    """The newest row of ``model`` (by column ``at``) of every (site, env) in ``keys``."""
+    envs = {env for _, env in keys}
+    sites = {site for site, _ in keys}
+    condition = and_(model.env.in_(envs), model.site.in_(sites), extra if extra is not None else true())
+    newest = (
+        select(model.site, model.env, func.max(at).label("at"))
+        .where(condition)
+        .group_by(model.site, model.env)
+        .subquery()
+    )
+    query = (
+        select(model)
+        .join(newest, and_(model.site == newest.c.site, model.env == newest.c.env, at == newest.c.at))
+        .where(condition)
+        .order_by(model.id)
+    )
+    found: dict[Key, Any] = {}
+    for row in session.scalars(query):
+        if (row.site, row.env) in keys:
+            found[(row.site, row.env)] = row  # ties on the time: the last written wins
+    return found
+
+
+def gather(session: Session, keys: Iterable[Key]) -> dict[Key, SiteFacts]:
+    """The newest facts of each (site, env) of ``keys``."""
+    wanted = set(keys)
+    facts = {key: SiteFacts() for key in wanted}
+    if not wanted:
+        return facts
+    for name, model, at, extra in (
+        ("snapshot", Snapshot, Snapshot.taken, None),
+        ("verification", Verification, Verification.checked, None),
+        ("drill", Drill, Drill.finished, Drill.passed.is_(True)),
+        ("update", Update, Update.at, None),
+        ("release", Release, Release.at, None),
+        ("rollback", Rollback, Rollback.started, None),
+    ):
+        for key, row in _newest(session, model, at, wanted, extra).items():
+            setattr(facts[key], name, row)
+    snapshot_ids = {f.snapshot.snapshot_id for f in facts.values() if f.snapshot is not None}
+    if snapshot_ids:
+        verdicts: dict[tuple[str, str, str | None], bool] = {}
+        rows = session.execute(
+            select(Verification.site, Verification.env, Verification.snapshot_id, Verification.ok).where(
+                Verification.snapshot_id.in_(snapshot_ids)
+            )
+        )
+        for site, env, snapshot_id, ok in rows:
+            key3 = (site, env, snapshot_id)
+            verdicts[key3] = verdicts.get(key3, False) or bool(ok)
+        for (site, env), fact in facts.items():
+            if fact.snapshot is not None:
+                fact.snapshot_verified = verdicts.get((site, env, fact.snapshot.snapshot_id))
+    envs = {env for _, env in wanted}
+    for run in session.scalars(select(Run).where(Run.finished.is_(None), Run.env.in_(envs))):
+        for site in run.sites or []:
+            if (site, run.env) in facts:
+                facts[(site, str(run.env))].running.append(run)
+    return facts
+
+
+def age(then: datetime | None, now: datetime) -> float | None:
+    """Seconds from ``then`` (as the database returns it) to ``now``; None when ``then`` is None."""
+    return None if then is None else (now - as_utc(then)).total_seconds()
