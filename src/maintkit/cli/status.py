@@ -67,10 +67,7 @@ def status(
                     from maintkit.cli.execute import fail_invalid
 
                     fail_invalid(error)
-                entries = [
-                    (e.client, e.site_name, e.env, e.objectives, (e.site_name, _history_env(e)))
-                    for e in chosen
-                ]
+                entries = [(e.client, e.site_name, e.env, e.objectives, (e.site_name, e.env)) for e in chosen]
             facts = gather(session, [entry[4] for entry in entries])
             lines = evaluate([(c, s, e, o, facts[key]) for c, s, e, o, key in entries], now)
     finally:
@@ -92,15 +89,6 @@ def _portfolio(path: str | None, client: str | None) -> Portfolio | None:
     if client:
         raise click.UsageError("--client needs the portfolio (-P FILE, or portfolio.yml here)")
     return None
-
-
-def _history_env(entry: Any) -> str:
-    """The environment's name in the history: the inventory's name, which ``--env`` makes the env key.
-
-    The portfolio names an environment ``production`` and may keep it in ``inventories/acme-prod.yml``;
-    runs started with ``--env production`` record ``production``, with ``-i`` the file's stem.
-    """
-    return str(entry.env)
 
 
 def _known_sites(session: Any, env: str | None) -> list[tuple[str, str]]:
