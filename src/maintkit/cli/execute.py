@@ -353,9 +353,11 @@ def execute(
 def _command_name() -> str | None:
     """The maintkit command being run (``run``, ``drill``...), as the history records it."""
     context = click.get_current_context(silent=True)
-    if context is None:
-        return None
-    return context.command_path.partition(" ")[2] or context.command_path
+    names = []
+    while context is not None and context.parent is not None:  # the root's name is how it was started
+        names.append(str(context.info_name))
+        context = context.parent
+    return " ".join(reversed(names)) or None
 
 
 def apply_connection_settings(config: RunConfig, settings: Settings) -> None:
