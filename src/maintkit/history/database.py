@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from maintkit.fsmodes import make_private_dirs, open_private
 from maintkit.history.models import Base
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+#: the newest migration shipped (tests/unit/test_history_migrations.py keeps it equal to Alembic's head):
+#: a database already there is used without importing Alembic, a third of ``status``'s start-up
+HEAD = "0001"
 
 #: seconds a connection attempt to a database server may take (a dead server must not hang a run's end)
 CONNECT_TIMEOUT = 5
@@ -104,18 +107,28 @@ def _sqlite_engine(path: str | None) -> Engine:
 
 def alembic_config() -> Config:
     """Alembic's configuration for the scripts shipped in this package (no alembic.ini needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "maintkit.history:migrations")
     return config
 
 
-def migrate(engine: Engine) -> None:
-    """Upgrade the schema to the newest revision, unless it is there already (one query)."""
-    config = alembic_config()
-    head = ScriptDirectory.from_config(config).get_current_head()
+def current_revision(engine: Engine) -> str | None:
+    """The schema's Alembic revision (None: an empty database), read with one plain query."""
     with engine.connect() as connection:
-        if MigrationContext.configure(connection).get_current_revision() == head:
-            return
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the schema to the newest revision, unless it is there already (one query, no Alembic)."""
+    if current_revision(engine) == HEAD:
+        return
+    from alembic import command
+
+    config = alembic_config()
     for attempt in range(2):  # two processes migrating at once: the second one finds it done
         try:
             with engine.begin() as connection:
@@ -123,9 +136,8 @@ def migrate(engine: Engine) -> None:
                 command.upgrade(config, "head")
             return
         except SQLAlchemyError:
-            with engine.connect() as connection:
-                if MigrationContext.configure(connection).get_current_revision() == head:
-                    return
+            if current_revision(engine) == HEAD:
+                return
             if attempt:
                 raise
 
