@@ -74,7 +74,7 @@ def facts_of(store, *runs):
     for events in runs:
         store.record(map_run(events))
     with Session(store.engine) as session:
-        return gather(session, [("shop", "production")])[("shop", "production")]
+        return gather(session, [("shop", "production")], NOW)[("shop", "production")]
 
 
 def kinds(problems):
@@ -157,3 +157,19 @@ def test_recording_a_run_twice_leaves_one_copy_of_its_rows(store):
     with Session(store.engine) as session:
         counts = [session.scalar(select(func.count()).select_from(m)) for m in (Run, Snapshot, Verification)]
     assert counts == [1, 1, 1]
+
+
+def test_a_site_whose_newest_snapshot_is_older_than_the_look_back_is_still_found(store):
+    # the recent-first query finds the fresh site; the stale one comes from the whole history
+    fresh = run("r1", 1, snapshot("FRESH"))
+    stale = [{**e, "host": "web2"} if "host" in e else e for e in run("r2", 24 * 20, snapshot("OLD"))]
+    stale[0] = {**stale[0], "hosts": ["web2"], "sites": {"web2": "blog"}}
+    store.record(map_run(fresh))
+    store.record(map_run(stale))
+    from sqlalchemy.orm import Session
+
+    with Session(store.engine) as session:
+        found = gather(session, [("shop", "production"), ("blog", "production")], NOW)
+    assert found[("shop", "production")].snapshot.snapshot_id == "FRESH"
+    assert found[("blog", "production")].snapshot.snapshot_id == "OLD"
+    assert kinds(problems_of(found[("blog", "production")], Objectives(rpo_hours=24), NOW)) == ["rpo"]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from maintkit.cli.execute import _startup
 from maintkit.cli.history import open_history
 from maintkit.cli.portfolio import load_portfolio_or_exit, portfolio_option
 
@@ -43,14 +44,15 @@ def status(
     The sites and their objectives come from the portfolio (-P, default portfolio.yml); without one,
     every site environment the history holds is listed, with no objective to breach.
     """
-    from sqlalchemy.orm import Session
+    with _startup():  # no garbage collection while SQLAlchemy and the portfolio loader load
+        from sqlalchemy.orm import Session
 
-    from maintkit.history.facts import gather
-    from maintkit.history.status import evaluate
-    from maintkit.model.portfolio import Objectives
-    from maintkit.model.problems import InvalidInput
+        from maintkit.history.facts import gather
+        from maintkit.history.status import evaluate
+        from maintkit.model.portfolio import Objectives
+        from maintkit.model.problems import InvalidInput
 
-    book = _portfolio(portfolio, client)
+        book = _portfolio(portfolio, client)
     store = open_history(journal_dir)
     now = datetime.now(UTC)
     try:
@@ -68,7 +70,7 @@ def status(
 
                     fail_invalid(error)
                 entries = [(e.client, e.site_name, e.env, e.objectives, (e.site_name, e.env)) for e in chosen]
-            facts = gather(session, [entry[4] for entry in entries])
+            facts = gather(session, [entry[4] for entry in entries], now)
             lines = evaluate([(c, s, e, o, facts[key]) for c, s, e, o, key in entries], now)
     finally:
         store.close()

@@ -42,6 +42,8 @@ class Run(Base):
     control_host: Mapped[str | None] = mapped_column(String(255))
     control_pid: Mapped[int | None] = mapped_column(Integer)
     journal_path: Mapped[str | None] = mapped_column(Text)
+    #: ``status`` looks for unfinished runs (the lock's holders) without scanning a year of runs
+    __table_args__ = (Index("ix_runs_finished", "finished"),)
 
 
 class HostOutcome(Base):
@@ -73,7 +75,10 @@ class Snapshot(Base):
     artifacts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     targets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     engine: Mapped[str | None] = mapped_column(String(64))
-    __table_args__ = (Index("ix_snapshots_site_env_taken", "site", "env", "taken"),)
+    __table_args__ = (
+        Index("ix_snapshots_site_env_taken", "site", "env", "taken"),
+        Index("ix_snapshots_env_taken", "env", "taken"),  # the recent ones first (history.facts)
+    )
 
 
 class Verification(Base):
@@ -89,7 +94,11 @@ class Verification(Base):
     ok: Mapped[bool] = mapped_column(Boolean)
     targets: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     message: Mapped[str | None] = mapped_column(Text)
-    __table_args__ = (Index("ix_verifications_site_env_checked", "site", "env", "checked"),)
+    __table_args__ = (
+        Index("ix_verifications_site_env_checked", "site", "env", "checked"),
+        Index("ix_verifications_env_checked", "env", "checked"),
+        Index("ix_verifications_snapshot_id", "snapshot_id"),
+    )
 
 
 class Drill(Base):

@@ -43,9 +43,7 @@ class HistoryStore:
                 model = _BY_TABLE[table]
                 session.add_all(model(run_id=run_id, **row) for row in rows)
 
-    def runs(
-        self, limit: int = 20, env: str | None = None, include_check: bool = False
-    ) -> Sequence[Run]:
+    def runs(self, limit: int = 20, env: str | None = None, include_check: bool = False) -> Sequence[Run]:
         """The newest runs first (``--check`` runs only when asked)."""
         query = select(Run).order_by(Run.started.desc(), Run.id.desc()).limit(limit)
         if env:
