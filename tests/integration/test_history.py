@@ -63,11 +63,12 @@ def work(tmp_path: Path, ssh_inventory: Path, clean_homes) -> Path:
 
 
 def cli(work: Path, url: str | None, *args: str):
-    env_url = {"MAINTKIT_DATABASE_URL": url} if url else {}
-    old = {k: os.environ.get(k) for k in env_url}
-    os.environ.update(env_url)
+    """``maintkit ARGS`` in ``work`` with its journals in work/journal and the history at ``url``."""
+    env = {"MAINTKIT_JOURNAL_DIR": str(work / "journal"), **({"MAINTKIT_DATABASE_URL": url} if url else {})}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        return run_cli(*args, "--journal-dir", work / "journal", cwd=work)
+        return run_cli(*args, cwd=work)
     finally:
         for key, value in old.items():
             if value is None:
@@ -203,3 +204,32 @@ def test_postgres_password_never_reaches_the_output_of_history_commands(work, po
         assert PASSWORD not in output.stdout + output.stderr
     with create_engine(database_url(work, url)).connect() as connection:
         assert connection.execute(text("select count(*) from runs")).scalar() == 1
+
+
+def test_snapshots_verify_is_recorded_and_a_failed_one_is_a_breach_in_status(work):
+    nightly(work, None)
+    portfolio(work, rpo_hours=24)
+    [snapshot] = (work / "backups" / "prod2" / "production").iterdir()
+    artifact = snapshot / "files.tar.zst"
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in storage
+    artifact.write_bytes(bytes(data))
+    verified = cli(
+        work, None, "snapshots", "verify", "latest", "--env", "production", "--limit", "production"
+    )
+    assert verified.returncode == 1, verified.stdout + verified.stderr
+    engine = engine_of(work, None)
+    with Session(engine) as session:
+        run = session.scalars(select(Run).where(Run.command == "snapshots verify")).one()
+        assert (run.status, run.exit_code, sorted(run.sites)) == ("failed", 1, ["prod1", "prod2"])
+        rows = {
+            v.site: v.ok for v in session.scalars(select(Verification).where(Verification.run_id == run.id))
+        }
+        assert rows == {"prod1": True, "prod2": False}
+    engine.dispose()
+    status = cli(work, None, "status", "--output", "json")
+    assert status.returncode == 1, status.stdout + status.stderr
+    lines = {x["site"]: x for x in map(json.loads, status.stdout.splitlines())}
+    assert lines["prod1"]["verdict"] == "ok" and lines["prod1"]["snapshot"]["verified"] is True
+    assert [p["kind"] for p in lines["prod2"]["problems"]] == ["verification"]
+    assert lines["prod2"]["snapshot"]["verified"] is False

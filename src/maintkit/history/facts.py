@@ -34,7 +34,7 @@ class SiteFacts:
     """What the history knows of one site environment (None: never happened)."""
 
     snapshot: Snapshot | None = None
-    snapshot_verified: bool | None = None  # None: never verified
+    snapshot_verified: bool | None = None  # its newest verification passed; None: never verified
     verification: Verification | None = None  # the newest one, of any snapshot
     drill: Drill | None = None  # the newest passed drill
     update: Update | None = None
@@ -110,15 +110,14 @@ def gather(session: Session, keys: Iterable[Key], now: datetime | None = None) -
             setattr(facts[key], name, row)
     snapshot_ids = {f.snapshot.snapshot_id for f in facts.values() if f.snapshot is not None}
     if snapshot_ids:
-        verdicts: dict[tuple[str, str, str | None], bool] = {}
+        verdicts: dict[tuple[str, str, str | None], bool] = {}  # the newest verification of each snapshot
         rows = session.execute(
-            select(Verification.site, Verification.env, Verification.snapshot_id, Verification.ok).where(
-                Verification.snapshot_id.in_(snapshot_ids)
-            )
+            select(Verification.site, Verification.env, Verification.snapshot_id, Verification.ok)
+            .where(Verification.snapshot_id.in_(snapshot_ids))
+            .order_by(Verification.checked, Verification.id)
         )
         for site, env, snapshot_id, ok in rows:
-            key3 = (site, env, snapshot_id)
-            verdicts[key3] = verdicts.get(key3, False) or bool(ok)
+            verdicts[(site, env, snapshot_id)] = bool(ok)
         for (site, env), fact in facts.items():
             if fact.snapshot is not None:
                 fact.snapshot_verified = verdicts.get((site, env, fact.snapshot.snapshot_id))
