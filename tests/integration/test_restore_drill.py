@@ -1093,3 +1093,28 @@ def test_a_dump_whose_definers_the_user_may_not_set_names_the_flag_that_fixes_it
     assert "restore with --definers current (definers: current in a playbook)" in refused.stdout
     fixed = cli(world, *base, "--definers", "current")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+
+
+def test_a_drill_is_recorded_in_the_history_with_its_rto_and_data_loss_window(
+    drill_env: dict[str, Any],
+) -> None:
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from maintkit.history.location import database_url
+    from maintkit.history.models import Drill, Run
+
+    result = drill(drill_env, "--rto", "120")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report, run_id = report_of(result), run_id_of(result)
+    engine = create_engine(database_url(drill_env["work"] / "journal"))
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        assert run is not None and (run.command, run.env, run.exit_code) == ("drill", "drill", 0)
+        [row] = session.scalars(select(Drill).where(Drill.run_id == run_id)).all()
+        [host] = report["hosts"]
+        assert (row.site, row.env, row.drill_env, row.passed) == (host["site"], "production", "drill", True)
+        assert row.snapshot_id == drill_env["snapshot_id"] and row.rto_objective_seconds == 120
+        assert row.rto_seconds == report["rto_seconds"] > 0
+        assert row.data_loss_window_seconds == host["data_loss_window_seconds"] > 0
+    engine.dispose()
