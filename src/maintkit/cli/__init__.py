@@ -12,7 +12,7 @@ import re
 import click
 
 from maintkit import __version__
-from maintkit.cli.fleet import fleet
+from maintkit.cli.fleet import fleet, worker
 from maintkit.cli.releases import releases, rollback
 from maintkit.cli.restore import drill, restore
 from maintkit.cli.run import actions, run, runs, validate
@@ -25,7 +25,7 @@ def cli() -> None:
     """Maintenance runs for e-commerce sites: snapshots, restore drills, updates, rollback."""
 
 
-for _command in (run, validate, actions, runs, snapshots, restore, drill, releases, rollback, fleet):
+for _command in (run, validate, actions, runs, snapshots, restore, drill, releases, rollback, fleet, worker):
     cli.add_command(_command)
 
 

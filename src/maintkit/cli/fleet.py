@@ -200,3 +200,46 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, handler)
+
+
+@click.command()
+@click.option("--broker", required=True, metavar="REDIS_URL", help="The Redis the fleet sends sites to.")
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="At most N sites at once on this worker.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, exists=True),
+    default=".",
+    help="The project folder (inventories/, playbooks/) the sites' runs start in [.].",
+)
+@click.option(
+    "--visibility-timeout",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="A site not finished by then is given to another worker: longer than any site run "
+    "(the fleet's --timeout plus --grace) [7 h].",
+)
+@click.option("-n", "--name", help="This worker's name (Celery's NAME@HOST) [celery@HOSTNAME].")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(
+    broker: str,
+    concurrency: int,
+    workdir: str,
+    visibility_timeout: float | None,
+    name: str | None,
+    loglevel: str,
+) -> None:
+    """Run sites sent by `maintkit fleet run --workers REDIS_URL` (a Celery worker on Redis)."""
+    import os
+
+    from maintkit.fleet.tasks import DEFAULT_VISIBILITY_TIMEOUT, WORKDIR_ENV, make_app, worker_argv
+
+    os.environ[WORKDIR_ENV] = str(Path(workdir).resolve())
+    app = make_app(broker, visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT)
+    app.worker_main(worker_argv(concurrency, name, loglevel))
