@@ -242,4 +242,5 @@ def worker(
 
     os.environ[WORKDIR_ENV] = str(Path(workdir).resolve())
     app = make_app(broker, visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT)
+    app.conf.worker_hijack_root_logger = True  # a worker's log is Celery's: tasks received, ready, lost
     app.worker_main(worker_argv(concurrency, name, loglevel))

@@ -35,6 +35,8 @@ from maintkit.fleet.plan import SiteRun
 
 #: how much of a run's stderr is kept for the summary (its last lines matter: the problem, the error)
 STDERR_KEEP = 8192
+#: how much of a failed step's message the summary keeps
+ERROR_KEEP = 200
 #: prctl(2) option: the signal a child gets when the thread that forked it ends
 PR_SET_PDEATHSIG = 1
 #: exit codes of ``maintkit run`` (DESIGN.md) and how the fleet names them
@@ -81,10 +83,20 @@ def worst_exit_code(results: list[SiteResult]) -> int:
     return next((c for c in SEVERITY if c in codes), 0)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the thread that started it ends (a killed worker)."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """In the child, before exec: SIGTERM when the thread that started it ends (a killed worker).
+
+    The parent may die between fork and prctl (a worker killed just as a site starts): then the
+    signal would never come, so the child checks it still has its parent, and gives up if not.
+    """
+
+    def preexec() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGTERM)
+
+    return preexec
 
 
 class SiteProcess:
@@ -136,7 +148,7 @@ class SiteProcess:
                 text=True,
                 errors="replace",
                 start_new_session=True,  # its own process group: the fleet's terminal signals are the fleet's
-                preexec_fn=_die_with_parent,  # one libc call, no lock taken: safe beside threads
+                preexec_fn=_die_with_parent(os.getpid()),  # one libc call, no lock taken: safe beside threads
                 env=self.env,
             )
         except OSError as error:
@@ -211,9 +223,11 @@ class SiteProcess:
                 changed = True
             elif kind == "run_end" and event.get("error") and not self.result.error:
                 self.result.error = str(event["error"])
-            elif kind == "host_end" and event.get("status") == "failed" and not self.result.error:
-                failed = event.get("failed_step")
-                self.result.error = f"{event.get('host')}: step {failed!r} failed" if failed else None
+            elif kind == "step_end" and event.get("status") == "failed" and not self.result.error:
+                message = " ".join(str(event.get("msg") or "").split())[:ERROR_KEEP]
+                self.result.error = f"{event.get('host')}: step {event.get('step')!r} failed" + (
+                    f": {message}" if message else ""
+                )
         if changed:
             self.on_change(self.result)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.contrib.abortable import AbortableTask
+from celery.contrib.abortable import AbortableAsyncResult, AbortableTask
 
 from maintkit.fleet.plan import SiteRun
 from maintkit.fleet.process import SiteProcess
@@ -79,10 +79,11 @@ def run_site(task: Any, data: dict[str, Any]) -> dict[str, Any]:
     process = SiteProcess(run, Path(os.environ.get(WORKDIR_ENV) or Path.cwd()))
     process.result.worker = str(task.request.hostname or "")
     done = threading.Event()
+    mine = AbortableAsyncResult(task.request.id, app=task.app)  # task.request is the task thread's only
 
     def watch_abort() -> None:
         while not done.wait(ABORT_POLL):
-            if task.is_aborted():
+            if mine.is_aborted():
                 process.stop()
                 return
 
