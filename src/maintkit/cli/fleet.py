@@ -68,6 +68,7 @@ def fleet() -> None:
 @click.option(
     "--workers",
     metavar="REDIS_URL",
+    envvar="MAINTKIT_BROKER_URL",
     help="Send each site's run to `maintkit worker` processes through Celery on this Redis.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when every site is done (for cron).")
@@ -203,7 +204,13 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 
 @click.command()
-@click.option("--broker", required=True, metavar="REDIS_URL", help="The Redis the fleet sends sites to.")
+@click.option(
+    "--broker",
+    required=True,
+    metavar="REDIS_URL",
+    envvar="MAINTKIT_BROKER_URL",
+    help="The Redis the fleet sends sites to.",
+)
 @click.option(
     "-c",
     "--concurrency",

@@ -79,12 +79,23 @@ def live_view(results: Sequence[ResultLike], started: float, running_since: dict
 
 def summary_table(results: Sequence[ResultLike], only_problems: bool = False) -> Table:
     """One row per site: status, exit code, duration, bytes, run id (its journal), the error if any."""
-    table = Table("site", "hosts", "status", "exit", "duration", "moved", "run", "error", show_edge=False)
+    workers = any(r.worker for r in results)  # a fleet on Celery: which worker ran each site
+    columns = [
+        "site",
+        "hosts",
+        "status",
+        "exit",
+        "duration",
+        "moved",
+        "run",
+        *(["worker"] if workers else []),
+    ]
+    table = Table(*columns, "error", show_edge=False)
     for r in results:
         if only_problems and r.status == "done":
             continue
         style = STYLES.get(r.status, "red")
-        table.add_row(
+        cells = [
             escape(r.key),
             str(len(r.hosts)),
             f"[{style}]{escape(r.status)}[/]",
@@ -92,8 +103,8 @@ def summary_table(results: Sequence[ResultLike], only_problems: bool = False) ->
             f"{r.duration:.1f}s",
             size(r.bytes),
             escape(r.run_id or ""),
-            escape(r.error or ""),
-        )
+        ]
+        table.add_row(*cells, *([escape(r.worker or "")] if workers else []), escape(r.error or ""))
     return table
 
 
