@@ -244,24 +244,32 @@ def start_worker(project: Path, broker: str, name: str) -> subprocess.Popen[byte
     )
 
 
-def children(pid: int) -> list[int]:
-    """The processes ``pid`` started (its threads' children): a worker's running site runs."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        text = (task / "children").read_text() if (task / "children").exists() else ""
-        found += [int(p) for p in text.split()]
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (its fork server, the site runs forked from it, their ssh)."""
+    found, stack = [], [pid]
+    while stack:
+        for task in Path(f"/proc/{stack.pop()}/task").glob("*"):
+            try:
+                children = [int(p) for p in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            stack += children
     return found
 
 
-def running_site(worker: int) -> str | None:
-    """The site a worker's ``maintkit run`` process runs (its ``--limit SITE-web``), once it has one."""
-    for pid in children(worker):
+def running_site(worker: int, project: Path) -> str | None:
+    """The site a worker is running: the run writing a journal there names its hosts in ``run_start``."""
+    for pid in descendants(worker):
         try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
+            targets = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
             continue
-        if b"--limit" in argv:  # exec'd (a child just forked still shows the worker's command line)
-            return argv[argv.index(b"--limit") + 1].decode().removesuffix("-web")
+        for target in targets:
+            if target.endswith(".jsonl") and "/.maintkit/runs/" in target:
+                first = Path(target).read_text().split("\n", 1)[0]
+                if first:
+                    return str(json.loads(first)["hosts"][0]).removesuffix("-web")
     return None
 
 
@@ -291,8 +299,8 @@ def test_a_killed_worker_s_site_is_run_again_elsewhere_exactly_once(project, ssh
             "work_seconds=3",
             cwd=project,
         )
-        killed = wait_for(lambda: running_site(workers[0].pid), 60, "w1 running a site")
-        running = children(workers[0].pid)
+        killed = wait_for(lambda: running_site(workers[0].pid, project), 60, "w1 running a site")
+        running = descendants(workers[0].pid)
         wait_for(lambda: marker(ssh_hosts, killed, "started"), 30, f"{killed} started on w1")
         workers[0].send_signal(signal.SIGKILL)  # mid-run: its site's `maintkit run` is in `sleep 3`
         workers[0].wait(timeout=10)

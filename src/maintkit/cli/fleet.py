@@ -184,9 +184,10 @@ def _runner(
         from maintkit.fleet.remote import RemoteFleet
 
         return RemoteFleet(runs, workers, concurrency, on_change)
+    from maintkit.cli.sitechild import fork_server
     from maintkit.fleet.pool import Fleet
 
-    return Fleet(runs, Path.cwd(), concurrency, on_change)
+    return Fleet(runs, Path.cwd(), concurrency, on_change, forks=fork_server())
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
@@ -245,9 +246,17 @@ def worker(
     """Run sites sent by `maintkit fleet run --workers REDIS_URL` (a Celery worker on Redis)."""
     import os
 
-    from maintkit.fleet.tasks import DEFAULT_VISIBILITY_TIMEOUT, WORKDIR_ENV, make_app, worker_argv
+    from maintkit.cli.sitechild import fork_server
+    from maintkit.fleet.tasks import (
+        DEFAULT_VISIBILITY_TIMEOUT,
+        WORKDIR_ENV,
+        make_app,
+        use_fork_server,
+        worker_argv,
+    )
 
     os.environ[WORKDIR_ENV] = str(Path(workdir).resolve())
     app = make_app(broker, visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT)
+    use_fork_server(fork_server())
     app.conf.worker_hijack_root_logger = True  # a worker's log is Celery's: tasks received, ready, lost
     app.worker_main(worker_argv(concurrency, name, loglevel))

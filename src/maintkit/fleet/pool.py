@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from maintkit.fleet.forkserver import ForkServer
 from maintkit.fleet.plan import SiteRun
 from maintkit.fleet.process import SiteProcess, SiteResult
 
@@ -30,8 +31,10 @@ class Fleet:
         concurrency: int,
         on_change: Callable[[SiteResult], None] | None = None,
         python: str | None = None,
+        forks: ForkServer | None = None,
     ) -> None:
         self.runs = list(runs)
+        self.forks = forks
         self.cwd = cwd
         self.concurrency = max(1, concurrency)
         self.on_change = on_change or (lambda result: None)
@@ -63,7 +66,9 @@ class Fleet:
                 self.results[index].error = "not started: the fleet run was stopped"
                 self.on_change(self.results[index])
                 return
-            process = SiteProcess(self.runs[index], self.cwd, self.on_change, python=self.python)
+            process = SiteProcess(
+                self.runs[index], self.cwd, self.on_change, python=self.python, forks=self.forks
+            )
             process.result = self.results[index]
             self._running[index] = process
         try:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from maintkit.fleet.forkserver import ForkServer
 from maintkit.fleet.plan import SiteRun
 
 #: how much of a run's stderr is kept for the summary (its last lines matter: the problem, the error)
@@ -83,6 +84,12 @@ def worst_exit_code(results: list[SiteResult]) -> int:
     return next((c for c in SEVERITY if c in codes), 0)
 
 
+def arm_parent_death_signal() -> None:
+    """SIGTERM to this process when the thread that started it ends (Linux; elsewhere nothing)."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _die_with_parent(parent: int) -> Callable[[], None]:
     """In the child, before exec: SIGTERM when the thread that started it ends (a killed worker).
 
@@ -91,8 +98,7 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     """
 
     def preexec() -> None:
-        if _LIBC is not None:
-            _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        arm_parent_death_signal()
         if os.getppid() != parent:
             os._exit(128 + signal.SIGTERM)
 
@@ -113,8 +119,10 @@ class SiteProcess:
         on_change: Callable[[SiteResult], None] | None = None,
         python: str | None = None,
         env: dict[str, str] | None = None,
+        forks: ForkServer | None = None,
     ) -> None:
         self.run = run
+        self.forks = forks
         self.cwd = cwd
         self.on_change = on_change or (lambda result: None)
         self.python = python
@@ -124,7 +132,7 @@ class SiteProcess:
         self._stderr_size = 0
         self._stopping = threading.Event()
         self._cancelled = threading.Event()
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: Any = None  # subprocess.Popen or ForkedRun: the same few methods
         self._artifact_bytes: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -139,18 +147,7 @@ class SiteProcess:
         self.result.status = "running"
         self.on_change(self.result)
         try:
-            self._proc = subprocess.Popen(
-                self.run.command(self.python),
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                errors="replace",
-                start_new_session=True,  # its own process group: the fleet's terminal signals are the fleet's
-                preexec_fn=_die_with_parent(os.getpid()),  # one libc call, no lock taken: safe beside threads
-                env=self.env,
-            )
+            self._proc = self._start()
         except OSError as error:
             return self._finish(started, 2, f"could not start maintkit run: {error}")
         if self._cancelled.is_set():  # stop() came while it started
@@ -166,6 +163,23 @@ class SiteProcess:
         drain.join(timeout=5)
         self._stopping.set()  # ends the watchdog
         return self._finish(started, code, None)
+
+    def _start(self) -> Any:
+        """The run's process: a fork of the fork server when the fleet has one, else a fresh ``maintkit``."""
+        if self.forks is not None:
+            return self.forks.start(self.run.command()[3:], self.cwd)
+        return subprocess.Popen(
+            self.run.command(self.python),
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # its own process group: the fleet's terminal signals are the fleet's
+            preexec_fn=_die_with_parent(os.getpid()),  # one libc call, no lock taken: safe beside threads
+            env=self.env,
+        )
 
     def stop(self) -> None:
         """Ask the run to end now: SIGTERM (it rolls back and releases its lock), then the grace period."""
@@ -196,7 +210,7 @@ class SiteProcess:
         killer = threading.Thread(target=self._kill_after_grace, args=(proc,), daemon=True)
         killer.start()
 
-    def _kill_after_grace(self, proc: subprocess.Popen[str]) -> None:
+    def _kill_after_grace(self, proc: Any) -> None:
         try:
             proc.wait(timeout=self.run.grace)
         except subprocess.TimeoutExpired:

@@ -31,6 +31,7 @@ from typing import Any
 from celery import Celery
 from celery.contrib.abortable import AbortableAsyncResult, AbortableTask
 
+from maintkit.fleet.forkserver import ForkServer
 from maintkit.fleet.plan import SiteRun
 from maintkit.fleet.process import SiteProcess
 
@@ -42,6 +43,16 @@ ABORT_POLL = 1.0
 DEFAULT_VISIBILITY_TIMEOUT = 7 * 3600.0
 #: where the worker's runs start (the project folder: inventories/, playbooks/, portfolio.yml)
 WORKDIR_ENV = "MAINTKIT_WORKER_DIR"
+
+
+#: the worker's fork server (``maintkit worker`` sets it): sites start without importing maintkit anew
+_forks: ForkServer | None = None
+
+
+def use_fork_server(forks: ForkServer | None) -> None:
+    """Start this worker's sites from ``forks`` (None: each a fresh ``maintkit run`` process)."""
+    global _forks
+    _forks = forks
 
 
 def make_app(broker: str, visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT) -> Celery:
@@ -76,7 +87,7 @@ def make_app(broker: str, visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
 def run_site(task: Any, data: dict[str, Any]) -> dict[str, Any]:
     """The task: run one site's ``maintkit run`` in the worker's project folder; return its SiteResult."""
     run = SiteRun.from_dict(data)
-    process = SiteProcess(run, Path(os.environ.get(WORKDIR_ENV) or Path.cwd()))
+    process = SiteProcess(run, Path(os.environ.get(WORKDIR_ENV) or Path.cwd()), forks=_forks)
     process.result.worker = str(task.request.hostname or "")
     done = threading.Event()
     mine = AbortableAsyncResult(task.request.id, app=task.app)  # task.request is the task thread's only
