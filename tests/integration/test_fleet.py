@@ -212,6 +212,26 @@ def test_bad_input_exits_2_before_any_site_runs(project, ssh_hosts):
     assert not any(marker(ssh_hosts, s, "started") for s in SITES)
 
 
+def test_sigterm_starts_no_new_site_and_rolls_the_running_ones_back(project, ssh_hosts):
+    fleet = start_cli(
+        "fleet", "run", "book.yml", "--env", "production", "--client", "acme", "--concurrency", "2",
+        "--output", "json", "--var", "work_seconds=60", cwd=project,
+    )  # fmt: skip
+    wait_for(lambda: sum(bool(marker(ssh_hosts, s, "started")) for s in CLIENTS["acme"]) == 2, 60, "2 sites")
+    fleet.send_signal(signal.SIGTERM)
+    stdout, stderr = fleet.communicate(timeout=60)
+    assert fleet.returncode == 1, stdout + stderr
+    lines = {x["site"]: x for x in map(json.loads, stdout.splitlines())}
+    started = [s for s in CLIENTS["acme"] if marker(ssh_hosts, s, "started")]
+    (never,) = set(CLIENTS["acme"]) - set(started)
+    assert lines[never]["status"] == "cancelled" and lines[never]["exit_code"] is None
+    for site in started:  # stopped in `sleep 60`, rolled back, no done marker
+        assert lines[site]["status"] == "failed" and lines[site]["exit_code"] == 1
+        assert marker(ssh_hosts, site, "done") == [] and marker(ssh_hosts, site, "rolled-back") != []
+    assert "no new site starts" in stderr
+    assert lock_folders(ssh_hosts) == []
+
+
 # -- Celery workers on Redis -------------------------------------------------------------------------
 
 

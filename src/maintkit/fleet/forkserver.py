@@ -11,11 +11,19 @@ follows either kind the same way.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+#: one reader of exit statuses at a time. The fork server sends a child's status once, on a pipe;
+#: ``Process.start()`` polls every earlier child (multiprocessing's cleanup) while the thread that
+#: follows that child may poll it too: the second reader found the pipe at its end and reported the
+#: child as lost (255) although its run had ended well.
+_EXIT_STATUS = threading.Lock()
 
 
 class ForkedRun:
@@ -28,15 +36,16 @@ class ForkedRun:
         self.stderr = stderr
 
     def poll(self) -> int | None:
-        code: int | None = self.process.exitcode
+        with _EXIT_STATUS:
+            code: int | None = self.process.exitcode
         return code
 
     def wait(self, timeout: float | None = None) -> int:
-        self.process.join(timeout)
-        code = self.process.exitcode
+        multiprocessing.connection.wait([self.process.sentinel], timeout)
+        code = self.poll()
         if code is None:
             raise subprocess.TimeoutExpired("maintkit run", timeout or 0)
-        return int(code)
+        return code
 
     def send_signal(self, signum: int) -> None:
         if self.process.exitcode is None:
@@ -59,7 +68,8 @@ class ForkServer:
             target=self.target, args=(argv, str(cwd), out_write, err_write), name="maintkit-site"
         )
         try:
-            process.start()
+            with _EXIT_STATUS:
+                process.start()
         finally:
             out_write.close()  # the child has its own copies: EOF comes when it ends
             err_write.close()
