@@ -352,7 +352,15 @@ def load_entry_inventory(entry: SiteEnvironment, cwd: Path) -> Inventory:
 
 def site_hosts(inventory: Inventory, name: str) -> list[Host]:
     """The hosts of ``inventory`` that are site ``name`` (their ``site`` variable, else their host name)."""
-    return [host for host in inventory.hosts.values() if site_name(host_vars(inventory, host)) == name]
+    return sites_of(inventory).get(name, [])
+
+
+def sites_of(inventory: Inventory) -> dict[str, list[Host]]:
+    """Every site of ``inventory`` -> its hosts, in inventory order (one pass: fleets have hundreds)."""
+    sites: dict[str, list[Host]] = {}
+    for host in inventory.hosts.values():
+        sites.setdefault(site_name(host_vars(inventory, host)), []).append(host)
+    return sites
 
 
 def check_inventories(portfolio: Portfolio, cwd: Path) -> list[Problem]:
@@ -363,6 +371,7 @@ def check_inventories(portfolio: Portfolio, cwd: Path) -> list[Problem]:
     """
     problems: list[Problem] = []
     loaded: dict[tuple[str, str], Inventory | None] = {}
+    sites: dict[tuple[str, str], list[str]] = {}
     for entry in portfolio.entries():
         key = (entry.env, entry.inventory)
         if key not in loaded:
@@ -372,9 +381,11 @@ def check_inventories(portfolio: Portfolio, cwd: Path) -> list[Problem]:
                 loaded[key] = None
                 problems += [p for p in error.problems if p not in problems]
         inventory = loaded[key]
-        if inventory is None or site_hosts(inventory, entry.site_name):
+        if inventory is None:
             continue
-        names = sorted({site_name(host_vars(inventory, h)) for h in inventory.hosts.values()})
+        names = sites.setdefault(key, sorted(sites_of(inventory)))
+        if entry.site_name in names:
+            continue
         hint = did_you_mean(entry.site_name, names) or f" (its sites: {', '.join(names)})"
         problems.append(
             replace(
