@@ -8,6 +8,8 @@ an unchanged night adds < 2 % to the stored repository; manifests are format 2 w
 artifact; the host holds no storage credential or repository secret afterwards; verify passes,
 then names a pack whose bytes were flipped; prune of the middle nights leaves the others
 restorable with ``restic check`` green, old tar snapshots listable, verifiable and prunable beside.
+Also: a failed copy leaves no manifest and forgets the engine snapshot; a compromised host cannot
+delete or overwrite through the URL it is given; S3 as the first target; the dump beside the files.
 """
 
 from __future__ import annotations
