@@ -8,6 +8,8 @@ an unchanged night adds < 2 % to the stored repository; manifests are format 2 w
 artifact; the host holds no storage credential or repository secret afterwards; verify passes,
 then names a pack whose bytes were flipped; prune of the middle nights leaves the others
 restorable with ``restic check`` green, old tar snapshots listable, verifiable and prunable beside.
+Also: a failed copy leaves no manifest and forgets the engine snapshot; a compromised host cannot
+delete or overwrite through the URL it is given; S3 as the first target; the dump beside the files.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from maintkit.storage.engine import repository
 from maintkit.storage.s3 import S3Target
 from tests.integration.helpers import events, run_cli
 from tests.integration.test_restic_engine import tree
+from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture
 from tests.s3server import FAKE_AWS_ENV, MotoServer, use_fake_aws_credentials
 from tests.sshd import SSHHost, skip_or_fail
 
 pytestmark = pytest.mark.integration
 
 ENV = "inventory"  # the environment is named after the inventory file
+
+mariadb = mariadb_fixture("mariadb", scope="module")
 
 
 @pytest.fixture
@@ -461,3 +466,32 @@ def test_an_s3_first_target_is_served_to_the_host_with_the_control_nodes_credent
     assert leaks.stdout == b"", leaks.stdout
     verified = run_cli("snapshots", "verify", second, "-i", inventory, "--limit", "prod1", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_dump_is_still_streamed_beside_the_restic_files_in_one_manifest(
+    tmp_path: Path,
+    ssh_inventory: Path,
+    moto_server: MotoServer,
+    bucket: str,
+    site: Path,
+    mariadb: MariaDBServer,
+) -> None:
+    database: dict[str, object] = {"name": SHOP_DB, "user": SHOP_USER, "password": SHOP_PASSWORD}
+    database.update(host="127.0.0.1", port=mariadb.port)
+    inventory = write_inventory(
+        tmp_path, ssh_inventory, moto_server, bucket, files_engine="restic", database=database
+    )
+    snapshot_id = night(tmp_path, inventory)["snapshot_id"]
+    written = manifest(tmp_path, snapshot_id)
+    assert written["format_version"] == 2
+    assert [a["name"] for a in written["artifacts"]] == ["db.sql.zst", "files.restic"]
+    dump = tmp_path / "backups" / "prod1" / ENV / snapshot_id / "db.sql.zst"
+    import hashlib
+
+    assert written["artifacts"][0]["sha256"] == hashlib.sha256(dump.read_bytes()).hexdigest()
+    assert s3_object(moto_server, bucket, f"prod1/{ENV}/{snapshot_id}/db.sql.zst") == dump.read_bytes()
+    assert {t["name"] for t in written["database"]["tables"]} == set(mariadb.table_row_counts(SHOP_DB))
+    verified = run_cli("snapshots", "verify", snapshot_id, "-i", inventory, "--limit", "prod1", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    journal = "".join(p.read_text() for p in (tmp_path / "journal").glob("*.jsonl"))
+    assert SHOP_PASSWORD not in journal
