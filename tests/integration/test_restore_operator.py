@@ -225,3 +225,16 @@ def test_a_copy_whose_object_is_gone_names_the_other_target(
     )
     assert f"--snapshot {new_id}" in failed.stderr and "--target local" in failed.stderr
     assert mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}'") == []  # nothing committed, cleaned up
+
+
+def test_target_with_a_drill_playbook_that_does_not_read_it_is_refused(drill_env: dict[str, Any]) -> None:
+    world = drill_env
+    shipped = Path(__file__).resolve().parents[2] / "playbooks" / "restore-drill.yml"
+    older = world["work"] / "my-drill.yml"  # a copy made before --target existed
+    older.write_text(
+        "".join(line for line in shipped.read_text().splitlines(True) if "restore_target" not in line)
+    )
+    result = drill(world, "--playbook", str(older), "--target", "local")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--target: the playbook" in result.stderr and "has no restore step that reads it" in result.stderr
+    assert 'target: "{{ restore_target | default(none) }}"' in result.stderr
