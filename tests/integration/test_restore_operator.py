@@ -147,8 +147,12 @@ def test_restore_and_drill_check_print_a_plan_and_contact_no_host(drill_env: dic
     assert (
         f"read snapshot {world['snapshot_id']} of prod1/production from target local (local folder " in text
     )
-    assert f"staging database beside {DRILL_DB} as mk_drill@127.0.0.1:" in text and "on drill1" in text
-    assert "extract the files beside ~/shop on drill1" in text
+    assert (
+        f"    · (on drill1) load the dump into a staging database beside {DRILL_DB} as mk_drill@127.0.0.1:"
+        in text
+    )
+    assert "    · (on drill1) extract the files beside ~/shop; commit: swap the folder in place" in text
+    assert "    $ " not in text  # a restore's plan is sentences, not commands
     assert mariadb_untouched(world)
 
     drill_plan = cli(world, "drill", *base)
