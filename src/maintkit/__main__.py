@@ -1,3 +1,4 @@
 from maintkit.cli import main
 
-main()
+if __name__ == "__main__":  # not when multiprocessing's fork server imports it as __mp_main__
+    main()

@@ -310,6 +310,8 @@ def execute(
         from maintkit.engine.journal import journal_dir as resolve_journal_dir
         from maintkit.engine.monitoring import Monitoring
         from maintkit.engine.runner import Runner, RunOptions
+        from maintkit.history.location import database_url
+        from maintkit.history.sink import HistorySink
 
     apply_connection_settings(config, settings)
     redactor = config.redactor  # validation collected every secret value already
@@ -321,6 +323,7 @@ def execute(
         break_lock=settings.break_lock,
         argv=sys.argv,
         restore_source=restore_source,
+        command=_command_name(),
     )
     runner = Runner(config, bus, redactor, options, stop)
     runner.start_connecting()  # the SSH handshakes overlap the console and journal set-up below
@@ -331,9 +334,12 @@ def execute(
     if not settings.quiet:
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
-    journal = JournalSink(resolve_journal_dir(settings.journal_dir), run_id)
+    journals = resolve_journal_dir(settings.journal_dir)
+    journal = JournalSink(journals, run_id)
     console: ConsoleSink | None = None
     sinks: list[Any] = [journal]
+    if not settings.check:  # a plan changes nothing: the history records what ran
+        sinks.append(HistorySink(database_url(journals), journal.path))
     if settings.output == "json":
         sinks.append(JsonLinesSink(sys.stdout))
     else:
@@ -361,6 +367,16 @@ def execute(
     bus.close()
     gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     return Execution(final, journal.path)
+
+
+def _command_name() -> str | None:
+    """The maintkit command being run (``run``, ``drill``...), as the history records it."""
+    context = click.get_current_context(silent=True)
+    names = []
+    while context is not None and context.parent is not None:  # the root's name is how it was started
+        names.append(str(context.info_name))
+        context = context.parent
+    return " ".join(reversed(names)) or None
 
 
 def apply_connection_settings(config: RunConfig, settings: Settings) -> None:

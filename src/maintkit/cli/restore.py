@@ -245,6 +245,19 @@ class _DrillVerdict:
             causes=[cause["message"] for cause in verdict["causes"]],
             report=str(html_path),
             json=str(json_path),
+            source_env=self.source_env,
+            rto_objective_seconds=self.report["rto_objective_seconds"],
+            rto_seconds=self.report["rto_seconds"],
+            hosts=[
+                {
+                    "host": h["host"],
+                    "site": h["site"],
+                    "snapshot_id": h["snapshot_id"],
+                    "rto_seconds": h["rto_seconds"],
+                    "data_loss_window_seconds": h["data_loss_window_seconds"],
+                }
+                for h in self.report["hosts"]
+            ],
         )
         code = int(outcome.exit_code)
         final = ExitCode(0 if verdict["passed"] else (code if code > 1 else 1))

@@ -24,6 +24,7 @@ from maintkit.cli.execute import (
     target_options,
     var_options,
 )
+from maintkit.cli.portfolio import load_portfolio_or_exit, portfolio_option
 
 if TYPE_CHECKING:
     from maintkit.engine.runconfig import RunConfig
@@ -84,17 +85,41 @@ def _print_hosts(config: RunConfig) -> None:
 
 
 @click.command()
-@click.argument("playbook")
+@click.argument("playbook", required=False)
 @target_options
 @var_options
-def validate(playbook: str, where: Where, variables: Vars) -> None:
-    """Check PLAYBOOK and the inventory without connecting anywhere (exit 2 on problems)."""
+@portfolio_option
+def validate(playbook: str | None, where: Where, variables: Vars, portfolio: str | None) -> None:
+    """Check PLAYBOOK and the inventory without connecting anywhere (exit 2 on problems).
+
+    Without PLAYBOOK, check the whole portfolio (-P, default portfolio.yml): its structure and
+    objectives, every inventory it names, and each site in its inventory.
+    """
+    if playbook is None or (portfolio and not (where.env or where.inventory)):
+        if playbook is not None:
+            raise click.UsageError("give PLAYBOOK with --env ENV or -i INVENTORY, or -P alone")
+        _validate_portfolio(portfolio)
+        return
+    if portfolio:
+        _validate_portfolio(portfolio)
     config = load(playbook, where, variables, "validate")
     book = config.playbook
     steps = len(book.steps) + len(book.rollback) + len(book.always)
     click.echo(
         f"ok: playbook {book.name!r} ({book.path}): {steps} step(s) on {len(config.hosts)} host(s) "
         f"of {config.inventory.name!r}"
+    )
+
+
+def _validate_portfolio(path: str | None) -> None:
+    """Load the portfolio and every inventory it names (exit 2 on any problem); say what it holds."""
+    book = load_portfolio_or_exit(path, check_inventories=True)
+    entries = book.entries()
+    sites = {(e.client, e.site) for e in entries}
+    envs = sorted({e.env for e in entries})
+    click.echo(
+        f"ok: portfolio {book.path}: {len(book.clients)} client(s), {len(sites)} site(s), "
+        f"{len(entries)} site environment(s) ({', '.join(envs)})"
     )
 
 

@@ -1,0 +1,265 @@
+"""Fleet nightly backup: ``maintkit fleet run nightly-backup`` of many small sites on one control node,
+against plain ``ssh … | zstd`` pipelines of the same dumps and folders at the same concurrency.
+
+Why this baseline: an agency's cron without maintkit is a loop of ``ssh host 'mariadb-dump … | zstd'
+> db.sql.zst`` and ``ssh host 'tar … | zstd' > files.tar.zst`` per site, run N at a time
+(``xargs -P N``). It proves nothing (no checksum, no manifest, no lock, no journal), so it is the
+floor. The target (issue 14): fleet wall time ≤ 1.3 times the baseline's, and the control node's peak
+memory ≤ 400 MB and flat in the number of sites.
+
+Data: S sshd servers on 127.0.0.1 (one Unix user each, several sites per user), N sites spread over
+them; each site a folder of 20 small text files (~55 kB) and its own MariaDB database (one table,
+200 rows: a ~40 kB dump). Every site is backed up into a local folder target.
+
+Memory: "control peak RSS" is the peak of the *sum* of the memory of the fleet process and all its
+descendants (the per-site ``maintkit run`` processes and their ``ssh``), sampled every 20 ms from
+``/proc`` as PSS (shared pages divided among the processes sharing them), so the figure is what the
+control node's memory holds; one process's ``ru_maxrss`` would miss the children. The baseline's
+(``xargs`` and its pipelines) is sampled the same way. Checked: every site's snapshot has its
+manifest (maintkit), every baseline artifact is a complete zstd stream.
+
+Usage::
+
+    benchmarks/setup                      # once
+    .venv/bin/python benchmarks/fleet_backup.py [--quick] [--sites 100,200] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from common import VENV_BIN, child_env, log, machine_facts, markdown_table, print_report, ratio, verdict
+from tests.mariadb import Credentials, MariaDBServer
+from tests.sshd import SSHServers, write_known_hosts
+
+DB_USER, DB_PASSWORD = "fleetbench", "fleet-bench-pw-4711"
+TARGET_RATIO = 1.3
+TARGET_RSS_MB = 400
+ROWS = 200
+FILES = 20
+SAMPLE = 0.02
+
+
+def tree_rss_kib(root: int) -> int:
+    """Memory (KiB) of ``root`` and every descendant, read from /proc now: their PSS.
+
+    PSS (``smaps_rollup``) counts a page shared by k processes as 1/k in each, so the sum is the
+    memory the tree really holds; a sum of RSS would count the interpreter and libraries once per
+    process.
+    """
+    total, stack, seen = 0, [root], set()
+    while stack:
+        pid = stack.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                stack += [int(p) for p in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def run_sampled(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run ``argv``; return (wall seconds, peak tree RSS in MB, stderr)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss_kib(proc.pid))
+            time.sleep(SAMPLE)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate(timeout=3600)
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
+    return seconds, peak * 1024 / 1e6, err.decode(errors="replace")
+
+
+class Fleet:
+    """S servers, one MariaDB, N sites (folders and databases), the project folder maintkit reads."""
+
+    def __init__(self, root: Path, servers: int, sites: int) -> None:
+        self.root = root
+        self.servers = SSHServers((f"fleet{k}", f"mk-bench-fleet{k}") for k in range(servers))
+        self.hosts = list(self.servers.hosts.values())
+        self.known_hosts = write_known_hosts(root / "known_hosts", self.hosts)
+        self.db = MariaDBServer().start()
+        self.db.create_user(DB_USER, DB_PASSWORD)
+        self.sites = sites
+        for index in range(sites):
+            self._make_site(index)
+        creds = Credentials(user=DB_USER, password=DB_PASSWORD, host="127.0.0.1", port=self.db.port)
+        for host in self.hosts:  # the baseline's client option file (maintkit passes its own over stdin)
+            cnf = host.home / ".fleet-bench.cnf"
+            cnf.write_text(creds.option_file())
+            cnf.chmod(0o600)
+            subprocess.run(["chown", f"{host.user}:{host.user}", str(cnf)], check=True)
+            subprocess.run(["chown", "-R", f"{host.user}:{host.user}", str(host.home / "sites")], check=True)
+
+    def host_of(self, index: int):  # type: ignore[no-untyped-def]
+        return self.hosts[index % len(self.hosts)]
+
+    def _make_site(self, index: int) -> None:
+        name = f"site{index:04d}"
+        host = self.host_of(index)
+        folder = host.home / "sites" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for f in range(FILES):
+            line = f"{name} file {f}: " + "lorem ipsum dolor sit amet " * 4 + "\n"
+            (folder / f"page{f}.phtml").write_text(line * 25)
+        self.db.create_database(f"fl_{name}", owner=DB_USER)
+        self.db.sql(
+            "CREATE TABLE orders (id INT PRIMARY KEY, email VARCHAR(64), total DECIMAL(10,2), note TEXT);"
+            "INSERT INTO orders SELECT seq, CONCAT('c', seq, '@example.com'), seq * 1.5, "
+            f"REPEAT(MD5(seq), 4) FROM seq_1_to_{ROWS};",
+            database=f"fl_{name}",
+        )
+
+    def stop(self) -> None:
+        self.db.stop()
+        self.servers.stop()
+
+    # -- maintkit --------------------------------------------------------------------------------
+
+    def project(self, work: Path, count: int) -> Path:
+        """inventories/production.yml (every site a host entry), portfolio.yml (one client per 10 sites)."""
+        (work / "inventories").mkdir(parents=True)
+        hosts = {}
+        clients: dict[str, dict[str, dict[str, object]]] = {}
+        for index in range(count):
+            name, host = f"site{index:04d}", self.host_of(index)
+            hosts[name] = {
+                "host": host.address,
+                "port": host.port,
+                "user": host.user,
+                "key": str(host.key_file),
+                "files": {"root": f"{host.home}/sites/{name}"},
+                "database": {
+                    "name": f"fl_{name}",
+                    "user": DB_USER,
+                    "password": DB_PASSWORD,
+                    "host": "127.0.0.1",
+                    "port": self.db.port,
+                },
+            }
+            client = clients.setdefault(f"client{index // 10:03d}", {"sites": {}})
+            client["sites"][name] = {"environments": ["production"]}
+        storage = [{"name": "local", "type": "local", "path": str(work / "snapshots")}]
+        inventory = {
+            "all": {"vars": {"known_hosts": str(self.known_hosts), "storage": storage}, "hosts": hosts}
+        }
+        (work / "inventories" / "production.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+        portfolio = {"defaults": {"rpo_hours": 24}, "clients": clients}
+        (work / "portfolio.yml").write_text(yaml.safe_dump(portfolio, sort_keys=False))
+        return work
+
+    def run_maintkit(self, work: Path, count: int, concurrency: int) -> tuple[float, float]:
+        project = self.project(work, count)
+        argv = [str(VENV_BIN / "maintkit"), "fleet", "run", "nightly-backup", "--env", "production",
+                "--concurrency", str(concurrency), "-q"]  # fmt: skip
+        seconds, rss, _ = run_sampled(argv, project, child_env())
+        manifests = list((work / "snapshots").rglob("manifest.json"))
+        if len(manifests) != count:
+            raise RuntimeError(f"maintkit: {len(manifests)} manifests for {count} sites")
+        return seconds, rss
+
+    # -- the baseline ----------------------------------------------------------------------------
+
+    def run_baseline(self, work: Path, count: int, concurrency: int) -> tuple[float, float]:
+        out = work / "out"
+        out.mkdir(parents=True)
+        lines = []
+        for index in range(count):
+            name, host = f"site{index:04d}", self.host_of(index)
+            lines.append(f"{host.port} {host.user} {name} {host.home}")
+        (work / "sites.txt").write_text("\n".join(lines) + "\n")
+        ssh = (
+            f"ssh -T -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={self.known_hosts} "
+            f'-o GlobalKnownHostsFile=/dev/null -i {self.hosts[0].key_file} -p "$1" "$2"@127.0.0.1'
+        )
+        # "$3" is the site's name (a plain word), expanded here and sent as part of the remote command
+        dump = (
+            "set -o pipefail; mariadb-dump --defaults-file=\\$HOME/.fleet-bench.cnf --single-transaction "
+            "--quick --routines --triggers --events --hex-blob --no-tablespaces -- fl_$3 | zstd -q -c"
+        )
+        tar = "set -o pipefail; tar -C \\$HOME/sites/$3 -c -f - . | zstd -q -c"
+        script = (
+            f'set -e -o pipefail\n{ssh} "{dump}" > {out}/"$3".sql.zst\n{ssh} "{tar}" > {out}/"$3".tar.zst\n'
+        )
+        (work / "one.sh").write_text(script)
+        argv = ["sh", "-c", f"xargs -P {concurrency} -L 1 bash one.sh < sites.txt"]
+        seconds, rss, _ = run_sampled(argv, work)
+        artifacts = sorted(out.iterdir())
+        check = subprocess.run(["zstd", "-q", "-t", *map(str, artifacts)], capture_output=True, check=False)
+        if len(artifacts) != 2 * count or check.returncode != 0:
+            raise RuntimeError(
+                f"baseline: {len(artifacts)} artifacts for {count} sites, zstd -t {check.returncode}"
+            )
+        return seconds, rss
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="12 and 24 sites on 2 servers (the scripts stay alive)"
+    )
+    parser.add_argument("--sites", default="100,200", help="fleet sizes, comma-separated [100,200]")
+    parser.add_argument("--servers", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args()
+    sizes = [12, 24] if args.quick else [int(s) for s in args.sites.split(",")]
+    servers = 2 if args.quick else args.servers
+    root = Path(tempfile.mkdtemp(prefix="mk-bench-fleet-"))
+    root.chmod(0o755)
+    log(f"setting up {servers} sshd servers, MariaDB and {max(sizes)} sites")
+    fleet = Fleet(root, servers, max(sizes))
+    rows = []
+    try:
+        for count in sizes:
+            log(f"{count} sites: baseline (ssh | zstd, xargs -P {args.concurrency})")
+            base_s, base_rss = fleet.run_baseline(root / f"base-{count}", count, args.concurrency)
+            log(f"{count} sites: maintkit fleet run --concurrency {args.concurrency}")
+            mk_s, mk_rss = fleet.run_maintkit(root / f"mk-{count}", count, args.concurrency)
+            ok = mk_s / base_s <= TARGET_RATIO and mk_rss <= TARGET_RSS_MB
+            rows.append(
+                (count, args.concurrency, f"{base_s:.1f} s", f"{mk_s:.1f} s", ratio(mk_s, base_s),
+                 f"{base_rss:.0f} MB", f"{mk_rss:.0f} MB", f"{count / mk_s:.1f}", verdict(ok))
+            )  # fmt: skip
+    finally:
+        fleet.stop()
+    table = markdown_table(
+        ("sites", "concurrency", "ssh \\| zstd", "maintkit fleet", "ratio", "baseline peak RSS",
+         "control peak RSS", "sites/s", f"≤ {TARGET_RATIO}x, ≤ {TARGET_RSS_MB} MB"),
+        rows,
+    )  # fmt: skip
+    facts = machine_facts({"MariaDB": ["mariadb", "--version"], "zstd": ["zstd", "--version"]})
+    text = print_report(f"Fleet nightly backup ({servers} servers)", [("", table)], facts)
+    if args.output:
+        args.output.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

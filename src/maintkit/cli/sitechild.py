@@ -1,0 +1,75 @@
+"""A site's ``maintkit run`` started from the fleet's fork server instead of a fresh interpreter.
+
+Why: a fresh ``python -m maintkit run`` spends most of a small site's run importing (about half a
+CPU-second here: paramiko, pydantic, jinja2, boto3…), and a fleet of hundreds of small sites would
+spend most of its time there. multiprocessing's ``forkserver`` is a single-threaded process that
+imported all that once (this module's imports); each site is a fork of it: the same isolation as
+a process of its own (own memory, killable by PID, its own session), without the imports, and the
+imported pages shared copy-on-write between the sites.
+
+The child then behaves as ``maintkit run ARGS`` would: its stdout and stderr are the pipes the fleet
+reads, its working folder the project's, its ``sys.argv`` the command line, and it gets SIGTERM if the
+fork server (so the fleet, or the worker) dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from typing import Any
+
+import maintkit.actions.base
+import maintkit.cli
+import maintkit.config.validate
+import maintkit.engine.runner
+import maintkit.jobs.snapshot
+import maintkit.transport.ssh.transport  # the imports are the point: see the docstring
+from maintkit.fleet.forkserver import ForkServer
+from maintkit.fleet.process import arm_parent_death_signal
+
+#: modules the fork server imports once, before any site starts
+PRELOAD = ["maintkit.cli.sitechild"]
+
+
+def fork_server() -> ForkServer:
+    """The fleet's fork server: sites start as forks of a process that imported this module."""
+    return ForkServer(run_site, PRELOAD)
+
+
+def run_site(argv: list[str], cwd: str, stdout: Any, stderr: Any) -> None:
+    """In the forked child: be ``maintkit ARGV`` in ``cwd``, printing to the fleet's pipes; exit with it."""
+    os.setsid()  # its own session and process group: killpg reaches the run and its commands only
+    arm_parent_death_signal()
+    if os.getppid() == 1:  # the fork server died before the signal was armed
+        os._exit(128 + signal.SIGTERM)
+    _let_the_fork_server_go()
+    os.dup2(stdout.fileno(), 1)
+    os.dup2(stderr.fileno(), 2)
+    stdout.close()
+    stderr.close()
+    os.chdir(cwd)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)  # the run installs its own; until then, default
+    sys.argv = ["maintkit", *argv]
+    maintkit.cli.main()
+
+
+def _let_the_fork_server_go() -> None:
+    """Close this child's copy of the fleet's "alive" pipe, so the fork server ends with the fleet.
+
+    multiprocessing hands every forked child a copy of the write end the fork server watches for
+    EOF; while any site held it, a killed worker's fork server (and so its sites, whose parent it is)
+    would live on and finish runs that Celery hands to another worker. With it closed, the fork
+    server sees EOF when the fleet or worker dies, exits, and each site gets its parent-death SIGTERM.
+    (``_forkserver_alive_fd`` is private to multiprocessing: read defensively.)
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(alive, int):
+        with contextlib.suppress(OSError):
+            os.close(alive)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]

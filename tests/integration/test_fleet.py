@@ -1,0 +1,343 @@
+"""``maintkit fleet run``: many sites of real sshd hosts at once, isolated; Celery workers on a real Redis.
+
+The fleet: three servers (the session's sshd hosts), seven production sites, three of them on one
+server user (prod1). Every site's run writes marker files in ``~/sites/SITE`` on its server, so
+what ran, how often, and what rolled back is read on the hosts, not in maintkit's own output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.helpers import maintkit_cmd, run_cli, start_cli, wait_for, write_playbook
+from tests.redisserver import RedisServer
+from tests.sshd import SSHHost, terminate
+
+pytestmark = pytest.mark.integration
+
+#: site -> (server, what it does): three sites of one environment on prod1's one user
+SITES: dict[str, tuple[str, str]] = {
+    "shop-a": ("prod1", "ok"),
+    "shop-b": ("prod1", "ok"),
+    "shop-c": ("prod1", "ok"),
+    "shop-d": ("prod2", "fail"),
+    "shop-e": ("prod2", "hang"),
+    "shop-f": ("prod2", "ok"),
+    "shop-g": ("stage1", "ok"),
+}
+CLIENTS = {
+    "acme": ["shop-a", "shop-b", "shop-c"],
+    "beta": ["shop-d", "shop-e", "shop-f"],
+    "gamma": ["shop-g"],
+}
+HEALTHY = [s for s, (_, kind) in SITES.items() if kind == "ok"]
+
+BOOK = {
+    "name": "fleet-test",
+    "steps": [
+        {
+            "name": "start",
+            "shell": "mkdir -p sites/{{ site }} && echo {{ run_id }} >> sites/{{ site }}/started",
+        },
+        {"name": "fail", "shell": "exit 7", "when": "behaviour == 'fail'"},
+        {"name": "hang", "shell": "sleep 600", "when": "behaviour == 'hang'"},
+        {"name": "work", "shell": "sleep {{ work_seconds | default(0) }}"},
+        {"name": "done", "shell": "echo {{ run_id }} >> sites/{{ site }}/done"},
+    ],
+    "rollback": [{"name": "undo", "shell": "echo {{ run_id }} >> sites/{{ site }}/rolled-back"}],
+}
+
+
+def _inventory(ssh_hosts: dict[str, SSHHost], known_hosts: Path) -> dict[str, Any]:
+    hosts: dict[str, Any] = {}
+    for site, (server, behaviour) in SITES.items():
+        host = ssh_hosts[server]
+        hosts[f"{site}-web"] = {
+            "ansible_host": host.address,
+            "ansible_port": host.port,
+            "ansible_user": host.user,
+            "ansible_ssh_private_key_file": str(host.key_file),
+            "site": site,
+            "behaviour": behaviour,
+        }
+    return {"all": {"vars": {"known_hosts": str(known_hosts)}, "hosts": hosts}}
+
+
+def _portfolio(sites: list[str]) -> dict[str, Any]:
+    clients: dict[str, Any] = {}
+    for client, names in CLIENTS.items():
+        chosen = {name: {"environments": ["production"]} for name in names if name in sites}
+        if chosen:
+            clients[client] = {"sites": chosen}
+    return {
+        "defaults": {"rpo_hours": 24, "window": "02:00-05:00", "timezone": "Europe/Paris"},
+        "clients": clients,
+    }
+
+
+@pytest.fixture
+def project(tmp_path: Path, clean_homes: dict[str, SSHHost], known_hosts_file: Path) -> Path:
+    """A project folder: inventories/production.yml (7 sites on 3 servers), portfolio.yml, book.yml."""
+    (tmp_path / "inventories").mkdir()
+    inventory = _inventory(clean_homes, known_hosts_file)
+    (tmp_path / "inventories" / "production.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    (tmp_path / "portfolio.yml").write_text(yaml.safe_dump(_portfolio(list(SITES)), sort_keys=False))
+    (tmp_path / "healthy.yml").write_text(yaml.safe_dump(_portfolio(HEALTHY), sort_keys=False))
+    write_playbook(tmp_path, BOOK)
+    return tmp_path
+
+
+def marker(ssh_hosts: dict[str, SSHHost], site: str, name: str) -> list[str]:
+    """The lines of a marker file a site's runs wrote on its server (one line per run that got there)."""
+    path = Path(ssh_hosts[SITES[site][0]].home) / "sites" / site / name
+    return path.read_text().split() if path.exists() else []
+
+
+def lock_folders(ssh_hosts: dict[str, SSHHost]) -> list[Path]:
+    return [p for h in ssh_hosts.values() for p in (Path(h.home) / ".maintkit" / "lock").glob("*/*")]
+
+
+def test_failing_and_hanging_sites_never_stop_the_others(project, ssh_hosts):
+    started = time.monotonic()
+    result = run_cli(
+        "fleet",
+        "run",
+        "book.yml",
+        "--env",
+        "production",
+        "--concurrency",
+        "3",
+        "--timeout",
+        "12",
+        "--grace",
+        "20",
+        "--output",
+        "json",
+        "--journal-dir",
+        "journal",
+        cwd=project,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr  # the worst site: failed, rolled back
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    by_site = {line["site"]: line for line in lines}
+    assert sorted(by_site) == sorted(SITES) and len(lines) == len(SITES)
+    for site in HEALTHY:
+        assert by_site[site]["status"] == "done" and by_site[site]["exit_code"] == 0, by_site[site]
+        assert marker(ssh_hosts, site, "done") == [by_site[site]["run_id"]]  # ran exactly once
+        assert marker(ssh_hosts, site, "rolled-back") == []
+    failed, hung = by_site["shop-d"], by_site["shop-e"]
+    assert (failed["status"], failed["exit_code"]) == ("failed", 1) and "fail" in failed["error"]
+    assert marker(ssh_hosts, "shop-d", "rolled-back") == [failed["run_id"]]
+    # the hanging site was ended by its own time limit, and rolled back
+    assert hung["status"] == "timeout" and hung["timed_out"] and hung["exit_code"] == 1
+    assert 12 <= hung["duration"] < 12 + 20
+    assert marker(ssh_hosts, "shop-e", "done") == [] and marker(ssh_hosts, "shop-e", "rolled-back") == [
+        hung["run_id"]
+    ]
+    # it held one of the three slots; the six others ran in the other two and all ended before it
+    assert lines[-1]["site"] == "shop-e"
+    assert max(by_site[s]["duration"] for s in SITES if s != "shop-e") < 12
+    assert elapsed < 12 + 20
+    # one journal per site run, every lock released, no remote sleep left behind
+    journals = sorted(p.stem for p in (project / "journal").glob("*.jsonl"))
+    assert journals == sorted(line["run_id"] for line in lines)
+    assert lock_folders(ssh_hosts) == []
+    ps = subprocess.run(["pgrep", "-u", ssh_hosts["prod2"].user, "-f", "sleep 600"], capture_output=True)
+    assert ps.returncode == 1, ps.stdout
+
+
+def test_filters_quiet_and_summary(project, ssh_hosts):
+    # -q and every site done: nothing printed (cron mails nothing)
+    quiet = run_cli("fleet", "run", "book.yml", "--env", "production", "--client", "acme", "-q", cwd=project)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    assert all(len(marker(ssh_hosts, s, "done")) == 1 for s in CLIENTS["acme"])
+    assert marker(ssh_hosts, "shop-f", "started") == [] and marker(ssh_hosts, "shop-g", "started") == []
+    # the summary table: one row per site, the failure named
+    summary = run_cli("fleet", "run", "book.yml", "--env", "production", "--site", "shop-d", cwd=project)
+    assert summary.returncode == 1
+    assert "beta/shop-d/production" in summary.stdout and "failed" in summary.stdout
+    assert "1 sites: 0 done · 0 running · 1 failed" in summary.stdout
+    assert marker(ssh_hosts, "shop-a", "started") == marker(ssh_hosts, "shop-a", "done")  # shop-a not re-run
+    # -q with a failure: the failing site only
+    quiet = run_cli(
+        "fleet",
+        "run",
+        "book.yml",
+        "--env",
+        "production",
+        "--client",
+        "gamma",
+        "--site",
+        "shop-g",
+        "-q",
+        "--var",
+        "behaviour=fail",
+        cwd=project,
+    )
+    assert quiet.returncode == 1 and quiet.stdout == ""
+    assert "gamma/shop-g/production" in quiet.stderr and "failed" in quiet.stderr
+
+
+def test_bad_input_exits_2_before_any_site_runs(project, ssh_hosts):
+    text = (project / "portfolio.yml").read_text().replace("rpo_hours: 24", "rpo_hours: soon")
+    (project / "portfolio.yml").write_text(text)
+    result = run_cli("fleet", "run", "book.yml", "--env", "production", cwd=project)
+    assert result.returncode == 2
+    assert "portfolio.yml:2:" in result.stderr and "rpo_hours must be a number > 0" in result.stderr
+    unknown = run_cli(
+        "fleet",
+        "run",
+        "book.yml",
+        "--env",
+        "production",
+        "--client",
+        "acmee",
+        "-P",
+        "healthy.yml",
+        cwd=project,
+    )
+    assert unknown.returncode == 2 and "no client 'acmee'" in unknown.stderr
+    assert not any(marker(ssh_hosts, s, "started") for s in SITES)
+
+
+def test_sigterm_starts_no_new_site_and_rolls_the_running_ones_back(project, ssh_hosts):
+    fleet = start_cli(
+        "fleet", "run", "book.yml", "--env", "production", "--client", "acme", "--concurrency", "2",
+        "--output", "json", "--var", "work_seconds=60", cwd=project,
+    )  # fmt: skip
+    wait_for(lambda: sum(bool(marker(ssh_hosts, s, "started")) for s in CLIENTS["acme"]) == 2, 60, "2 sites")
+    fleet.send_signal(signal.SIGTERM)
+    stdout, stderr = fleet.communicate(timeout=60)
+    assert fleet.returncode == 1, stdout + stderr
+    lines = {x["site"]: x for x in map(json.loads, stdout.splitlines())}
+    started = [s for s in CLIENTS["acme"] if marker(ssh_hosts, s, "started")]
+    (never,) = set(CLIENTS["acme"]) - set(started)
+    assert lines[never]["status"] == "cancelled" and lines[never]["exit_code"] is None
+    for site in started:  # stopped in `sleep 60`, rolled back, no done marker
+        assert lines[site]["status"] == "failed" and lines[site]["exit_code"] == 1
+        assert marker(ssh_hosts, site, "done") == [] and marker(ssh_hosts, site, "rolled-back") != []
+    assert "no new site starts" in stderr
+    assert lock_folders(ssh_hosts) == []
+
+
+# -- Celery workers on Redis -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+def start_worker(project: Path, broker: str, name: str) -> subprocess.Popen[bytes]:
+    log = (project / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        maintkit_cmd(
+            "worker",
+            "--broker",
+            broker,
+            "-n",
+            f"{name}@fleet-test",
+            "-c",
+            "2",
+            "--visibility-timeout",
+            "8",
+            "--workdir",
+            str(project),
+        ),
+        cwd=project,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (its fork server, the site runs forked from it, their ssh)."""
+    found, stack = [], [pid]
+    while stack:
+        for task in Path(f"/proc/{stack.pop()}/task").glob("*"):
+            try:
+                children = [int(p) for p in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            stack += children
+    return found
+
+
+def running_site(worker: int, project: Path) -> str | None:
+    """The site a worker is running: the run writing a journal there names its hosts in ``run_start``."""
+    for pid in descendants(worker):
+        try:
+            targets = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        for target in targets:
+            if target.endswith(".jsonl") and "/.maintkit/runs/" in target:
+                first = Path(target).read_text().split("\n", 1)[0]
+                if first:
+                    return str(json.loads(first)["hosts"][0]).removesuffix("-web")
+    return None
+
+
+def test_a_killed_worker_s_site_is_run_again_elsewhere_exactly_once(project, ssh_hosts, redis_server):
+    workers = [start_worker(project, redis_server.url, name) for name in ("w1", "w2")]
+    try:
+        wait_for(
+            lambda: all("ready" in (project / f"{n}.log").read_text() for n in ("w1", "w2")), 60, "workers"
+        )
+        fleet = start_cli(
+            "fleet",
+            "run",
+            "book.yml",
+            "--env",
+            "production",
+            "-P",
+            "healthy.yml",
+            "--workers",
+            redis_server.url,
+            "--output",
+            "json",
+            "--timeout",
+            "60",
+            "--grace",
+            "5",
+            "--var",
+            "work_seconds=3",
+            cwd=project,
+        )
+        killed = wait_for(lambda: running_site(workers[0].pid, project), 60, "w1 running a site")
+        running = descendants(workers[0].pid)
+        wait_for(lambda: marker(ssh_hosts, killed, "started"), 30, f"{killed} started on w1")
+        workers[0].send_signal(signal.SIGKILL)  # mid-run: its site's `maintkit run` is in `sleep 3`
+        workers[0].wait(timeout=10)
+        stdout, stderr = fleet.communicate(timeout=120)
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in running), 30, "w1's runs to end")
+    finally:
+        for worker in workers:
+            terminate(worker)  # type: ignore[arg-type]
+    assert fleet.returncode == 0, stdout + stderr
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert sorted(line["site"] for line in lines) == sorted(HEALTHY)
+    assert all(line["status"] == "done" for line in lines), lines
+    for site in HEALTHY:  # every site done exactly once, by the run the fleet reports
+        assert marker(ssh_hosts, site, "done") == [next(x["run_id"] for x in lines if x["site"] == site)]
+    # the site w1 was running rolled back when w1 died, and was run again, by w2
+    assert (
+        len(marker(ssh_hosts, killed, "started")) == 2 and len(marker(ssh_hosts, killed, "rolled-back")) == 1
+    )
+    assert next(x for x in lines if x["site"] == killed)["worker"] == "w2@fleet-test"
+    assert lock_folders(ssh_hosts) == []
