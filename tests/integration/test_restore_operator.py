@@ -147,8 +147,12 @@ def test_restore_and_drill_check_print_a_plan_and_contact_no_host(drill_env: dic
     assert (
         f"read snapshot {world['snapshot_id']} of prod1/production from target local (local folder " in text
     )
-    assert f"staging database beside {DRILL_DB} as mk_drill@127.0.0.1:" in text and "on drill1" in text
-    assert "extract the files beside ~/shop on drill1" in text
+    assert (
+        f"    · (on drill1) load the dump into a staging database beside {DRILL_DB} as mk_drill@127.0.0.1:"
+        in text
+    )
+    assert "    · (on drill1) extract the files beside ~/shop; commit: swap the folder in place" in text
+    assert "    $ " not in text  # a restore's plan is sentences, not commands
     assert mariadb_untouched(world)
 
     drill_plan = cli(world, "drill", *base)
@@ -225,3 +229,16 @@ def test_a_copy_whose_object_is_gone_names_the_other_target(
     )
     assert f"--snapshot {new_id}" in failed.stderr and "--target local" in failed.stderr
     assert mariadb.sql(f"SHOW DATABASES LIKE '{DRILL_DB}'") == []  # nothing committed, cleaned up
+
+
+def test_target_with_a_drill_playbook_that_does_not_read_it_is_refused(drill_env: dict[str, Any]) -> None:
+    world = drill_env
+    shipped = Path(__file__).resolve().parents[2] / "playbooks" / "restore-drill.yml"
+    older = world["work"] / "my-drill.yml"  # a copy made before --target existed
+    older.write_text(
+        "".join(line for line in shipped.read_text().splitlines(True) if "restore_target" not in line)
+    )
+    result = drill(world, "--playbook", str(older), "--target", "local")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--target: the playbook" in result.stderr and "has no restore step that reads it" in result.stderr
+    assert 'target: "{{ restore_target | default(none) }}"' in result.stderr

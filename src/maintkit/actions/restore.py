@@ -119,29 +119,30 @@ class Restore(Action):
     Params = RestoreParams
 
     def plan(self, params: RestoreParams, ctx: StepContext) -> list[str]:
+        """What would be restored from where into where: sentences, each saying where it happens
+        (``--check`` shows them as a plan, not as commands)."""
         given = RestoreSource.of_step(params.source, ctx.restore_source)
+        on = f"(on {ctx.host.name})"
         plan = [_plan_source(params, ctx, given)]
         if given is not None or params.drill:
             plan.append(
-                "(read-only) resolve the target's database server and name and its real folder on the "
-                "host; refuse when they are the source's (the manifest's identity)"
+                f"{on} read-only: resolve the target's database server and name and its real folder; "
+                "refuse when they are the source's (the manifest's identity)"
             )
         if params.database:
+            plan.append(f"{on} load the dump into a staging database beside {params.database.describe()}")
             plan.append(
-                f"load the dump into a staging database beside {params.database.describe()} "
-                f"on {ctx.host.name}"
+                f"{on} count the staged rows; commit: RENAME TABLE into the target, re-create views etc."
             )
-            plan.append("count the staged rows; commit: RENAME TABLE into the target, re-create views etc.")
         if params.files:
             plan.append(
-                f"extract the files beside {params.files.root} on {ctx.host.name}; commit: swap the folder "
-                "in place"
+                f"{on} extract the files beside {params.files.root}; commit: swap the folder in place"
             )
             config = config_file(params.files.cms)
             if (given is not None or params.drill) and config:
                 plan.append(
-                    f"keep (or write) the copy's own {config}; prove it names the "
-                    "target's database before and after the commit"
+                    f"{on} keep (or write) the copy's own {config}; prove it names the target's database "
+                    "before and after the commit"
                 )
         return plan
 

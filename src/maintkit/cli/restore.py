@@ -196,6 +196,12 @@ def drill(
         extra["restore_target"] = target
     into_where = Where(into, into_inventory, where.limit)
     config = load(playbook, into_where, variables, run_id, check=settings.check, extra=extra)
+    if target and not _reads_target(config.playbook):
+        raise click.UsageError(
+            f"--target: the playbook {config.playbook.path} has no restore step that reads it; give "
+            "its restore step  target: \"{{ restore_target | default(none) }}\"  as the shipped "
+            "restore-drill does"
+        )
     refusals = _production_refusals(config, source)
     if refusals:
         for line in refusals:
@@ -270,6 +276,13 @@ class _DrillVerdict:
         click.echo(f"report: {html_path}")
         if not settings.quiet:
             click.echo(f"json: {json_path}")
+
+
+def _reads_target(playbook: Any) -> bool:
+    """Whether a restore step of the playbook takes ``restore_target`` (a copied drill playbook may
+    predate ``--target``: it must not be ignored silently)."""
+    steps = playbook.steps + playbook.rollback + playbook.always
+    return any(s.action == "restore" and "restore_target" in repr(s.params.get("target")) for s in steps)
 
 
 def _production_refusals(config: Any, source: RestoreSource) -> list[str]:
