@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -155,10 +156,10 @@ def portfolio(work: Path, rpo_hours: float) -> None:
     )
 
 
-def test_status_exits_1_when_a_site_breaches_its_rpo_and_0_when_all_meet_it(work):
-    nightly(work, None)
+def test_status_exits_1_when_a_site_breaches_its_rpo_and_0_when_all_meet_it(work, history_url):
+    nightly(work, history_url)
     portfolio(work, rpo_hours=24)
-    fine = cli(work, None, "status", "--output", "json")
+    fine = cli(work, history_url, "status", "--output", "json")
     assert fine.returncode == 0, fine.stdout + fine.stderr
     lines = [json.loads(line) for line in fine.stdout.splitlines()]
     assert [(x["client"], x["site"], x["verdict"]) for x in lines] == [
@@ -167,7 +168,7 @@ def test_status_exits_1_when_a_site_breaches_its_rpo_and_0_when_all_meet_it(work
     ]
     assert all(x["snapshot"]["verified"] and x["snapshot"]["size"] > 0 for x in lines)
     portfolio(work, rpo_hours=0.0001)  # 0.36 s: the snapshot taken above is older by now
-    breached = cli(work, None, "status", "--client", "globex")
+    breached = cli(work, history_url, "status", "--client", "globex")
     assert breached.returncode == 1, breached.stdout + breached.stderr
     assert (
         "globex/prod2" in breached.stdout
@@ -190,6 +191,18 @@ def test_a_broken_database_url_does_not_fail_the_run_and_import_records_it_later
     assert (work / "backups" / "prod1" / "production").is_dir()  # and the run did its work
     later = cli(work, f"sqlite:///{tmp_path / 'later.sqlite'}", "history", "import")
     assert later.returncode == 0 and "1 run(s) recorded" in later.stdout
+
+
+def test_a_database_that_never_answers_does_not_hold_the_run_back(work):
+    with socket.socket() as black_hole:  # accepts connections in its backlog, never says a word
+        black_hole.bind(("127.0.0.1", 0))
+        black_hole.listen(8)
+        port = black_hole.getsockname()[1]
+        result = cli(work, f"postgresql://u:pw@127.0.0.1:{port}/h", "run", "book.yml", "--env", "production")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.count("maintkit: warning:") == 1
+    assert "the history database did not answer in time" in result.stderr  # a second's grace, no more
+    assert events(work / "journal")[-1]["event"] == "run_end"
 
 
 def test_postgres_password_never_reaches_the_output_of_history_commands(work, postgres):

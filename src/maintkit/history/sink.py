@@ -25,6 +25,8 @@ from maintkit.history.mapping import MAPPED_EVENTS, map_run
 
 #: how long the end of a run waits for its last history write before going on without it
 CLOSE_TIMEOUT = 15.0
+#: how long it waits when the database never answered yet (a server that hangs, a black-holed port)
+UNREACHED_GRACE = 1.0
 
 _STOP = object()
 
@@ -37,6 +39,7 @@ class HistorySink:
         self.journal_path = journal_path
         self.close_timeout = close_timeout
         self.failed: str | None = None
+        self._warned = False  # the first problem is told, once
         self._events: list[dict[str, Any]] = []
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._store: Any = None
@@ -48,10 +51,13 @@ class HistorySink:
             self._queue.put(event)
 
     def close(self) -> None:
+        """Wait for the last write: ``close_timeout`` once the database answered, a second if it never did."""
         self._queue.put(_STOP)
-        self._thread.join(self.close_timeout)
+        self._thread.join(self.close_timeout if self._store is not None else UNREACHED_GRACE)
+        if self._store is None and self._thread.is_alive():  # it answered meanwhile: give it its time
+            self._thread.join(self.close_timeout if self._store is not None else 0)
         if self._thread.is_alive():
-            self._warn(f"the history was not written within {self.close_timeout:g} s")
+            self._warn("the history database did not answer in time")
 
     def _work(self) -> None:
         while True:
@@ -83,6 +89,9 @@ class HistorySink:
             self._warn(f"the history could not be written ({self.failed})")
 
     def _warn(self, why: str) -> None:
+        if self._warned:
+            return
+        self._warned = True
         with contextlib.suppress(OSError, ValueError):
             print(
                 f"maintkit: warning: {why}; the run goes on, its journal {self.journal_path} is complete: "
