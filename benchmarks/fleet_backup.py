@@ -35,7 +35,17 @@ import time
 from pathlib import Path
 
 import yaml
-from common import VENV_BIN, child_env, log, machine_facts, markdown_table, print_report, ratio, verdict
+from common import (
+    VENV_BIN,
+    child_env,
+    log,
+    machine_facts,
+    markdown_table,
+    median,
+    print_report,
+    ratio,
+    verdict,
+)
 from tests.mariadb import Credentials, MariaDBServer
 from tests.sshd import SSHServers, write_known_hosts
 
@@ -92,6 +102,7 @@ def run_sampled(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -
     done.set()
     sampler.join()
     if proc.returncode != 0:
+        log(err.decode(errors="replace")[-3000:])
         raise RuntimeError(f"{argv[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
     return seconds, peak * 1024 / 1e6, err.decode(errors="replace")
 
@@ -227,10 +238,12 @@ def main() -> int:
     parser.add_argument("--sites", default="100,200", help="fleet sizes, comma-separated [100,200]")
     parser.add_argument("--servers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per size (medians) [2]")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     sizes = [12, 24] if args.quick else [int(s) for s in args.sites.split(",")]
     servers = 2 if args.quick else args.servers
+    rounds = 1 if args.quick else args.rounds
     root = Path(tempfile.mkdtemp(prefix="mk-bench-fleet-"))
     root.chmod(0o755)
     log(f"setting up {servers} sshd servers, MariaDB and {max(sizes)} sites")
@@ -238,20 +251,36 @@ def main() -> int:
     rows = []
     try:
         for count in sizes:
-            log(f"{count} sites: baseline (ssh | zstd, xargs -P {args.concurrency})")
-            base_s, base_rss = fleet.run_baseline(root / f"base-{count}", count, args.concurrency)
-            log(f"{count} sites: maintkit fleet run --concurrency {args.concurrency}")
-            mk_s, mk_rss = fleet.run_maintkit(root / f"mk-{count}", count, args.concurrency)
+            base: list[tuple[float, float]] = []
+            mine: list[tuple[float, float]] = []
+            for round_ in range(rounds):  # interleaved, the order alternating: medians of each
+                order = [("baseline", base), ("maintkit", mine)]
+                for tool, into in order if round_ % 2 == 0 else order[::-1]:
+                    work = root / f"{tool}-{count}-{round_}"
+                    log(f"{count} sites, round {round_ + 1}: {tool} (concurrency {args.concurrency})")
+                    if tool == "baseline":
+                        into.append(fleet.run_baseline(work, count, args.concurrency))
+                    else:
+                        into.append(fleet.run_maintkit(work, count, args.concurrency))
+            base_s, base_rss = median(b[0] for b in base), max(b[1] for b in base)
+            mk_s, mk_rss = median(m[0] for m in mine), max(m[1] for m in mine)
             ok = mk_s / base_s <= TARGET_RATIO and mk_rss <= TARGET_RSS_MB
+            log(f"{count} sites: {base_s:.1f} s vs {mk_s:.1f} s, {base_rss:.0f} vs {mk_rss:.0f} MB")
             rows.append(
-                (count, args.concurrency, f"{base_s:.1f} s", f"{mk_s:.1f} s", ratio(mk_s, base_s),
+                (count, args.concurrency, rounds, f"{base_s:.1f} s", f"{mk_s:.1f} s", ratio(mk_s, base_s),
                  f"{base_rss:.0f} MB", f"{mk_rss:.0f} MB", f"{count / mk_s:.1f}", verdict(ok))
             )  # fmt: skip
+    except Exception:
+        log(
+            "MariaDB's log:\n"
+            + (fleet.db.log.read_text(errors="replace")[-3000:] if fleet.db.log.exists() else "")
+        )
+        raise
     finally:
         fleet.stop()
     table = markdown_table(
-        ("sites", "concurrency", "ssh \\| zstd", "maintkit fleet", "ratio", "baseline peak RSS",
-         "control peak RSS", "sites/s", f"≤ {TARGET_RATIO}x, ≤ {TARGET_RSS_MB} MB"),
+        ("sites", "concurrency", "rounds", "ssh \\| zstd", "maintkit fleet", "ratio", "baseline peak (PSS)",
+         "control peak (PSS)", "sites/s", f"≤ {TARGET_RATIO}x, ≤ {TARGET_RSS_MB} MB"),
         rows,
     )  # fmt: skip
     facts = machine_facts({"MariaDB": ["mariadb", "--version"], "zstd": ["zstd", "--version"]})
