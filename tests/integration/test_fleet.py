@@ -209,6 +209,12 @@ def test_bad_input_exits_2_before_any_site_runs(project, ssh_hosts):
         cwd=project,
     )
     assert unknown.returncode == 2 and "no client 'acmee'" in unknown.stderr
+    # a playbook mistake: once, at its file:line, before any site runs (secret --var values masked)
+    (project / "bad.yml").write_text("name: bad\nsteps:\n  - name: x\n    shel: echo\n")
+    secret = ["--var", "db_password=hunter2hunter2"]
+    bad = run_cli("fleet", "run", "bad.yml", "--env", "production", "-P", "healthy.yml", *secret, cwd=project)
+    assert bad.returncode == 2 and "bad.yml:4:" in bad.stderr, bad.stderr
+    assert "hunter2hunter2" not in bad.stdout + bad.stderr
     assert not any(marker(ssh_hosts, s, "started") for s in SITES)
 
 
