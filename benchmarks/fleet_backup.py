@@ -18,6 +18,11 @@ control node's memory holds; one process's ``ru_maxrss`` would miss the children
 (``xargs`` and its pipelines) is sampled the same way. Checked: every site's snapshot has its
 manifest (maintkit), every baseline artifact is a complete zstd stream.
 
+Celery: the same fleet through two ``maintkit worker`` processes (concurrency/2 sites each) on a
+real ``redis-server`` (free port, temp dir), started and ready before the clock starts; they run on
+this machine too, so the wall time is comparable, and "control" is the ``fleet run`` process alone
+(the workers would be other machines). ``--no-celery`` skips it (it needs ``redis-server``).
+
 Usage::
 
     benchmarks/setup                      # once
@@ -27,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,7 +53,8 @@ from common import (
     verdict,
 )
 from tests.mariadb import Credentials, MariaDBServer
-from tests.sshd import SSHServers, write_known_hosts
+from tests.redisserver import RedisServer
+from tests.sshd import SSHServers, terminate, write_known_hosts
 
 DB_USER, DB_PASSWORD = "fleetbench", "fleet-bench-pw-4711"
 TARGET_RATIO = 1.3
@@ -195,6 +202,53 @@ class Fleet:
             raise RuntimeError(f"maintkit: {len(manifests)} manifests for {count} sites")
         return seconds, rss
 
+    def run_celery(self, work: Path, count: int, concurrency: int, broker: str) -> tuple[float, float]:
+        """The same fleet through two ``maintkit worker`` processes (concurrency/2 each) on Redis.
+
+        The workers are started (and ready) before the clock starts, as they would be on their
+        machines; the memory figure is the control node's: the ``fleet run`` process alone.
+        """
+        project = self.project(work, count)
+        workers = []
+        try:
+            for k in range(2):
+                log_file = (project / f"worker{k}.log").open("wb")
+                workers.append(
+                    subprocess.Popen(
+                        [
+                            str(VENV_BIN / "maintkit"),
+                            "worker",
+                            "--broker",
+                            broker,
+                            "-n",
+                            f"bench{k}@fleet",
+                            "-c",
+                            str(max(1, concurrency // 2)),
+                            "--workdir",
+                            str(project),
+                        ],
+                        cwd=project,
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                        env=child_env(),
+                    )
+                )
+            deadline = time.monotonic() + 120
+            while not all("ready" in (project / f"worker{k}.log").read_text() for k in range(2)):
+                if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                    raise RuntimeError("the Celery workers did not start")
+                time.sleep(0.2)
+            argv = [str(VENV_BIN / "maintkit"), "fleet", "run", "nightly-backup", "--env", "production",
+                    "--workers", broker, "-q"]  # fmt: skip
+            seconds, rss, _ = run_sampled(argv, project, child_env())
+        finally:
+            for worker in workers:
+                terminate(worker)  # type: ignore[arg-type]
+        manifests = list((work / "snapshots").rglob("manifest.json"))
+        if len(manifests) != count:
+            raise RuntimeError(f"maintkit on Celery: {len(manifests)} manifests for {count} sites")
+        return seconds, rss
+
     # -- the baseline ----------------------------------------------------------------------------
 
     def run_baseline(self, work: Path, count: int, concurrency: int) -> tuple[float, float]:
@@ -238,6 +292,7 @@ def main() -> int:
     parser.add_argument("--sites", default="100,200", help="fleet sizes, comma-separated [100,200]")
     parser.add_argument("--servers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--no-celery", dest="celery", action="store_false", help="skip the Celery runs")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per size (medians) [2]")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
@@ -248,24 +303,39 @@ def main() -> int:
     root.chmod(0o755)
     log(f"setting up {servers} sshd servers, MariaDB and {max(sizes)} sites")
     fleet = Fleet(root, servers, max(sizes))
+    redis = RedisServer().start() if args.celery and shutil.which("redis-server") else None
     rows = []
+    celery_rows: list[tuple[object, ...]] = []
     try:
         for count in sizes:
             base: list[tuple[float, float]] = []
             mine: list[tuple[float, float]] = []
-            for round_ in range(rounds):  # interleaved, the order alternating: medians of each
-                order = [("baseline", base), ("maintkit", mine)]
-                for tool, into in order if round_ % 2 == 0 else order[::-1]:
+            celery: list[tuple[float, float]] = []
+            for round_ in range(rounds):  # interleaved, the order rotating: medians of each
+                order = [("baseline", base), ("maintkit", mine)] + ([("celery", celery)] if redis else [])
+                shift = round_ % len(order)
+                for tool, into in order[shift:] + order[:shift]:
                     work = root / f"{tool}-{count}-{round_}"
                     log(f"{count} sites, round {round_ + 1}: {tool} (concurrency {args.concurrency})")
                     if tool == "baseline":
                         into.append(fleet.run_baseline(work, count, args.concurrency))
-                    else:
+                    elif tool == "maintkit":
                         into.append(fleet.run_maintkit(work, count, args.concurrency))
+                    else:
+                        assert redis is not None
+                        into.append(fleet.run_celery(work, count, args.concurrency, redis.url))
             base_s, base_rss = median(b[0] for b in base), max(b[1] for b in base)
             mk_s, mk_rss = median(m[0] for m in mine), max(m[1] for m in mine)
             ok = mk_s / base_s <= TARGET_RATIO and mk_rss <= TARGET_RSS_MB
             log(f"{count} sites: {base_s:.1f} s vs {mk_s:.1f} s, {base_rss:.0f} vs {mk_rss:.0f} MB")
+            if celery:
+                cel_s, cel_rss = median(c[0] for c in celery), max(c[1] for c in celery)
+                log(f"{count} sites on 2 Celery workers: {cel_s:.1f} s, control {cel_rss:.0f} MB")
+                celery_rows.append(
+                    (count, f"2 x {max(1, args.concurrency // 2)}", rounds, f"{base_s:.1f} s",
+                     f"{cel_s:.1f} s", ratio(cel_s, base_s), f"{cel_rss:.0f} MB",
+                     verdict(cel_s / base_s <= TARGET_RATIO))
+                )  # fmt: skip
             rows.append(
                 (count, args.concurrency, rounds, f"{base_s:.1f} s", f"{mk_s:.1f} s", ratio(mk_s, base_s),
                  f"{base_rss:.0f} MB", f"{mk_rss:.0f} MB", f"{count / mk_s:.1f}", verdict(ok))
@@ -278,13 +348,22 @@ def main() -> int:
         raise
     finally:
         fleet.stop()
+        if redis is not None:
+            redis.stop()
     table = markdown_table(
         ("sites", "concurrency", "rounds", "ssh \\| zstd", "maintkit fleet", "ratio", "baseline peak (PSS)",
          "control peak (PSS)", "sites/s", f"≤ {TARGET_RATIO}x, ≤ {TARGET_RSS_MB} MB"),
         rows,
     )  # fmt: skip
+    sections = [("", table)]
+    if celery_rows:
+        sections.append(
+            ("The same fleet through two Celery workers (on this machine; control = the fleet process)",
+             markdown_table(("sites", "workers x concurrency", "rounds", "ssh \\| zstd", "maintkit on Celery",
+                             "ratio", "control peak (PSS)", f"≤ {TARGET_RATIO}x"), celery_rows))
+        )  # fmt: skip
     facts = machine_facts({"MariaDB": ["mariadb", "--version"], "zstd": ["zstd", "--version"]})
-    text = print_report(f"Fleet nightly backup ({servers} servers)", [("", table)], facts)
+    text = print_report(f"Fleet nightly backup ({servers} servers)", sections, facts)
     if args.output:
         args.output.write_text(text)
     return 0
