@@ -11,5 +11,9 @@ from setuptools import find_packages, setup
 setup(
     packages=[*find_packages("src"), "maintkit.playbooks"],
     package_dir={"": "src", "maintkit.playbooks": "playbooks"},
-    package_data={"maintkit": ["py.typed"], "maintkit.playbooks": ["*.yml"]},
+    package_data={
+        "maintkit": ["py.typed"],
+        "maintkit.playbooks": ["*.yml"],
+        "maintkit.history.migrations": ["script.py.mako"],
+    },
 )

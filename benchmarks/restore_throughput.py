@@ -2,9 +2,12 @@
 
 Why these peers: ``ssh host 'zstd -dc | mariadb DB' < db.sql.zst`` (and the same with ``tar -x``)
 is the hand-made floor for pushing a compressed snapshot back over SSH; ``restic dump | mariadb``
-plus ``restic restore`` is what a restic shop runs. maintkit does more on the way (SHA-256 and size
-against the manifest, trailer and tar-member checks, a staging database whose rows are counted
-before the swap, an atomic folder swap): this measures what that costs.
+plus ``restic restore`` is what a restic shop runs. ``maintkit-engine`` restores the same database
+and the same folder kept as an engine (restic) snapshot instead of a ``files.tar.zst`` (issue 16):
+``restic dump`` on the control node, the tar checked, zstd -1, extracted on the host. maintkit does
+more on the way (SHA-256 and size against the manifest, trailer and tar-member checks, a staging
+database whose rows are counted before the swap, an atomic folder swap): this measures what that
+costs.
 
 Setup, not timed: a seeded database (dump ~200 MB of SQL) and a site folder (~1 GB) on a loopback
 sshd host, one ``maintkit snapshot`` of both into a local target (its artifacts also feed the shell
@@ -59,7 +62,7 @@ from snapshot_throughput import (
 TARGET_RATIO = 1.1
 ENV = "bench"
 SITE = "snaphost"
-TOOLS = ("openssh", "maintkit", "restic")
+TOOLS = ("openssh", "maintkit", "maintkit-engine", "restic")
 
 
 class Setup:
@@ -81,6 +84,7 @@ class Setup:
         self.dump_bytes = bench.dump_size("bench_src")
         self._snapshot()
         self._restic()
+        self._engine_snapshot()
 
     def inventory(self, work: Path, database: str | None, files_root: str | None) -> Path:
         host: dict[str, object] = {
@@ -136,6 +140,42 @@ class Setup:
         self.files_artifact = folder / "files.tar.zst"
         manifest = json.loads(manifests[0].read_text())
         self.stored = sum(a["size"] for a in manifest["artifacts"])
+
+    def _engine_snapshot(self) -> None:
+        """The same files as an engine snapshot in the site's repository (SITE/ENV/restic), beside
+        a second manifest whose dump is the first snapshot's (same key): what ``files_engine:
+        restic`` stores. restic runs here, where the site folder is (the host is this machine)."""
+        restic = need_system("restic")
+        assert restic is not None
+        self.keys = self.root / "keys"
+        password = self.keys / SITE / ENV / "restic.password"
+        password.parent.mkdir(parents=True)
+        password.write_text(RESTIC_PASSWORD + "\n")
+        password.chmod(0o600)
+        repo = str(self.storage / SITE / ENV / "restic")
+        self.cache = self.root / "restic-cache"
+        env = child_env({"RESTIC_PASSWORD_FILE": str(password), "RESTIC_CACHE_DIR": str(self.cache)})
+        subprocess.run([restic, "-r", repo, "init"], env=env, capture_output=True, check=True)
+        manifest = json.loads((self.db_artifact.parent / "manifest.json").read_text())
+        self.tar_snapshot = manifest["snapshot_id"]
+        self.engine_snapshot = self.tar_snapshot[:-1] + ("1" if self.tar_snapshot[-1] != "1" else "2")
+        tag = f"maintkit-{self.engine_snapshot}"
+        log("backing up the files with restic (the engine snapshot)")
+        subprocess.run([restic, "-r", repo, "backup", "-q", "--tag", tag, "p1"], env=env, cwd=self.bench.site,
+                       check=True, capture_output=True)  # fmt: skip
+        [made] = json.loads(
+            subprocess.run([restic, "-r", repo, "snapshots", "--json", "--tag", tag], env=env,
+                           check=True, capture_output=True).stdout
+        )  # fmt: skip
+        files = next(a for a in manifest["artifacts"] if a["name"].startswith("files"))
+        files.update(
+            name="files.restic", key=f"{SITE}/{ENV}/restic", sha256="", encryption="restic", engine="restic",
+            engine_snapshot=made["id"], engine_tag=tag, engine_tree=made["tree"],
+        )  # fmt: skip
+        manifest["snapshot_id"] = self.engine_snapshot
+        folder = self.db_artifact.parent.parent / self.engine_snapshot
+        folder.mkdir()
+        (folder / "manifest.json").write_text(json.dumps(manifest))
 
     def _restic(self) -> None:
         restic = need_system("restic")
@@ -206,7 +246,9 @@ def run_openssh(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
     return run_timed(["bash", str(work / "restore.sh")])
 
 
-def run_maintkit(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
+def run_maintkit(
+    setup: Setup, database: str, folder: Path, work: Path, engine: bool = False, src: Path | None = None
+) -> Timed:
     setup.inventory(work, database, str(folder))
     book = {
         "name": "bench-restore",
@@ -214,7 +256,7 @@ def run_maintkit(setup: Setup, database: str, folder: Path, work: Path) -> Timed
             {
                 "name": "restore",
                 "restore": {
-                    "snapshot": "latest",
+                    "snapshot": setup.engine_snapshot if engine else setup.tar_snapshot,
                     "database": "{{ database }}",
                     "files": "{{ files }}",
                     "create_database": True,
@@ -227,6 +269,10 @@ def run_maintkit(setup: Setup, database: str, folder: Path, work: Path) -> Timed
     timed = run_timed(
         [VENV_BIN / "maintkit", "run", "book.yml", "-i", "inventory.yml", "--env", ENV, "--journal-dir", "j"],
         cwd=work,
+        env=child_env(
+            {"MAINTKIT_KEYS_DIR": str(setup.keys), "RESTIC_CACHE_DIR": str(setup.cache)}
+            | ({"PYTHONPATH": str(src)} if src else {})
+        ),
     )
     if KEEP_JOURNALS is not None:  # for profiling: the run's event timeline
         for journal in (work / "j").glob("*.jsonl"):
@@ -257,18 +303,34 @@ def run_restic(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
     return run_timed(["bash", str(work / "restic.sh")], env=setup.restic_env())
 
 
+def run_maintkit_engine(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
+    return run_maintkit(setup, database, folder, work, engine=True)
+
+
+#: --reference-src: another checkout's ``src`` folder, measured as the tool ``maintkit-ref``
+REFERENCE_SRC: Path | None = None
+
+
+def run_maintkit_reference(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
+    """The same restore by another version of maintkit (``PYTHONPATH``), interleaved in the same run:
+    a before/after comparison that the machine's drift cannot bias."""
+    return run_maintkit(setup, database, folder, work, src=REFERENCE_SRC)
+
+
 RUNNERS: dict[str, Callable[[Setup, str, Path, Path], Timed]] = {
     "openssh": run_openssh,
     "maintkit": run_maintkit,
+    "maintkit-engine": run_maintkit_engine,
+    "maintkit-ref": run_maintkit_reference,
     "restic": run_restic,
 }
 
 
-def measure(setup: Setup, rounds: int, root: Path) -> dict[str, list[Timed]]:
-    results: dict[str, list[Timed]] = {t: [] for t in TOOLS}
-    tools = list(TOOLS)
+def measure(setup: Setup, rounds: int, root: Path, tools: list[str]) -> dict[str, list[Timed]]:
+    results: dict[str, list[Timed]] = {t: [] for t in tools}
     for r in range(rounds):
         for tool in tools[r % len(tools) :] + tools[: r % len(tools)]:
+            os.sync()  # untimed: the previous run's dirty pages are not this run's to write back
             work = Path(tempfile.mkdtemp(prefix=f"{tool}-", dir=root))
             database, folder = setup.fresh_target(f"{tool.replace('-', '_')}{r}")
             timed = RUNNERS[tool](setup, database, folder, work).check(f"{tool} restore")
@@ -294,13 +356,17 @@ def report(setup: Setup, results: dict[str, list[Timed]], rounds: int) -> str:
         )  # fmt: skip
     value = median(t.seconds for t in results["maintkit"]) / base
     checks = [
-        (
-            "maintkit / shell pipeline wall",
-            f"{value:.2f}x",
-            f"≤ {TARGET_RATIO}x",
-            verdict(value <= TARGET_RATIO),
-        )
-    ]
+        ("maintkit / shell pipeline wall", f"{value:.2f}x", f"≤ {TARGET_RATIO}x",
+         verdict(value <= TARGET_RATIO)),
+    ]  # fmt: skip
+    if "restic" in results:
+        peer = median(t.seconds for t in results["restic"])
+        checks.append(("maintkit / restic restore + import wall", f"{value * base / peer:.2f}x", "< 1x",
+                       verdict(value * base < peer)))  # fmt: skip
+        if "maintkit-engine" in results:
+            engine = median(t.seconds for t in results["maintkit-engine"])
+            checks.append(("maintkit-engine / restic restore + import wall", f"{engine / peer:.2f}x", "< 1x",
+                           verdict(engine < peer)))  # fmt: skip
     data = (
         f"database: {setup.rows} rows, dump {setup.dump_bytes / MB:.0f} MB of SQL; files: {setup.file_count} "
         f"files, {setup.file_bytes / MB:.0f} MB; snapshot stored: {setup.stored / MB:.0f} MB"
@@ -323,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-mb", type=int, default=200, help="dump size in MB of SQL (default 200)")
     parser.add_argument("--files-mb", type=int, default=1000, help="site folder size in MB (default 1000)")
     parser.add_argument("--output", type=Path, help="also write the markdown report to this file")
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, among {','.join(TOOLS)}")
+    parser.add_argument("--reference-src", type=Path, help="another src/ folder: adds the tool maintkit-ref")
     parser.add_argument("--keep-journals", type=Path, help="copy maintkit's journals here (profiling)")
     args = parser.parse_args(argv)
     if args.keep_journals:
@@ -340,7 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         setup = Setup(bench, root, db_mb * MB // DUMP_BYTES_PER_ROW, files_mb * MB)
         log(f"setup done in {time.monotonic() - started:.0f} s")
-        results = measure(setup, rounds, root)
+        tools = [t for t in args.tools.split(",") if t in TOOLS]
+        if args.reference_src:
+            global REFERENCE_SRC
+            REFERENCE_SRC = args.reference_src.resolve()
+            tools.append("maintkit-ref")
+        if "openssh" not in tools or "maintkit" not in tools:
+            raise SystemExit("--tools needs openssh (the baseline) and maintkit")
+        results = measure(setup, rounds, root, tools)
     finally:
         bench.stop()
         shutil.rmtree(bench.site, ignore_errors=True)

@@ -152,6 +152,7 @@ class FaultProxy:
       connections, client to server) is cut, once; later connections pass.
     * ``drop_matching=b"..."`` with ``after=M``: every connection whose request contains the pattern
       is cut after M more bytes of it, every time (a fault that retries cannot get past).
+    * ``down_rate=B``: the server's answers reach the client at about B bytes a second (a slow link).
 
     ``connections`` and ``drops`` count what happened, for assertions.
     """
@@ -163,8 +164,10 @@ class FaultProxy:
         drop_once_after: int | None = None,
         drop_matching: bytes | None = None,
         after: int = 0,
+        down_rate: int | None = None,
     ) -> None:
         self.upstream = ("127.0.0.1", upstream_port)
+        self.down_rate = down_rate
         self.drop_once_after = drop_once_after
         self.drop_matching = drop_matching
         self.after = after
@@ -219,7 +222,7 @@ class FaultProxy:
                 self.connections += 1
                 self._sockets.update((client, server))
             threading.Thread(target=self._pump_up, args=(client, server), daemon=True).start()
-            threading.Thread(target=pump_down, args=(server, client), daemon=True).start()
+            threading.Thread(target=pump_down, args=(server, client, self.down_rate), daemon=True).start()
 
     def _should_cut(self, data: bytes, state: dict[str, int]) -> bool:
         """Count ``data`` going up and decide whether this connection is cut now."""
@@ -253,11 +256,15 @@ class FaultProxy:
         cut(client)
         cut(server)
 
-def pump_down(server: socket.socket, client: socket.socket) -> None:
-    """Copy the server's answers to the client until either side closes, then cut both."""
+def pump_down(server: socket.socket, client: socket.socket, rate: int | None = None) -> None:
+    """Copy the server's answers to the client until either side closes, then cut both; at about
+    ``rate`` bytes a second when given."""
+    chunk = 65536 if rate is None else max(1024, min(65536, rate // 10))
     try:
-        while data := server.recv(65536):
+        while data := server.recv(chunk):
             client.sendall(data)
+            if rate is not None:
+                time.sleep(len(data) / rate)
     except OSError:
         pass
     cut(client)

@@ -128,8 +128,17 @@ class SSHServer:
     it must not sit under pytest's 0700 ``/tmp/pytest-of-root``).
     """
 
-    def __init__(self, name: str, user: str, workdir: Path, client_key: Path, authorized_keys: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        user: str,
+        workdir: Path,
+        client_key: Path,
+        authorized_keys: Path,
+        options: Iterable[str] = (),
+    ) -> None:
         self.name = name
+        self.options = list(options)  # extra sshd_config lines ("AllowTcpForwarding no")
         self.user = user
         self.workdir = workdir
         self.client_key = client_key
@@ -178,6 +187,7 @@ class SSHServer:
         if _sshd_version() >= (9, 8):
             # Refused host keys disconnect before auth; penalties would then block 127.0.0.1.
             lines.append("PerSourcePenalties no")
+        lines += self.options
         return "\n".join(lines) + "\n"
 
     def start(self) -> SSHHost:
@@ -224,8 +234,9 @@ class SSHServer:
 class SSHServers:
     """Several test hosts sharing one client key; use as a context manager or call :meth:`stop`."""
 
-    def __init__(self, hosts: Iterable[tuple[str, str]]) -> None:
-        """``hosts``: (host name, Unix user) pairs."""
+    def __init__(self, hosts: Iterable[tuple[str, str]], options: Iterable[str] = ()) -> None:
+        """``hosts``: (host name, Unix user) pairs; ``options``: extra sshd_config lines for all of them."""
+        options = list(options)
         require_sshd()
         self.workdir = Path(tempfile.mkdtemp(prefix="mk-sshd-"))
         self.workdir.chmod(0o755)
@@ -237,7 +248,7 @@ class SSHServers:
         self.servers: dict[str, SSHServer] = {}
         try:
             for name, user in hosts:
-                server = SSHServer(name, user, self.workdir, self.client_key, self.authorized_keys)
+                server = SSHServer(name, user, self.workdir, self.client_key, self.authorized_keys, options)
                 self.servers[name] = server
                 server.start()
         except BaseException:

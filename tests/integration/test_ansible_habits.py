@@ -198,12 +198,12 @@ def run_with_host_vars(folder: Path, **host_vars: Any) -> tuple[int, str, str]:
 @pytest.mark.parametrize(
     ("setting", "value", "says"),
     [
-        ("ansible_become", True, "maintkit does not switch users on the hosts (become/sudo)"),
-        ("become_user", "www-data", "connect as the user who owns the site (ansible_user or -u)"),
+        ("ansible_become_flags", "-E", "maintkit becomes another user only through 'sudo -u USER'"),
+        ("become_method", "su", "must be 'sudo' (the only become method maintkit supports)"),
         (
             "ansible_ssh_common_args",
-            "-o ProxyJump=gw",
-            "put ProxyJump and other ssh options in ~/.ssh/config",
+            "-o ControlMaster=auto",
+            "maintkit takes only ProxyJump from these arguments",
         ),
         ("ansible_ssh_pass", "hunter2-secret-value", "no password logins"),
         (

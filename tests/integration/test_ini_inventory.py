@@ -100,7 +100,7 @@ def test_host_ranges_and_host_port_are_read_as_ansible_reads_them(tmp_path: Path
         ("[web\nweb1\n", "hosts:1:1", "not a section header"),
         ("[web]\nweb1 ansible_port:22\n", "hosts:2:1", "word 2 is not key=value"),
         ("[web]\nweb1\n\n[web:vars]\nansible_port=22a\n", "hosts:5:1", "'ansible_port' must be an integer"),
-        ("[web]\nweb1 ansible_become=yes\n", "hosts:2:6", "maintkit does not switch users on the hosts"),
+        ("[web]\nweb1 ansible_become_method=su\n", "hosts:2:6", "must be 'sudo' (the only become method"),
         ("[web:children]\ndb\n", "hosts:2:1", "'db'"),
     ],
 )

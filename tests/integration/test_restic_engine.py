@@ -67,12 +67,14 @@ def chown(host: SSHHost, path: Path) -> None:
     subprocess.run(["chown", "-hR", f"{host.user}:{host.user}", str(path)], check=True)
 
 
-def night(transport: SSHTransport, repo: Repository, site: Path, password: str) -> BackupSummary:
+def night(
+    transport: SSHTransport, repo: Repository, site: Path, password: str, tag: str = "mk-test"
+) -> BackupSummary:
     """One nightly engine snapshot: server up, port forwarded, restic on the host, all torn down."""
     repo.init_if_missing()
     with AppendOnlyServer(repo.location) as server, transport.forward_remote(server.port) as port:
         result = transport.run(
-            backup_command(str(site), ["."], tag="mk-test"),
+            backup_command(str(site), ["."], tag=tag),
             env={"RESTIC_REPOSITORY": server.url(port), "RESTIC_PASSWORD": password},
             secret=True,
             timeout=120,

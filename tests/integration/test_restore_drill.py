@@ -22,6 +22,7 @@ import tarfile
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -374,9 +375,18 @@ def test_drill_restores_identical_rows_checksums_and_files(
         "import",
         "verify",
         "extract",
+        "sync",
         "commit",
     } | {"smoke"}
     assert set(host["phase_totals"]) == names
+    # the database and the files staged at the same time: the two streams' intervals overlap
+    spans = {
+        p["name"]: (datetime.fromisoformat(p["started"]).timestamp(), p["seconds"])
+        for p in host["phases"]
+        if p["name"] in ("import", "extract")
+    }
+    (imported, import_s), (extracted, extract_s) = spans["import"], spans["extract"]
+    assert extracted < imported + import_s and imported < extracted + extract_s, spans
     assert 0 < report["rto_seconds"] < 120 and host["data_loss_window_seconds"] > 0
     assert [c["ok"] for c in host["smoke"]] == [True, True]
     page = report["_html"]  # self-contained: no script, no external resource
@@ -1083,3 +1093,28 @@ def test_a_dump_whose_definers_the_user_may_not_set_names_the_flag_that_fixes_it
     assert "restore with --definers current (definers: current in a playbook)" in refused.stdout
     fixed = cli(world, *base, "--definers", "current")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+
+
+def test_a_drill_is_recorded_in_the_history_with_its_rto_and_data_loss_window(
+    drill_env: dict[str, Any],
+) -> None:
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.orm import Session
+
+    from maintkit.history.location import database_url
+    from maintkit.history.models import Drill, Run
+
+    result = drill(drill_env, "--rto", "120")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report, run_id = report_of(result), run_id_of(result)
+    engine = create_engine(database_url(drill_env["work"] / "journal"))
+    with Session(engine) as session:
+        run = session.get(Run, run_id)
+        assert run is not None and (run.command, run.env, run.exit_code) == ("drill", "drill", 0)
+        [row] = session.scalars(select(Drill).where(Drill.run_id == run_id)).all()
+        [host] = report["hosts"]
+        assert (row.site, row.env, row.drill_env, row.passed) == (host["site"], "production", "drill", True)
+        assert row.snapshot_id == drill_env["snapshot_id"] and row.rto_objective_seconds == 120
+        assert row.rto_seconds == report["rto_seconds"] > 0
+        assert row.data_loss_window_seconds == host["data_loss_window_seconds"] > 0
+    engine.dispose()

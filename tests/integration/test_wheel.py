@@ -91,3 +91,13 @@ def test_maintkit_installed_from_the_wheel_finds_its_shipped_playbooks(wheel: Pa
     )
     assert validated.returncode == 0, validated.stdout + validated.stderr
     assert f"({site / 'maintkit' / 'playbooks' / 'nightly-backup.yml'})" in validated.stdout
+
+
+def test_the_wheel_carries_the_history_migrations(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    migrations = "maintkit/history/migrations"
+    shipped = {
+        f"{migrations}/versions/{p.name}" for p in (ROOT / "src" / migrations / "versions").glob("0*.py")
+    }
+    assert shipped and shipped <= names
+    assert {f"{migrations}/env.py", f"{migrations}/script.py.mako"} <= names

@@ -65,8 +65,11 @@ def test_every_kind_refuses_a_version_from_a_newer_maintkit(load: Any, error: ty
     name = {ManifestError: "manifest.json", StepFailed: "releases.json", ValueError: "record.json"}[error]
     raw = json.loads((OLD / name).read_bytes())
     key = "format_version" if name == "manifest.json" else "format"
-    raw[key] = 2
-    with pytest.raises(error, match=r"has format 2, written by a newer maintkit .*reads up to 1.*upgrade"):
+    known = 2 if name == "manifest.json" else 1  # manifests: format 2 holds engine artifacts
+    raw[key] = known + 1
+    with pytest.raises(
+        error, match=rf"has format {known + 1}, written by a newer maintkit .*reads up to {known}.*upgrade"
+    ):
         load(json.dumps(raw).encode())
 
 

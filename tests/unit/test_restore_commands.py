@@ -136,7 +136,6 @@ def test_database_commands_keep_the_password_off_the_command_line() -> None:
     command, payload = commands.import_command(
         source(),
         "shop_mkrestore",
-        sql.stage_sql("shop_mkrestore", "utf8mb4", "utf8mb4_bin"),
         "gzip",
         strip_definers=True,
     )
@@ -146,6 +145,7 @@ def test_database_commands_keep_the_password_off_the_command_line() -> None:
         DatabaseSource.model_validate({"from": "magento", "root": "~/x"})
     )
     assert app_payload == b"" and "php" in app_command
+    assert "utf8mb4_bin" in sql.stage_sql("shop_mkrestore", "utf8mb4", "utf8mb4_bin")
     with pytest.raises(ValueError, match="unexpected charset"):
         sql.stage_sql("s", "utf8mb4; DROP", "x")
 
@@ -207,6 +207,24 @@ def test_extract_then_swap_keeps_the_kept_paths(tmp_path: Path) -> None:
     assert sorted(os.listdir(root)) == ["app"] and sorted(os.listdir(tmp_path)) == ["site"]
     result = transport.run(commands.reset_command(str(root), []), timeout=30)
     assert "maintkit:files=removed" in result.stderr and os.listdir(tmp_path) == []
+
+
+def test_an_engine_tree_takes_the_live_root_s_mode_and_is_synced_before_the_swap(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    root.mkdir(mode=0o750)
+    root.chmod(0o750)
+    transport = LocalTransport("here")
+    archive = tar_zst({"index.php": b"new"})  # no "./" member, as restic dump writes it
+    result = transport.run(
+        commands.extract_command(str(root), "zstd", root_mode="live"), stdin=archive, timeout=30
+    )
+    assert result.rc == 0, result.stderr
+    staging = next(line.split("=", 1)[1] for line in result.stderr.splitlines() if "staging=" in line)
+    assert os.stat(staging).st_mode & 0o777 == 0o750  # mktemp made it 0700
+    synced = transport.run(commands.sync_command(str(root), staging), timeout=30)
+    assert synced.rc == 0, synced.stderr
+    refused = transport.run(commands.sync_command(str(root), "/etc"), timeout=30)
+    assert refused.rc == 2 and "not a restore folder" in refused.stderr
 
 
 def test_a_failed_extraction_removes_its_folder_and_leaves_the_root(tmp_path: Path) -> None:

@@ -208,6 +208,25 @@ def test_rows_are_counted_per_table_whatever_the_chunking(
     assert counter.rows == {"t1": 6, "we`ird": 2, "t3": 1}
 
 
+ODD_DUMP = b"""INSERT INTO `t4` VALUES (1,'a;b'),
+(2,'(');
+INSERT INTO `t4` VALUES (3),(4); INSERT INTO `t5` VALUES (9);
+INSERT INTO `t5` VALUES
+(1,'x'),
+(2,'y');
+-- Dump completed on 2026-11-22
+"""
+
+
+@pytest.mark.parametrize("piece", [1, 5, 64, 10_000])
+def test_regions_with_strings_and_a_statement_ending_mid_line_count_as_line_by_line(piece: int) -> None:
+    counter = DumpRowCounter()
+    for start in range(0, len(ODD_DUMP), piece):
+        counter.write(ODD_DUMP[start : start + piece])
+    # the INSERT after "; " on the same line is not at a line start: not a statement of the dump
+    assert counter.rows == {"t4": 4, "t5": 2}
+
+
 def test_the_dump_inspector_counts_rows_and_checks_the_trailer() -> None:
     data = zstandard.ZstdCompressor().compress(DUMP)
     inspector = DumpInspector(artifact_of(data))

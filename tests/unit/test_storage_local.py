@@ -371,7 +371,7 @@ def test_manifest_naive_times_are_utc_and_unknown_fields_ignored() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"format_version": 2}, "format 2, written by a newer maintkit"),
+        ({"format_version": 3}, "format 3, written by a newer maintkit"),
         ({"format_version": None}, "has no format_version"),
         (
             {"artifacts": [{"name": "x", "key": "k", "size": 1, "sha256": "s", "compression": "lz4"}]},

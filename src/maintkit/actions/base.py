@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
+from maintkit.transport.base import linked_cancel
+
 if TYPE_CHECKING:
     from maintkit.jobs.restore.source import RestoreSource
     from maintkit.model.hosts import Host
@@ -79,8 +81,13 @@ class StepContext:
         stdout: Sink | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        cancel: threading.Event | None = None,
     ) -> CommandResult:
-        """Run a command on this host with the step's timeout and cancel event, recording it."""
+        """Run a command on this host with the step's timeout and cancel event, recording it.
+
+        ``cancel``, when given, stops the command too (a job running two at once stops one when the
+        other fails); the step's own cancel event still applies."""
+
         self.commands.append(command)
         secret = self.redactor.contains_secret(command) or any(
             self.redactor.contains_secret(str(v)) for v in (env or {}).values()
@@ -93,7 +100,7 @@ class StepContext:
             env=env,
             timeout=timeout if timeout is not None else self.timeout,
             secret=secret,
-            cancel=self.cancel,
+            cancel=linked_cancel(self.cancel, cancel),
         )
 
 

@@ -20,6 +20,10 @@ The checks (each only when its parameter is given):
 * ``shared`` (with ``root``): ``ROOT/shared/PATH`` exists for every path a new release links.
 * ``files_root``: the folder holding it is writable (a files restore extracts beside the root and
   swaps it in with a rename).
+* ``engine`` (by default when the host's ``files_engine`` is ``restic``): restic 0.14+ is on the host
+  or ``files_engine_install`` can provide it (found without installing anything), and a remote
+  port forward carries bytes from the host to the control node (an sshd with
+  ``AllowTcpForwarding no`` is named). Run it as a step before the snapshot: ``preflight: {engine: true}``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from pydantic import Field, field_validator
 
 from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.cms.base import ReleaseCms, release_layout
+from maintkit.jobs.engine_host import EngineUnavailable, plan_engine
+from maintkit.jobs.forward_check import check_remote_forward
 from maintkit.jobs.restore import commands, sql
 from maintkit.model.problems import MaintkitError
 from maintkit.model.results import ActionResult
@@ -37,7 +43,7 @@ from maintkit.sources.database import DatabaseSource
 from maintkit.sources.script import bash_command, host_path, parse_pairs
 from maintkit.storage.encryption import EncryptionError, load_identities
 from maintkit.storage.operations import resolve_snapshot
-from maintkit.storage.sites import site_encryption, site_name, site_targets
+from maintkit.storage.sites import engine_install, site_encryption, site_name, site_targets
 from maintkit.updates import releases as rel
 
 #: seconds for each probe on the host
@@ -63,6 +69,13 @@ class PreflightParams(ActionParams):
     )
     files_root: str | None = Field(
         None, description="A site root a files restore would replace: its parent must be writable."
+    )
+
+    engine: bool | None = Field(
+        None,
+        description="Check the restic files engine: restic on the host or installable "
+        "(files_engine_install), and the remote port forward it writes through. "
+        "Default: when the host's files_engine variable is restic.",
     )
 
     @field_validator("shared")
@@ -146,6 +159,9 @@ class Preflight(Action):
             plan.append(_shared_command(params.root, params.shared_paths()))
         if params.files_root:
             plan.append(_writable_parent_command(params.files_root))
+        if _checks_engine(params, ctx):
+            plan.append("find restic on the host (or how files_engine_install would provide it)")
+            plan.append("(control node) remote port forward: read a token from the host through it")
         return plan
 
     def run(self, params: PreflightParams, ctx: StepContext) -> ActionResult:
@@ -166,15 +182,42 @@ class Preflight(Action):
         if params.files_root:
             problems += self._parent(params.files_root, ctx)
             checked.append("files root replaceable")
-        data["problems"] = problems
-        if problems:
+        engine_problems: list[str] = []
+        if _checks_engine(params, ctx):
+            engine_problems, detail = self._engine(ctx)
+            data["engine"] = detail
+            checked.append(f"files engine: {detail}, remote port forward works")
+        data["problems"] = problems + engine_problems
+        if problems or engine_problems:
+            header = (
+                "refusing to update: its rollback could not run:"
+                if problems
+                else "refusing to go on: the restic files engine could not run:"
+            )
             return ActionResult(
                 failed=True,
-                msg="refusing to update: its rollback could not run:"
-                + "".join(f"\n    - {problem}" for problem in problems),
+                msg=header + "".join(f"\n    - {problem}" for problem in problems + engine_problems),
                 data=data,
             )
-        return ActionResult(msg="the rollback could run: " + ", ".join(checked), data=data)
+        rollback_checks = len(checked) - (1 if "engine" in data else 0)
+        lead = "the rollback could run: " if rollback_checks else ""
+        return ActionResult(msg=lead + ", ".join(checked), data=data)
+
+    def _engine(self, ctx: StepContext) -> tuple[list[str], str]:
+        """The engine's plan (nothing installed) and the forward's round trip; problems, one-line detail."""
+        problems = []
+        try:
+            plan = plan_engine(ctx, install=engine_install(ctx.vars, ctx.redactor))
+            if plan.problem:
+                problems.append(plan.problem)
+            detail = plan.detail
+        except EngineUnavailable as error:
+            problems.append(str(error))
+            detail = "not found"
+        forward = check_remote_forward(ctx)
+        if forward:
+            problems.append(forward)
+        return problems, detail
 
     def _snapshot(self, snapshot_id: str, ctx: StepContext) -> list[str]:
         site, env = site_name(ctx.vars), str(ctx.vars["maintkit_env"])
@@ -265,6 +308,12 @@ class Preflight(Action):
             f"{pairs.get('parent', 'the folder holding ' + root)} is not writable by the login user: "
             f"a files restore extracts beside {root} and swaps it in"
         ]
+
+
+def _checks_engine(params: PreflightParams, ctx: StepContext) -> bool:
+    if params.engine is not None:
+        return params.engine
+    return str(ctx.vars.get("files_engine") or "tar") == "restic"
 
 
 def _stderr(text: str) -> str:

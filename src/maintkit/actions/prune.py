@@ -10,7 +10,7 @@ from pydantic import Field
 
 from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.model.results import ActionResult
-from maintkit.storage.operations import prune_target
+from maintkit.storage.operations import prune_target_with_engine
 from maintkit.storage.sites import site_name, site_retention, site_targets
 
 
@@ -29,7 +29,10 @@ class Prune(Action):
     def plan(self, params: PruneParams, ctx: StepContext) -> list[str]:
         policy = site_retention(ctx.vars, ctx.redactor)
         names = ", ".join(t.name for t in site_targets(ctx.vars, params.targets, ctx.redactor))
-        return [f"(control node) prune snapshots of {site_name(ctx.vars)} in {names} by {policy}"]
+        return [
+            f"(control node) prune snapshots of {site_name(ctx.vars)} in {names}, keeping "
+            f"{policy.describe()}; the newest verified one is never pruned"
+        ]
 
     def run(self, params: PruneParams, ctx: StepContext) -> ActionResult:
         site, env = site_name(ctx.vars), str(ctx.vars["maintkit_env"])
@@ -37,7 +40,16 @@ class Prune(Action):
         pruned: dict[str, list[str]] = {}
         kept: dict[str, list[str]] = {}
         for target in site_targets(ctx.vars, params.targets, ctx.redactor):
-            keep, prune = prune_target(target, site, env, policy, dry_run=params.dry_run)
+            keep, prune, engine = prune_target_with_engine(target, site, env, policy, dry_run=params.dry_run)
+            if engine.forgotten:
+                ctx.emit(
+                    "engine_pruned",
+                    target=target.name,
+                    forgotten=engine.forgotten,
+                    debris=engine.debris,
+                    dry_run=params.dry_run,
+                    msg="restic forget + prune" if engine.pruned else "restic forget (dry run)",
+                )
             kept[target.name] = [d.snapshot.id for d in keep]
             pruned[target.name] = [d.snapshot.id for d in prune]
             for decision in prune:

@@ -14,13 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.cms.base import UrlRewriteCms, config_file
+from maintkit.jobs.restore.copies import candidate_targets, fallback_hint, other_copies, pick_target
 from maintkit.jobs.restore.job import RestoreFailed, RestoreJob
 from maintkit.jobs.restore.record import Cause, RestoreRecord
 from maintkit.jobs.restore.source import RestoreSource
 from maintkit.jobs.restore.stream import IntegrityError, UnsafeContent
+from maintkit.model.problems import MaintkitError
 from maintkit.model.results import ActionResult
 from maintkit.sources.database import DatabaseSource
 from maintkit.sources.files import FilesSource
+from maintkit.storage.base import StorageError
 from maintkit.storage.sites import site_name
 
 
@@ -117,21 +120,23 @@ class Restore(Action):
 
     def plan(self, params: RestoreParams, ctx: StepContext) -> list[str]:
         given = RestoreSource.of_step(params.source, ctx.restore_source)
-        source = "this environment" if given is None else f"environment {given.env}"
-        plan = [
-            f"(control node) find snapshot {params.snapshot} of {params.site or site_name(ctx.vars)} "
-            f"in the storage of {source}; stream each artifact, checking size and SHA-256",
-        ]
+        plan = [_plan_source(params, ctx, given)]
         if given is not None or params.drill:
             plan.append(
                 "(read-only) resolve the target's database server and name and its real folder on the "
                 "host; refuse when they are the source's (the manifest's identity)"
             )
         if params.database:
-            plan.append(f"load the dump into a staging database beside {params.database.describe()}")
+            plan.append(
+                f"load the dump into a staging database beside {params.database.describe()} "
+                f"on {ctx.host.name}"
+            )
             plan.append("count the staged rows; commit: RENAME TABLE into the target, re-create views etc.")
         if params.files:
-            plan.append(f"extract the files beside {params.files.root}; commit: swap the folder in place")
+            plan.append(
+                f"extract the files beside {params.files.root} on {ctx.host.name}; commit: swap the folder "
+                "in place"
+            )
             config = config_file(params.files.cms)
             if (given is not None or params.drill) and config:
                 plan.append(
@@ -152,7 +157,15 @@ class Restore(Action):
         except (IntegrityError, UnsafeContent) as error:
             job.abort()
             cause: Cause = "integrity" if isinstance(error, IntegrityError) else "unsafe_archive"
-            return _failed(job.record, cause, str(error), error.artifact)
+            message = str(error)
+            if cause == "integrity":  # this copy is damaged; an unsafe archive is so in every copy
+                message += _elsewhere(job.record, params, ctx)
+            return _failed(job.record, cause, message, error.artifact)
+        except StorageError as error:  # the copy could not be read (gone, truncated, unreachable)
+            job.abort()
+            if not job.record.storage_target:
+                raise
+            return _failed(job.record, "error", str(error) + _elsewhere(job.record, params, ctx), None)
         except BaseException:
             job.abort()
             raise
@@ -163,6 +176,30 @@ class Restore(Action):
             + ", ".join(filter(None, [_db_summary(record), _files_summary(record)])),
             data=record.as_dict(),
         )
+
+
+def _plan_source(params: RestoreParams, ctx: StepContext, given: RestoreSource | None) -> str:
+    """Where the snapshot is read from, as ``--check`` says it: the targets in the order tried.
+
+    Read from the run's settings only (no storage, no host is contacted by a plan); a target that
+    does not exist is said as the restore would say it.
+    """
+    site = params.site or site_name(ctx.vars)
+    try:
+        env, targets = candidate_targets(given, site, ctx.vars, ctx.redactor)
+        targets = pick_target(targets, params.target, site, env)
+    except MaintkitError as error:
+        return f"(control node) cannot read the snapshot: {error}"
+    if not targets:
+        return f"(control node) cannot read the snapshot: no storage target for {site}/{env}"
+    first, *others = targets
+    where = f"target {first.name} ({first.describe()})"
+    if others:
+        where += ", else " + ", ".join(t.name for t in others) + " (the first holding it)"
+    return (
+        f"(control node) read snapshot {params.snapshot} of {site}/{env} from {where}; "
+        "check each artifact's size and SHA-256 as it streams"
+    )
 
 
 def _db_summary(record: RestoreRecord) -> str:
@@ -176,6 +213,19 @@ def _files_summary(record: RestoreRecord) -> str:
     if not record.files:
         return ""
     return f"files {record.files.get('root')} ({record.files.get('members')} entries)"
+
+
+def _elsewhere(record: RestoreRecord, params: RestoreParams, ctx: StepContext) -> str:
+    """The other targets holding the snapshot whose copy failed (recorded), as a sentence for the message."""
+    source = RestoreSource.of_step(params.source, ctx.restore_source)
+    try:
+        _, targets = candidate_targets(source, record.site, ctx.vars, ctx.redactor)
+    except MaintkitError:
+        return ""
+    record.other_targets = other_copies(
+        targets, record.storage_target, record.site, record.source_env, record.snapshot_id
+    )
+    return fallback_hint(record.other_targets, record.snapshot_id)
 
 
 def _failed(record: RestoreRecord, cause: Cause, message: str, artifact: str | None) -> ActionResult:

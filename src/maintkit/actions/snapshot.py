@@ -19,7 +19,8 @@ from maintkit.sources.files import FilesSource, tar_command
 from maintkit.sources.identity import database_identity_command, files_identity_command
 from maintkit.sources.probe import probe_command
 from maintkit.storage.base import snapshot_prefix
-from maintkit.storage.sites import site_encryption, site_targets
+from maintkit.storage.restic import backup_command
+from maintkit.storage.sites import site_encryption, site_files_engine, site_targets
 
 
 class SnapshotParams(ActionParams):
@@ -55,10 +56,13 @@ class Snapshot(Action):
             plan.append(database_identity_command(params.database)[0])
             plan += [tables_command(params.database)[0]] if params.count_rows else []
             plan.append(dump_command(params.database, params.compression)[0])
+        targets = ", ".join(t.describe() for t in site_targets(ctx.vars, params.targets, ctx.redactor))
         if params.files:
             plan.append(files_identity_command(params.files.root))
-            plan.append(tar_command(params.files, params.compression))
-        targets = ", ".join(t.describe() for t in site_targets(ctx.vars, params.targets, ctx.redactor))
+            if site_files_engine(ctx.vars, ctx.redactor) == "restic":
+                plan += _restic_plan(params.files, targets)
+            else:
+                plan.append(tar_command(params.files, params.compression))
         encryption = site_encryption(ctx.vars, ctx.redactor)
         encrypt = f", encrypt with age to {len(encryption.recipients)} recipient(s)" if encryption else ""
         plan.append(
@@ -83,3 +87,15 @@ class Snapshot(Action):
                 "artifacts": {a.name: {"size": a.size, "sha256": a.sha256} for a in manifest.artifacts},
             },
         )
+
+
+def _restic_plan(files: FilesSource, targets: str) -> list[str]:
+    """What ``files_engine: restic`` runs (jobs/engine_files.py), secrets left out."""
+    backup = backup_command(files.root, files.paths, tag="maintkit-SNAPSHOT_ID", exclude=files.all_excludes())
+    return [
+        "restic version",
+        "(control node) rclone serve restic --append-only on 127.0.0.1 for the site's repository in the "
+        "first target, forwarded to the host's 127.0.0.1 over its SSH connection",
+        f"(RESTIC_REPOSITORY, RESTIC_PASSWORD sent with the command) {backup}",
+        f"(control node) restic copy of that engine snapshot into the site's repository in: {targets}",
+    ]

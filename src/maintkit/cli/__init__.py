@@ -13,10 +13,12 @@ import click
 
 from maintkit import __version__
 from maintkit.cli.fleet import fleet, worker
+from maintkit.cli.history import history
 from maintkit.cli.releases import releases, rollback
 from maintkit.cli.restore import drill, restore
 from maintkit.cli.run import actions, run, runs, validate
 from maintkit.cli.snapshots import snapshots
+from maintkit.cli.status import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +28,8 @@ def cli() -> None:
 
 
 for _command in (run, validate, actions, runs, snapshots, restore, drill, releases, rollback, fleet, worker):
+    cli.add_command(_command)
+for _command in (history, status):
     cli.add_command(_command)
 
 

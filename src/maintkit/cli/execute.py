@@ -92,6 +92,25 @@ _VARS = [
     click.option("--vars-file", multiple=True, type=click.Path(), help="YAML file of extra variables."),
 ]
 _CHECK = click.option("--check", is_flag=True, help="Print every command each host would run; run none.")
+
+
+def _refuse_diff(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """Ansible's ``--diff``: refused with the reason and what to use instead (not an unknown option)."""
+    if value:
+        raise click.UsageError(
+            "--diff is not supported: maintkit changes hosts through commands, not file templates, "
+            "so there is no per-file diff to show. Use --check to see every command each host would "
+            "run; composer updates print the package moves (would move: A 1.0 → 1.1) in --check."
+        )
+
+
+_DIFF = click.option(
+    "--diff",
+    is_flag=True,
+    expose_value=False,
+    callback=_refuse_diff,
+    help="Not supported (Ansible's --diff): see --check.",
+)
 _SETTINGS = [
     click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown SSH host keys."),
     click.option("--break-lock", is_flag=True, help="Take a lock older than lock_ttl whose holder is gone."),
@@ -158,7 +177,7 @@ def var_options(function: Any) -> Any:
 
 def run_settings(*, check: bool) -> Any:
     """The run options (``--check`` only where the command offers it) as ``settings: Settings``."""
-    return _grouped("settings", Settings, [_CHECK, *_SETTINGS] if check else _SETTINGS)
+    return _grouped("settings", Settings, [_CHECK, _DIFF, *_SETTINGS] if check else [_DIFF, *_SETTINGS])
 
 
 def split_values(values: tuple[str, ...]) -> list[str]:
@@ -301,6 +320,8 @@ def execute(
         from maintkit.engine.journal import journal_dir as resolve_journal_dir
         from maintkit.engine.monitoring import Monitoring
         from maintkit.engine.runner import Runner, RunOptions
+        from maintkit.history.location import database_url
+        from maintkit.history.sink import HistorySink
 
     apply_connection_settings(config, settings)
     redactor = config.redactor  # validation collected every secret value already
@@ -312,6 +333,7 @@ def execute(
         break_lock=settings.break_lock,
         argv=sys.argv,
         restore_source=restore_source,
+        command=_command_name(),
     )
     runner = Runner(config, bus, redactor, options, stop)
     runner.start_connecting()  # the SSH handshakes overlap the console and journal set-up below
@@ -322,9 +344,12 @@ def execute(
     if not settings.quiet:
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
-    journal = JournalSink(resolve_journal_dir(settings.journal_dir), run_id)
+    journals = resolve_journal_dir(settings.journal_dir)
+    journal = JournalSink(journals, run_id)
     console: ConsoleSink | None = None
     sinks: list[Any] = [journal]
+    if not settings.check:  # a plan changes nothing: the history records what ran
+        sinks.append(HistorySink(database_url(journals), journal.path))
     if settings.output == "json":
         sinks.append(JsonLinesSink(sys.stdout))
     else:
@@ -352,6 +377,16 @@ def execute(
     bus.close()
     gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     return Execution(final, journal.path)
+
+
+def _command_name() -> str | None:
+    """The maintkit command being run (``run``, ``drill``...), as the history records it."""
+    context = click.get_current_context(silent=True)
+    names = []
+    while context is not None and context.parent is not None:  # the root's name is how it was started
+        names.append(str(context.info_name))
+        context = context.parent
+    return " ".join(reversed(names)) or None
 
 
 def apply_connection_settings(config: RunConfig, settings: Settings) -> None:

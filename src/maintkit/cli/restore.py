@@ -40,6 +40,46 @@ from maintkit.cli.execute import (
 if TYPE_CHECKING:
     from maintkit.jobs.restore.source import RestoreSource
     from maintkit.model.results import RunOutcome
+    from maintkit.secrets import Redactor
+
+
+_TARGET = click.option(
+    "--target",
+    "target",
+    metavar="NAME",
+    help="Read the snapshot from this storage target of the source (default: the first holding it).",
+)
+
+
+def print_other_copies(outcome: RunOutcome, snapshot_param: str, redactor: Redactor) -> None:
+    """After a restore whose copy was damaged: the command that reads another target holding it.
+
+    Why printed by the CLI: the restore knows which targets hold the snapshot, only the command line
+    knows how the user started it; the command is the user's own with ``--target`` and the concrete
+    snapshot id (``latest`` may have moved on by then), and works as printed — unless it carried a
+    secret (``--var db_password=…``), which is masked like everywhere else, and said so.
+    """
+    from maintkit.cli.commandline import command_line
+
+    several = len(outcome.hosts) > 1
+    for host in outcome.hosts:
+        for step in host.steps:
+            data = step.result.data if step.action == "restore" and step.failed else {}
+            others = data.get("other_targets") or []
+            if not others:
+                continue
+            changes: dict[str, Any] = {snapshot_param: data["snapshot_id"], "target": others[0]}
+            if several:
+                changes["limit"] = (host.host,)
+            command = command_line(changes)
+            shown = redactor(command)
+            masked = " (secret values are masked: give them as you did)" if shown != command else ""
+            click.echo(
+                f"{host.host}: the copy in target {data.get('storage_target')} is damaged; "
+                f"snapshot {data['snapshot_id']} is also in {', '.join(others)}. Restore from "
+                f"{others[0]} with{masked}:\n  {shown}",
+                err=True,
+            )
 
 
 def _source(where: Where) -> RestoreSource:
@@ -70,8 +110,9 @@ def _source(where: Where) -> RestoreSource:
     help="current: drop the dump's DEFINER clauses (views, routines, triggers become the restoring "
     "user's) [default: keep, or the inventory's definers].",
 )
+@_TARGET
 @var_options
-@run_settings(check=False)
+@run_settings(check=True)
 def restore(
     snapshot: str,
     where: Where,
@@ -80,6 +121,7 @@ def restore(
     force: bool,
     create_database: bool,
     definers: str | None,
+    target: str | None,
     variables: Vars,
     settings: Settings,
 ) -> None:
@@ -88,7 +130,9 @@ def restore(
     Every artifact is checked while it streams and staged beside the live data; the database and
     files are swapped in only when everything passed. With ``--into``, a target that is the source
     (the same database server and database, or the same real folder, as resolved on the hosts) is
-    refused before anything is written: exit 2. --limit selects hosts of the target. Otherwise exit
+    refused before anything is written: exit 2. --limit selects hosts of the target. --target reads
+    one storage target (when a copy is damaged, the error names the others holding the snapshot and
+    prints the command that reads one). --check prints the plan and contacts no host. Otherwise exit
     codes as for ``maintkit run``.
     """
     from maintkit.engine.journal import new_run_id
@@ -96,13 +140,17 @@ def restore(
     extra: dict[str, Any] = {"snapshot": snapshot, "force": force, "create_database": create_database}
     if definers:  # only when given: the inventory's ``definers`` stays in force otherwise
         extra["definers"] = definers
-    source, target = None, where.require()
+    if target:
+        extra["restore_target"] = target
+    source, into_where = None, where.require()
     if into or into_inventory:
         source = _source(where)
-        target = Where(into, into_inventory, where.limit)
+        into_where = Where(into, into_inventory, where.limit)
     run_id = new_run_id()
-    config = load("restore", target, variables, run_id, extra=extra)
-    exit_with(execute(config, run_id, settings, restore_source=source))
+    config = load("restore", into_where, variables, run_id, check=settings.check, extra=extra)
+    done = execute(config, run_id, settings, restore_source=source)
+    print_other_copies(done.outcome, "snapshot", config.redactor)
+    exit_with(done)
 
 
 @click.command()
@@ -113,8 +161,9 @@ def restore(
 @click.option("--rto", type=float, help="The recovery time objective, in seconds: slower fails the drill.")
 @click.option("--keep", is_flag=True, help="Keep the drill copy (do not clean the drill environment).")
 @click.option("--playbook", default="restore-drill", show_default=True, help="The drill playbook.")
+@_TARGET
 @var_options
-@run_settings(check=False)
+@run_settings(check=True)
 def drill(
     where: Where,
     into: str | None,
@@ -123,6 +172,7 @@ def drill(
     rto: float | None,
     keep: bool,
     playbook: str,
+    target: str | None,
     variables: Vars,
     settings: Settings,
 ) -> None:
@@ -132,6 +182,8 @@ def drill(
     ``drill_report`` event carries both). Exit 0 only when the restore, the table proof and every
     smoke check passed within the RTO; 1 otherwise, with the cause; 2 when the input is invalid or
     the drill environment resolves to production (nothing ran). --limit selects drill hosts.
+    --target reads one storage target (drill the offsite copy, or fall back to another one: a
+    damaged copy's error prints the command). --check prints the plan; no host is contacted.
     """
     from maintkit.engine.journal import new_run_id
 
@@ -139,17 +191,23 @@ def drill(
         raise click.UsageError("give --into ENV: the drill environment (never production)")
     source = _source(where)
     run_id = new_run_id()
-    extra = {"snapshot": snapshot, "keep_drill": keep}
-    config = load(playbook, Where(into, into_inventory, where.limit), variables, run_id, extra=extra)
+    extra: dict[str, Any] = {"snapshot": snapshot, "keep_drill": keep}
+    if target:
+        extra["restore_target"] = target
+    into_where = Where(into, into_inventory, where.limit)
+    config = load(playbook, into_where, variables, run_id, check=settings.check, extra=extra)
     refusals = _production_refusals(config, source)
     if refusals:
         for line in refusals:
             click.echo(f"error: {line}", err=True)
         click.echo("refusing to drill into production; nothing ran.", err=True)
         sys.exit(EXIT_INVALID)
+    if settings.check:  # a plan: nothing restored, nothing to judge or report
+        exit_with(execute(config, run_id, settings, restore_source=source))
     verdict = _DrillVerdict(source.env, rto, keep, run_id)
     done = execute(config, run_id, settings, restore_source=source, verdict=verdict)
     verdict.print(settings)
+    print_other_copies(done.outcome, "snapshot", config.redactor)
     exit_with(done)
 
 
@@ -181,6 +239,19 @@ class _DrillVerdict:
             causes=[cause["message"] for cause in verdict["causes"]],
             report=str(html_path),
             json=str(json_path),
+            source_env=self.source_env,
+            rto_objective_seconds=self.report["rto_objective_seconds"],
+            rto_seconds=self.report["rto_seconds"],
+            hosts=[
+                {
+                    "host": h["host"],
+                    "site": h["site"],
+                    "snapshot_id": h["snapshot_id"],
+                    "rto_seconds": h["rto_seconds"],
+                    "data_loss_window_seconds": h["data_loss_window_seconds"],
+                }
+                for h in self.report["hosts"]
+            ],
         )
         code = int(outcome.exit_code)
         final = ExitCode(0 if verdict["passed"] else (code if code > 1 else 1))

@@ -196,35 +196,64 @@ def verify(snapshot_id: str, where: Where, target: tuple[str, ...]) -> None:
 
     Exit 0 when every artifact in every target checks out, 1 otherwise (with the reason).
     """
-    from maintkit.model.problems import InvalidInput, StepFailed
+    from maintkit.cli.recording import Recording
+    from maintkit.model.problems import InvalidInput
     from maintkit.storage.encryption import EncryptionError
-    from maintkit.storage.operations import resolve_snapshot
     from maintkit.storage.sites import site_encryption
-    from maintkit.storage.verify import verify_snapshot
 
-    failures = 0
-    for site in _sites(where, target):
+    sites = _sites(where, target)
+    identities = {}
+    for site in sites:  # every site's key before anything is read: bad input stops it all (exit 2)
         try:
             encryption = site_encryption(site.variables)
-            identities = encryption.load_identities() if encryption and encryption.identity_file else None
+            identities[site.name] = (
+                encryption.load_identities() if encryption and encryption.identity_file else None
+            )
         except InvalidInput as error:
             fail_invalid(error)
         except EncryptionError as error:
             raise click.ClickException(str(error)) from error
-        for store in site.targets:
-            try:
-                manifest = resolve_snapshot(store, site.name, site.env, snapshot_id)
-            except StepFailed as error:
-                click.echo(f"FAILED {site.name} {store.name}: {error}")
-                failures += 1
-                continue
-            result = verify_snapshot(store, manifest, identities=identities)
-            for check in result.results:
-                mark = "ok" if check.ok else "FAILED"
-                detail = "" if check.ok else f": {check.message}"
-                click.echo(f"{mark} {site.name} {store.name} {manifest.snapshot_id} {check.name}{detail}")
-            failures += 0 if result.ok else 1
-    sys.exit(1 if failures else 0)
+    failures, code = 0, 1  # 1 unless the loop ends: an error half-way is recorded as a failed run
+    recording = Recording("snapshots verify", sites[0].env if sites else "", [s.name for s in sites])
+    try:
+        for site in sites:
+            failures += _verify_site(site, snapshot_id, identities[site.name], recording)
+        code = 1 if failures else 0
+    finally:
+        recording.finish(code)
+    sys.exit(code)
+
+
+def _verify_site(site: SiteStorage, snapshot_id: str, identities: Any, recording: Any) -> int:
+    """Verify one site's snapshot in each of its targets, print and record it; return the failures."""
+    from maintkit.model.problems import StepFailed
+    from maintkit.storage.operations import resolve_snapshot
+    from maintkit.storage.verify import verify_snapshot
+
+    failures = 0
+    verdicts: dict[str, bool] = {}
+    ids: set[str] = set()
+    problems: list[str] = []
+    for store in site.targets:
+        try:
+            manifest = resolve_snapshot(store, site.name, site.env, snapshot_id)
+        except StepFailed as error:
+            click.echo(f"FAILED {site.name} {store.name}: {error}")
+            failures += 1
+            verdicts[store.name] = False
+            problems.append(f"{store.name}: {error}")
+            continue
+        result = verify_snapshot(store, manifest, identities=identities)
+        for check in result.results:
+            mark = "ok" if check.ok else "FAILED"
+            detail = "" if check.ok else f": {check.message}"
+            click.echo(f"{mark} {site.name} {store.name} {manifest.snapshot_id} {check.name}{detail}")
+        failures += 0 if result.ok else 1
+        verdicts[store.name], ids = result.ok, ids | {manifest.snapshot_id}
+        problems += [f"{store.name}: {r.name}: {r.message}" for r in result.results if not r.ok]
+    data = {"snapshot_id": ", ".join(sorted(ids)), "targets": verdicts}
+    recording.step(site.name, "verify", not problems, "; ".join(problems) or "verified", data)
+    return failures
 
 
 @snapshots.command()
@@ -232,19 +261,42 @@ def verify(snapshot_id: str, where: Where, target: tuple[str, ...]) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be pruned; delete nothing.")
 def prune(where: Where, target: tuple[str, ...], dry_run: bool) -> None:
     """Delete the snapshots the ``retention`` policy no longer keeps (see docs/snapshots.md)."""
+    from maintkit.cli.recording import Recording
+
+    sites = _sites(where, target)
+    recording = None  # a dry run changes nothing: the history records what ran
+    if not dry_run:
+        recording = Recording("snapshots prune", sites[0].env if sites else "", [s.name for s in sites])
+    code = 1
+    try:
+        for site in sites:
+            removed = _prune_site(site, dry_run)
+            if recording is not None:
+                count = sum(len(ids) for ids in removed.values())
+                recording.step(site.name, "prune", True, f"{count} snapshot(s) pruned", {"pruned": removed})
+        code = 0
+    finally:
+        if recording is not None:
+            recording.finish(code)
+
+
+def _prune_site(site: SiteStorage, dry_run: bool) -> dict[str, list[str]]:
+    """Prune one site in each of its targets and print the decisions; return target -> pruned ids."""
     from maintkit.storage.operations import prune_target
     from maintkit.storage.sites import site_retention
 
-    for site in _sites(where, target):
-        policy = site_retention(site.variables)
-        for store in site.targets:
-            keep, pruned = prune_target(store, site.name, site.env, policy, dry_run=dry_run)
-            for decision in keep:
-                click.echo(
-                    f"keep   {site.name} {store.name} {decision.snapshot.id}  ({', '.join(decision.reasons)})"
-                )
-            verb = "would prune" if dry_run else "pruned"
-            for decision in pruned:
-                click.echo(
-                    f"{verb} {site.name} {store.name} {decision.snapshot.id}  ({', '.join(decision.reasons)})"
-                )
+    removed: dict[str, list[str]] = {}
+    policy = site_retention(site.variables)
+    for store in site.targets:
+        keep, pruned = prune_target(store, site.name, site.env, policy, dry_run=dry_run)
+        for decision in keep:
+            click.echo(
+                f"keep   {site.name} {store.name} {decision.snapshot.id}  ({', '.join(decision.reasons)})"
+            )
+        verb = "would prune" if dry_run else "pruned"
+        for decision in pruned:
+            click.echo(
+                f"{verb} {site.name} {store.name} {decision.snapshot.id}  ({', '.join(decision.reasons)})"
+            )
+        removed[store.name] = [decision.snapshot.id for decision in pruned]
+    return removed

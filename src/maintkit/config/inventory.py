@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from maintkit.config.ini_inventory import load_ini_inventory, looks_like_ini
+from maintkit.config.sshargs import proxy_jump
 from maintkit.model.hosts import Host, Inventory
 from maintkit.model.problems import InvalidInput, Position, Problem
 from maintkit.text.templating import has_template
@@ -38,6 +39,10 @@ CONNECTION_VARS: dict[str, tuple[str, ...]] = {
     "connect_timeout": ("ssh_connect_timeout", "ansible_ssh_timeout", "ansible_timeout"),
     "banner_timeout": ("ssh_banner_timeout",),
     "auth_timeout": ("ssh_auth_timeout",),
+    "proxy_jump": ("ansible_ssh_extra_args", "ansible_ssh_common_args"),
+    "become": ("ansible_become", "become"),
+    "become_user": ("ansible_become_user", "become_user"),
+    "become_method": ("ansible_become_method", "become_method"),
 }
 #: the settings above that are seconds: a number, more than 0, at most an hour
 TIMEOUT_SETTINGS = ("connect_timeout", "banner_timeout", "auth_timeout")
@@ -359,6 +364,14 @@ def _check_setting(name: str, value: Any) -> str | None:
     if has_template(value):
         return f"'{name}' cannot use a template: connection settings are read before any template is rendered"
     kind = fields[0]
+    if kind == "proxy_jump":
+        if not isinstance(value, str):
+            return f"'{name}' must be a string of ssh arguments, not {type_name(value)}"
+        try:
+            proxy_jump(value)
+        except ValueError as error:
+            return f"'{name}': {error}"
+        return None
     if kind == "port":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
             return f"'{name}' must be an integer from 1 to 65535, not {_show(value)}"
@@ -366,7 +379,10 @@ def _check_setting(name: str, value: Any) -> str | None:
         if not isinstance(value, str) or value not in CONNECTIONS:  # a list is unhashable: no `in` on it
             hint = did_you_mean(value, CONNECTIONS) if isinstance(value, str) else ""
             return f"'{name}' must be 'ssh' or 'local', not {_show(value)}{hint}"
-    elif kind == "accept_new_host_keys":
+    elif kind == "become_method":
+        if value != "sudo":
+            return f"'{name}' must be 'sudo' (the only become method maintkit supports), not {_show(value)}"
+    elif kind in ("accept_new_host_keys", "become"):
         if not isinstance(value, bool):
             return f"'{name}' must be true or false, not {_show(value)}"
     elif kind in TIMEOUT_SETTINGS:
@@ -377,14 +393,20 @@ def _check_setting(name: str, value: Any) -> str | None:
     return None
 
 
-#: variables that switch users on the host (Ansible's become/sudo)
+#: Ansible's become settings maintkit does not take (it runs ``sudo -u USER`` itself, nothing else)
 BECOME_VARS = frozenset(
-    {"become", "become_user", "become_method", "become_flags", "become_pass", "become_password", "become_exe"}
-    | {f"ansible_{n}" for n in ("become", "become_user", "become_method", "become_flags", "become_exe")}
-    | {f"ansible_{n}" for n in ("become_pass", "become_password", "sudo", "sudo_user", "sudo_pass")}
+    {"become_flags", "become_exe"}
+    | {f"ansible_{n}" for n in ("become_flags", "become_exe", "sudo", "sudo_user", "sudo_pass")}
+)
+#: the variables that hold sudo's password (a secret; may be a template): read by config/become.py
+BECOME_PASSWORD_VARS = (
+    "ansible_become_password",
+    "ansible_become_pass",
+    "become_password",
+    "become_pass",
 )
 #: ssh options Ansible passes to ssh(1); maintkit reads the same options from ~/.ssh/config
-SSH_ARGS_VARS = frozenset({"ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args"})
+SSH_ARGS_VARS = frozenset({"ansible_ssh_args"})
 PASSWORD_VARS = frozenset({"ansible_password", "ansible_ssh_pass", "ansible_ssh_password"})
 
 
@@ -401,17 +423,17 @@ def unsupported_setting(name: str, value: Any) -> str | None:
     connect elsewhere or act as another user than the inventory says. A clear error beats a guess.
     """
     supported = ", ".join(n for names in CONNECTION_VARS.values() for n in names if n.startswith("ansible_"))
+    if name in BECOME_PASSWORD_VARS:
+        return None
     if name in BECOME_VARS:
-        if value is False:  # says what maintkit does anyway
-            return None
         return (
-            f"'{name}': maintkit does not switch users on the hosts (become/sudo); it runs every "
-            "command as the SSH user: connect as the user who owns the site (ansible_user or -u)"
+            f"'{name}' is not supported: maintkit becomes another user only through "
+            "'sudo -u USER' (become: true, become_user, become_password)"
         )
     if name in SSH_ARGS_VARS:
         return (
-            f"'{name}' is not passed to ssh: put ProxyJump and other ssh options in ~/.ssh/config "
-            "(Host NAME, then ProxyJump GATEWAY), which maintkit honours"
+            f"'{name}' is not passed to ssh: give a ProxyJump in ansible_ssh_common_args "
+            "(-o ProxyJump=GATEWAY), other ssh options in ~/.ssh/config (Host NAME), which maintkit reads"
         )
     if name in PASSWORD_VARS:
         return f"'{name}': no password logins; use a key (ansible_ssh_private_key_file) or the agent"
@@ -583,6 +605,10 @@ def _members(name: str, parsed: _Parsed, memo: dict[str, set[str]]) -> set[str]:
     return memo[name]
 
 
+def _seconds(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
 def _make_host(
     name: str, groups: list[str], sources: list[VarsSource], found: InventoryFile
 ) -> tuple[Host, dict[str, Position]]:
@@ -616,7 +642,12 @@ def _make_host(
         key_file=settings.get("key_file"),
         known_hosts=known_hosts,
         accept_new_host_keys=bool(settings.get("accept_new_host_keys", False)),
-        **{key: float(settings[key]) for key in TIMEOUT_SETTINGS if key in settings},
+        connect_timeout=_seconds(settings.get("connect_timeout")),
+        banner_timeout=_seconds(settings.get("banner_timeout")),
+        auth_timeout=_seconds(settings.get("auth_timeout")),
+        proxy_jump=proxy_jump(settings["proxy_jump"]) if settings.get("proxy_jump") else [],
+        become=bool(settings.get("become", False)),
+        become_user=settings.get("become_user"),
         groups=groups,
         vars=merged,
     )

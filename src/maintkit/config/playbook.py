@@ -46,8 +46,13 @@ TOP_KEYS = (
     "steps",
     "rollback",
     "always",
+    "become",
+    "become_user",
+    "become_method",
 )
 SECTIONS = ("steps", "rollback", "always")
+#: Ansible's task-level become keys: refused with the reason (become is per host here)
+STEP_BECOME_KEYS = ("become", "become_user", "become_method")
 SUFFIXES = (".yml", ".yaml")
 PERCENT = re.compile(r"^\s*(\d+)\s*%\s*$")
 
@@ -166,7 +171,11 @@ def parse_playbook(data: Any, file: str, path: str) -> tuple[Playbook | None, li
         max_parallel=check.positive_int("max_parallel", 10),
         vars=check.variables(),
         secret_vars=check.names_list("secret_vars"),
+        become=check.optional_bool("become"),
+        become_user=check.optional_str("become_user") or None,
     )
+    if data.get("become_method", "sudo") != "sudo":
+        check.fail(("become_method",), "'become_method' must be 'sudo' (the only one maintkit supports)")
     for section in SECTIONS:
         setattr(playbook, section, check.steps(section))
     return playbook, problems
@@ -201,6 +210,13 @@ class _Checker:
             self.fail((key,), f"'{key}' must be a string, not {type_name(value)}")
             return ""
         return value
+
+    def optional_bool(self, key: str) -> bool | None:
+        value = self.data.get(key)
+        if value is None or isinstance(value, bool):
+            return value
+        self.fail((key,), f"'{key}' must be true or false, not {_show(value)}")
+        return None
 
     def hosts(self) -> list[str]:
         value = self.data.get("hosts", "all")
@@ -357,6 +373,14 @@ def _step_action(raw: dict[Any, Any], fail: Any) -> str | None:
     unknown_action = False
     for key in raw:
         if key in actions or key in COMMON_STEP_KEYS or key in STEP_KEY_ALIASES:
+            continue
+        if key in STEP_BECOME_KEYS:
+            fail(
+                (key,),
+                f"'{key}' on a step is not supported: set become on the play (the playbook's top "
+                "level) or in the inventory (become: true, become_user); every step of a host then "
+                "runs through sudo",
+            )
             continue
         match = closest(key, [*COMMON_STEP_KEYS, *actions])
         if match in actions:

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from maintkit.actions.base import get_action
+from maintkit.config.become import apply_play_become, resolve_become
 from maintkit.config.extravars import parse_extra_args
 from maintkit.config.inventory import is_ignored_interpreter, load_inventory_with_origins
 from maintkit.config.playbook import (
@@ -109,6 +110,11 @@ def load_run(
             where = _var_position(name, host.name, origins)
             message = f"secret '{name}' is shorter than {MIN_SECRET_LENGTH} characters: it cannot be masked"
             warnings.append(Problem(where.file, where.line, where.column, name, message))
+        apply_play_become(host, playbook)
+        become_problem = resolve_become(host, variables[host.name], redactor)
+        if become_problem:
+            where = _var_position("become", host.name, origins)
+            problems.append(Problem(where.file, where.line, where.column, "become", become_problem))
         for name in filter(is_ignored_interpreter, host.vars):
             where = _var_position(name, host.name, origins)
             message = f"'{name}' is ignored: maintkit runs no Python on the hosts"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +33,7 @@ from maintkit.model.playbooks import Playbook, Step
 from maintkit.model.problems import LockHeld, MaintkitError, TransportError
 from maintkit.model.results import ActionResult, ExitCode, HostOutcome, RunOutcome, StepOutcome
 from maintkit.secrets import Redactor
+from maintkit.storage.sites import site_name
 from maintkit.text.templating import HostVars
 from maintkit.transport.base import Transport
 from maintkit.transport.registry import open_transport
@@ -48,6 +51,8 @@ class RunOptions:
     argv: list[str] | None = None
     #: ``maintkit restore --into`` / ``drill``: the source environment, handed to every step as it is
     restore_source: RestoreSource | None = None
+    #: which maintkit command runs the playbook (``run``, ``drill``, ``snapshots verify``...), for the history
+    command: str | None = None
 
 
 def batches(hosts: list[Host], serial: int | str | None) -> list[list[Host]]:
@@ -132,7 +137,11 @@ class Runner:
             playbook_path=self.playbook.path,
             env=self.config.inventory.name,
             hosts=[h.name for h in hosts],
+            sites=self._sites(hosts),
             check=self.options.check,
+            command=self.options.command,
+            control_host=socket.gethostname(),
+            pid=os.getpid(),
         )
         outcome = RunOutcome(self.run_id, [HostOutcome(h.name) for h in hosts])
         try:
@@ -165,6 +174,16 @@ class Runner:
             hosts={h.host: h.status for h in outcome.hosts},
         )
         return outcome
+
+    def _sites(self, hosts: list[Host]) -> dict[str, str]:
+        """Which site each host is (the history groups by site); the host's name when unreadable."""
+        sites = {}
+        for host in hosts:
+            try:
+                sites[host.name] = site_name(self.config.variables[host.name])
+            except Exception:  # a template that cannot render yet: the step will say so, not this
+                sites[host.name] = host.name
+        return sites
 
     @contextmanager
     def _locked(self, hosts: list[Host]) -> Iterator[None]:
@@ -258,6 +277,11 @@ class Runner:
             self.bus.emit,
             check=self.options.check,
             registers=frozenset(self.playbook.registers),
+            registered_by={
+                s.register: s.name
+                for s in self.playbook.steps + self.playbook.rollback + self.playbook.always
+                if s.register
+            },
             restore_source=self.options.restore_source,
         )
         self.bus.emit("host_start", host=host.name)

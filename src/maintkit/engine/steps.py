@@ -8,10 +8,11 @@ The wait grows exponentially from ``retry_delay`` with jitter, so hosts retrying
 
 from __future__ import annotations
 
+import re
 import threading
 import time
-from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -54,8 +55,24 @@ class HostState:
     check: bool = False
     #: every register name of the playbook: in --check their values are unknown
     registers: frozenset[str] = frozenset()
+    #: register name -> the name of the step that registers it (what --check says a step depends on)
+    registered_by: Mapping[str, str] = field(default_factory=dict)
     #: the source environment of ``maintkit restore --into`` / ``drill`` (None: none given)
     restore_source: RestoreSource | None = None
+
+
+def _unknown_in_check(step: Step, state: HostState, error: Exception) -> str:
+    """Why ``--check`` cannot plan a step: the registered results it reads, by the steps that make them.
+
+    Why not the template error: "'dict object' has no attribute 'data'" is what a not-yet-run
+    result gives, which is expected in a plan and names nothing a reader can act on.
+    """
+    text = f"{step.params!r} {step.when!r}"
+    used = [name for name in sorted(state.registers) if re.search(rf"\b{re.escape(name)}\b", text)]
+    if not used:
+        return f"(cannot be planned before the run: {error})"
+    steps = ", ".join(f"step '{state.registered_by.get(name, name)}' ({name})" for name in used)
+    return f"(depends on the result of {steps}: known only when the run gets there)"
 
 
 def step_title(step: Step, state: HostState) -> str:
@@ -141,7 +158,7 @@ def run_step(step: Step, section: str, state: HostState, cancel: threading.Event
                 host=state.host.name,
                 step=step.name,
                 section=section,
-                commands=[f"(depends on results of earlier steps: {error})"],
+                commands=[_unknown_in_check(step, state, error)],
             )
             return finish("planned", ActionResult(skipped=True, msg="check mode"))
         return finish("failed", ActionResult(failed=True, msg=str(error)))

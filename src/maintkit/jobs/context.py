@@ -7,6 +7,7 @@ action hands its context to a job); a test or a benchmark may hand in anything t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -66,5 +67,7 @@ class HostContext(Protocol):
         stdout: Sink | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        cancel: threading.Event | None = None,
     ) -> CommandResult:
-        """Run a command on the host with the step's timeout and cancel event."""
+        """Run a command on the host with the step's timeout and cancel event (and ``cancel``, when
+        given: set, it stops this command as the step's own does)."""

@@ -19,6 +19,8 @@ from typing import Any, Literal, Protocol
 
 from maintkit import __version__
 from maintkit.jobs.context import HostContext
+from maintkit.jobs.engine_files import EngineNight
+from maintkit.jobs.progress import Progress
 from maintkit.model.problems import MaintkitError, StepFailed
 from maintkit.sources.appconfig import fingerprint_command, parse_fingerprint
 from maintkit.sources.compression import SUFFIX, Compression, strip_markers
@@ -46,7 +48,7 @@ from maintkit.storage.encryption import AGE_SUFFIX, Encryptor, Recipient
 from maintkit.storage.fanout import FanOut, Tee
 from maintkit.storage.manifest import Artifact, DatabaseInfo, Encryption, Manifest, Table, write_manifest
 from maintkit.storage.operations import resolve_snapshot
-from maintkit.storage.sites import site_encryption, site_name
+from maintkit.storage.sites import site_encryption, site_files_engine, site_name
 from maintkit.transport.base import CommandResult
 
 
@@ -91,30 +93,6 @@ def take_snapshot(params: SnapshotRequest, ctx: HostContext, targets: list[Targe
         raise
 
 
-class Progress:
-    """Emit ``progress`` events (bytes, rate, ETA) every few seconds while an artifact streams.
-
-    The ETA uses the size of the same artifact in the previous snapshot: a shop's dump grows slowly.
-    """
-
-    EVERY = 5.0
-
-    def __init__(self, ctx: HostContext, artifact: str, expected: int | None) -> None:
-        self.ctx, self.artifact, self.expected = ctx, artifact, expected
-        self.started = self.last = time.monotonic()
-
-    def __call__(self, size: int) -> None:
-        now = time.monotonic()
-        if now - self.last < self.EVERY:
-            return
-        self.last = now
-        rate = size / max(now - self.started, 1e-6)
-        eta = None
-        if self.expected and self.expected > size and rate > 0:
-            eta = round((self.expected - size) / rate)
-        self.ctx.emit("progress", artifact=self.artifact, bytes=size, rate=round(rate), eta=eta)
-
-
 @dataclass
 class SnapshotJob:
     """One snapshot being taken: its targets, its manifest so far, what the host can do.
@@ -130,6 +108,8 @@ class SnapshotJob:
     compression: Compression
     previous_sizes: dict[str, int]
     recipients: list[Recipient]  # empty: not encrypted
+    files_engine: str = "tar"  # or "restic": the files go into the site's repository (engine_files)
+    engine: EngineNight | None = None  # the restic night, once started (forgotten on failure)
 
     @classmethod
     def start(cls, params: SnapshotRequest, ctx: HostContext, targets: list[Target]) -> SnapshotJob:
@@ -154,7 +134,15 @@ class SnapshotJob:
         if swept:
             ctx.emit("debris_removed", removed=swept, msg="unfinished snapshots of a failed earlier attempt")
         previous = _previous_sizes(targets[0], site, env)
-        return cls(params, ctx, targets, manifest, compression, previous, recipients)
+        engine = site_files_engine(ctx.vars, ctx.redactor)
+        job = cls(params, ctx, targets, manifest, compression, previous, recipients, engine)
+        if engine == "restic" and params.files:  # before the dump: a missing restic is found now
+            job.engine = EngineNight(ctx, targets, site, env, snapshot_id)
+            try:
+                job.engine.find_restic()
+            except MaintkitError as error:
+                raise StepFailed(f"{error}; nothing was stored") from error
+        return job
 
     def database(self, source: DatabaseSource) -> None:
         """Count rows, then stream the dump; commit it only when it exited 0 and its trailer arrived."""
@@ -183,8 +171,24 @@ class SnapshotJob:
         self.manifest.database = DatabaseInfo(database, [Table(t, counts.get(t)) for t in watcher.tables])
 
     def files(self, source: FilesSource) -> None:
-        """Stream the tar of the site's files; commit it only when tar and the compressor succeeded."""
+        """Stream the tar of the site's files; commit it only when tar and the compressor succeeded.
+
+        With ``files_engine: restic`` the files go into the site's repository instead (only the
+        change crosses the link) and the manifest gets the engine artifact.
+        """
         self._identify_files(source)
+        if self.engine is not None:
+            started = time.monotonic()
+            try:
+                artifact = self.engine.take(source, list(self.recipients), self.params.timeout)
+            except StepFailed:
+                raise
+            except MaintkitError as error:  # restic, rclone, the host's engine: a failed step
+                raise StepFailed(str(error)) from error
+            self.manifest.artifacts.append(artifact)
+            self.manifest.timings[artifact.name] = round(time.monotonic() - started, 3)
+            self._fingerprint(source)
+            return
         name = self._name(f"files.tar{SUFFIX[self.compression]}")
         result, fan = self._stream(name, tar_command(source, self.compression), None)
         if result.rc != 0:
@@ -195,6 +199,9 @@ class SnapshotJob:
         fan.commit()
         paths = " ".join(source.paths)
         self._record(name, fan, f"tar of {paths} under {source.root} on {self.ctx.host.name}")
+        self._fingerprint(source)
+
+    def _fingerprint(self, source: FilesSource) -> None:
         result = self.ctx.run(fingerprint_command(source.cms, source.root), timeout=60)
         self.manifest.fingerprint = parse_fingerprint(result.stdout) if result.rc == 0 else {}
 
@@ -227,7 +234,9 @@ class SnapshotJob:
         written so far, the unfinished uploads): one failing target fails the snapshot everywhere.
         Return what to tell the user."""
         m = self.manifest
-        return discard_snapshot(self.targets, m.site, m.env, m.snapshot_id).describe()
+        said = discard_snapshot(self.targets, m.site, m.env, m.snapshot_id).describe()
+        forgotten = self.engine.forget() if self.engine else ""
+        return f"{said}; {forgotten}" if forgotten else said
 
     def finish(self) -> Manifest:
         """Write the manifest to every target, last: only now is the snapshot complete."""

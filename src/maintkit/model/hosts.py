@@ -10,6 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 
+@dataclass(frozen=True)
+class JumpHop:
+    """One ProxyJump hop (``[user@]host[:port]``): a gateway the SSH connection goes through."""
+
+    address: str
+    port: int | None = None
+    user: str | None = None
+
+    def __str__(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{user}{address}" + (f":{self.port}" if self.port else "")
+
+
 @dataclass
 class Host:
     """One site instance of an inventory (several may share a server)."""
@@ -27,6 +41,15 @@ class Host:
     connect_timeout: float | None = None
     banner_timeout: float | None = None
     auth_timeout: float | None = None
+    #: gateways, first hop first (``-J``/``ProxyJump`` of ansible_ssh_common_args); empty: none
+    #: (``~/.ssh/config``'s ProxyJump still applies then)
+    proxy_jump: list[JumpHop] = field(default_factory=list)
+    #: run every command as ``become_user`` (default root) through sudo (Ansible's become)
+    become: bool = False
+    become_user: str | None = None
+    #: sudo's password, rendered from the inventory's become password variable (a secret): sent to
+    #: sudo on stdin, never in a command line; never shown (repr=False)
+    become_password: str | None = field(default=None, repr=False)
     groups: list[str] = field(default_factory=list)  # every group it belongs to, nearest last
     vars: dict[str, Any] = field(default_factory=dict)  # merged: all < parents < children < host
 

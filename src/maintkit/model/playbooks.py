@@ -57,6 +57,10 @@ class Playbook:
     steps: list[Step] = field(default_factory=list)
     rollback: list[Step] = field(default_factory=list)
     always: list[Step] = field(default_factory=list)
+    #: Ansible's play keywords ``become``/``become_user``: the default for hosts whose inventory says
+    #: neither (None: not given)
+    become: bool | None = None
+    become_user: str | None = None
 
     @property
     def registers(self) -> list[str]:

@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from maintkit.model.results import RunOutcome
+from maintkit.reporting.facts import human_size, step_facts
+from maintkit.sources.script import script_body
 
 STATUS_STYLE = {
     "ok": ("✓", "green"),
@@ -120,6 +122,8 @@ class ConsoleSink:
                 text += "\n" + _indent(e["stderr"][-1500:], "red")
         elif e["status"] == "skipped" and e.get("msg") and self.verbosity > 0:
             text += f" [dim]({escape(e['msg'])})[/]"
+        for fact in step_facts(e):  # the snapshot it made, what prune deleted (the journal's data)
+            text += f"\n    {escape(fact)}"
         if self.verbosity > 0 and e["status"] not in {"failed", "ignored"}:
             for stream in ("stdout", "stderr"):
                 if e.get(stream):
@@ -133,7 +137,7 @@ class ConsoleSink:
 
     def _on_plan(self, e: dict[str, Any]) -> str:
         section = "" if e.get("section") == "steps" else f"[dim]{e['section']}:[/] "
-        commands = "\n".join(_indent(c, "cyan", "    $ ") for c in e.get("commands", []))
+        commands = "\n".join(_plan_line(c) for c in e.get("commands", []))
         when = f" [dim](when: {escape(e['when'])})[/]" if e.get("when") else ""
         return f"[cyan]?[/] [bold]{escape(e['host'])}[/] {section}{escape(e['step'])}{when}\n{commands}"
 
@@ -224,12 +228,7 @@ class ConsoleSink:
         self.console.print(table)
 
 
-def _size(count: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"
+_size = human_size
 
 
 def _is_bad(event: dict[str, Any]) -> bool:
@@ -238,6 +237,19 @@ def _is_bad(event: dict[str, Any]) -> bool:
     if event["event"] == "manual_steps":
         return True
     return event.get("status") in {"failed", "ignored"} or event["event"] in {"retry", "lock_broken"}
+
+
+def _plan_line(command: str) -> str:
+    """One entry of a ``--check`` plan, read as a plan: a description (``(control node) …``) as a
+    sentence, a command after ``$``, a generated bash script as one command with its body as a block
+    (never a ``$`` on each of its lines, as if each were a command of its own)."""
+    body = script_body(command)
+    if body is not None:
+        return "[cyan]    $ bash script:[/]\n" + _indent(body, "cyan", "        ")
+    if command.startswith("("):
+        return _indent(command, "cyan", "    · ")
+    first, _, rest = command.partition("\n")
+    return _indent(first, "cyan", "    $ ") + ("\n" + _indent(rest, "cyan", "      ") if rest else "")
 
 
 def _indent(text: str, style: str, prefix: str = "    ") -> str:

@@ -25,6 +25,14 @@ def bash_command(body: str) -> str:
     return f"exec bash -c \"$(cat <<'{DELIMITER}'\n{body}\n{DELIMITER}\n)\""
 
 
+def script_body(command: str) -> str | None:
+    """The script of a command :func:`bash_command` built (what ``--check`` shows), else None."""
+    head, tail = f"exec bash -c \"$(cat <<'{DELIMITER}'\n", f'\n{DELIMITER}\n)"'
+    if command.startswith(head) and command.endswith(tail):
+        return command[len(head) : -len(tail)]
+    return None
+
+
 def host_path(path: str) -> str:
     """Shell-quote a path on the host; a leading ``~/`` means the login user's home.
 

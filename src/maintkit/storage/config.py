@@ -41,6 +41,10 @@ if TYPE_CHECKING:
     from maintkit.storage.encryption import EncryptionSettings
 
 DEFAULT_PATH = "./.maintkit/snapshots"
+#: how a snapshot keeps the site's files: a full tar per night, or restic's deduplicated repository
+FILES_ENGINES = ("tar", "restic")
+
+
 class RetentionModel(SettingsModel):
     keep_last: int = Field(0, ge=0)
     keep_hourly: int = Field(0, ge=0)
@@ -248,3 +252,55 @@ def encryption_from_vars(
         identity = Path(model.identity_file).expanduser()
         identity = identity if identity.is_absolute() else Path(base_dir) / identity
     return EncryptionSettings(tuple(r.strip() for r in model.recipients), identity)
+
+
+def files_engine_from_vars(value: Any, targets: list[Target], *, file: str = "inventory") -> str:
+    """Return the ``files_engine`` var (``tar``, the default, or ``restic``), checked against ``targets``.
+
+    Why restic is refused beside an Object Lock target: ``restic prune`` must delete and rewrite
+    packs, which a locked bucket forbids, so retention could never free anything (docs/snapshots.md).
+    Saying so before the run beats a prune that fails every night.
+    """
+    if value is None:
+        return "tar"
+    line, column = locate(value, ())
+    if not isinstance(value, str) or value not in FILES_ENGINES:
+        shown = f"'{value}'" if isinstance(value, str) else type_name(value)
+        hint = did_you_mean(value, FILES_ENGINES) if isinstance(value, str) else ""
+        message = f"unknown files engine {shown}{hint}; engines: {', '.join(FILES_ENGINES)}"
+        raise InvalidInput([Problem(file, line, column, "files_engine", message)])
+    locked = [t.name for t in targets if getattr(t, "object_lock", None) is not None]
+    if value == "restic" and locked:
+        message = (
+            f"files_engine: restic cannot write to a target with object_lock ({', '.join(locked)}): "
+            "restic prune must delete packs, which Object Lock forbids; use files_engine: tar there, "
+            "or a target without object_lock"
+        )
+        raise InvalidInput([Problem(file, line, column, "files_engine", message)])
+    return value
+
+
+#: ``files_engine_install``: how a host without restic 0.14+ gets one (maintkit.jobs.engine_host)
+ENGINE_INSTALL_SETTING = "files_engine_install"
+ENGINE_INSTALL_MODES = ("ship", "package", "never")
+DEFAULT_ENGINE_INSTALL = "ship"
+
+
+def engine_install_from_vars(value: Any, *, file: str = "inventory") -> str:
+    """Return the ``files_engine_install`` mode (``ship`` when absent); InvalidInput at its line if unknown.
+
+    Why checked with the storage settings: a typo (``shipp``) found when the first host lacks restic
+    would fail a night that validation can save.
+    """
+    if value is None:
+        return DEFAULT_ENGINE_INSTALL
+    if isinstance(value, str) and value in ENGINE_INSTALL_MODES:
+        return value
+    line, column = locate(value, ())
+    shown = f"'{value}'" if isinstance(value, str) else type_name(value)
+    hint = did_you_mean(value, ENGINE_INSTALL_MODES) if isinstance(value, str) else ""
+    message = (
+        f"unknown mode {shown}{hint}; one of {', '.join(ENGINE_INSTALL_MODES)} (ship: copy the control "
+        "node's restic to the host; package: the host's package manager; never: only a restic already there)"
+    )
+    raise InvalidInput([Problem(file, line, column, ENGINE_INSTALL_SETTING, message)])

@@ -28,7 +28,11 @@ from maintkit.sources.identity import SourceIdentity
 from maintkit.storage.base import StorageError, Target, parse_snapshot_id, snapshot_key, snapshot_prefix
 from maintkit.storage.retention import SnapshotInfo
 
-FORMAT_VERSION = 1
+#: the newest manifest format this maintkit reads and writes: 2 when the manifest holds an engine
+#: artifact (an older maintkit, which knows only 1, refuses it clearly instead of taking the
+#: engine's empty sha256 for damage); a manifest of stored files only is written as format 1
+FORMAT_VERSION = 2
+PLAIN_FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 VERIFICATION_NAME = "verification.json"
 
@@ -109,7 +113,7 @@ class Manifest:
     # restore into another environment compares its target with it. An addition within format 1:
     # manifests written before it load with None (docs/restore.md says what a restore does then)
     identity: SourceIdentity | None = None
-    format_version: int = FORMAT_VERSION
+    format_version: int = PLAIN_FORMAT_VERSION
 
     def __post_init__(self) -> None:
         self.created = _utc(self.created)
@@ -130,7 +134,8 @@ class Manifest:
             if artifact["engine"] is None:  # a stored file: written as format 1 always wrote it
                 for name in _ENGINE_FIELDS:
                     del artifact[name]
-        return _FORMAT.dump(document)
+        engine = any(a.engine is not None for a in self.artifacts)
+        return (_FORMAT if engine else _PLAIN_FORMAT).dump(document)
 
     @classmethod
     def from_json(cls, data: bytes | str, where: str = MANIFEST_NAME) -> Manifest:
@@ -161,7 +166,7 @@ class Verification:
     results: list[ArtifactCheck] = field(default_factory=list)
     tool_version: str = ""
     duration: float | None = None
-    format_version: int = FORMAT_VERSION
+    format_version: int = PLAIN_FORMAT_VERSION
 
     def __post_init__(self) -> None:
         self.time = _utc(self.time)
@@ -178,14 +183,16 @@ class Verification:
 #: the Artifact fields of an engine artifact only, left out of a stored file's record
 _ENGINE_FIELDS = ("engine", "engine_snapshot", "engine_tag", "engine_tree", "files_count", "tree_bytes")
 
-#: manifest.json and verification.json: ``format_version`` first, required
+#: manifest.json and verification.json: ``format_version`` first, required; read up to 2, and
+#: written as 1 unless an engine artifact needs 2 (a verification record is always 1)
 _FORMAT = RecordFormat(MANIFEST_NAME, key="format_version", version=FORMAT_VERSION)
+_PLAIN_FORMAT = RecordFormat(MANIFEST_NAME, key="format_version", version=PLAIN_FORMAT_VERSION)
 _MANIFEST: TypeAdapter[Manifest] = TypeAdapter(Manifest)
 _VERIFICATION: TypeAdapter[Verification] = TypeAdapter(Verification)
 
 
 def _dump(adapter: TypeAdapter[Any], value: Any) -> bytes:
-    return _FORMAT.dump(adapter.dump_python(value, mode="json"))
+    return _PLAIN_FORMAT.dump(adapter.dump_python(value, mode="json"))
 
 
 def _load(adapter: TypeAdapter[Any], data: bytes | str, where: str) -> Any:

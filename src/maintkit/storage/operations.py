@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from maintkit.model.problems import StepFailed
 from maintkit.storage.base import Target, snapshot_prefix
+from maintkit.storage.engine_ops import EnginePrune, prune_engine
 from maintkit.storage.manifest import Manifest, list_snapshots, read_manifest
 from maintkit.storage.retention import UNFINISHED_GRACE, Decision, RetentionPolicy, select_to_keep
 
@@ -56,10 +57,31 @@ def prune_target(
     unfinished-snapshot grace are aborted too: prune holds no lock, so younger ones may be a
     snapshot being written.
     """
+    keep, prune, _engine = prune_target_with_engine(target, site, env, policy, dry_run, now)
+    return keep, prune
+
+
+def prune_target_with_engine(
+    target: Target,
+    site: str,
+    env: str,
+    policy: RetentionPolicy,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> tuple[list[Decision], list[Decision], EnginePrune]:
+    """:func:`prune_target`, also saying what the site's restic repository (if any) had forgotten.
+
+    The engine snapshots of the pruned snapshots are forgotten after their folders are deleted:
+    should the engine fail then, what it kept is debris (tagged, without manifest), which the next
+    prune forgets. Old tar snapshots beside engine ones are pruned by the same rules.
+    """
     now = now or datetime.now(UTC)
-    keep, prune = select_to_keep(list_snapshots(target, site, env), policy, now)
+    snapshots = list_snapshots(target, site, env)
+    keep, prune = select_to_keep(snapshots, policy, now)
     if not dry_run:
         for decision in prune:
             target.delete_prefix(snapshot_prefix(site, env, decision.snapshot.id))
         target.abort_unfinished_uploads(snapshot_prefix(site, env), before=now - UNFINISHED_GRACE)
-    return keep, prune
+    complete = [s.id for s in snapshots if s.complete]
+    engine = prune_engine(target, site, env, [d.snapshot.id for d in prune], complete, now, dry_run=dry_run)
+    return keep, prune, engine

@@ -28,13 +28,14 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from maintkit.model.problems import MaintkitError
+from maintkit.sources.script import host_path
 
 #: seconds rclone may take to listen
 SERVER_START_TIMEOUT = 15.0
@@ -90,9 +91,12 @@ class AppendOnlyServer:
     the forward yields on the host's side). Stopped by its own PID on exit.
     """
 
-    def __init__(self, repository: str, *, rclone: str = "rclone") -> None:
-        self.repository = repository  # a local folder or an rclone remote path (":s3,...:bucket/x")
+    def __init__(
+        self, repository: str, *, rclone: str = "rclone", env: Mapping[str, str] | None = None
+    ) -> None:
+        self.repository = repository  # a local folder or an rclone remote path ("mk0:bucket/x")
         self.rclone = rclone
+        self.env = dict(env or {})  # the remote's RCLONE_CONFIG_* (storage credentials: never argv)
         self.user = "maintkit"
         self.password = secrets.token_urlsafe(24)
         self.port = 0
@@ -102,7 +106,7 @@ class AppendOnlyServer:
         if shutil.which(self.rclone) is None:
             raise ResticError(f"{self.rclone} is not installed on the control node (apt-get install rclone)")
         self.port = _free_port()
-        env = {**os.environ, "RCLONE_USER": self.user, "RCLONE_PASS": self.password}
+        env = {**os.environ, **self.env, "RCLONE_USER": self.user, "RCLONE_PASS": self.password}
         argv = [
             self.rclone, "serve", "restic", "--append-only", "--addr", f"127.0.0.1:{self.port}",
             "--", self.repository,
@@ -140,17 +144,29 @@ class AppendOnlyServer:
             proc.stderr.close()
 
 
-def backup_command(root: str, paths: Sequence[str], *, tag: str, restic: str = "restic") -> str:
+def backup_command(
+    root: str, paths: Sequence[str], *, tag: str, restic: str = "restic", exclude: Sequence[str] = ()
+) -> str:
     """The host's command: back up ``paths`` under ``root`` (relative, as in the files source).
 
     Expects ``RESTIC_REPOSITORY`` and ``RESTIC_PASSWORD`` in its environment (sent as a secret
-    command). ``--json`` gives the summary :func:`parse_backup` reads. The repository is created on
-    first use (``init`` fails harmlessly when it exists: append-only allows creating config once).
+    command). ``--json`` gives the summary :func:`parse_backup` reads. ``root`` may start with
+    ``~/`` (the login's home). ``exclude`` takes the tar source's patterns with their meaning there:
+    with a ``/`` anchored at ``root`` (restic anchors at ``/``, so the root's real path is put in
+    front on the host), without one matched at any depth (restic's own meaning).
     """
-    quoted = " ".join(shlex.quote(p) for p in paths)
+    quoted = " ".join(shlex.quote(p if not p.startswith("-") else f"./{p}") for p in paths)
+    options = ""
+    for raw in exclude:
+        pattern = raw.rstrip("/")
+        if "/" in pattern:
+            pattern = pattern.lstrip("/").removeprefix("./")
+            options += f' --exclude "$PWD"/{shlex.quote(pattern)}'
+        else:
+            options += f" --exclude {shlex.quote(pattern)}"
     return (
-        f"cd -- {shlex.quote(root)} || exit 2; "
-        f"exec {shlex.quote(restic)} backup --json -q --tag {shlex.quote(tag)} -- {quoted}"
+        f"cd -- {host_path(root)} || exit 2; "
+        f"exec {shlex.quote(restic)} backup --json -q --tag {shlex.quote(tag)}{options} -- {quoted}"
     )
 
 
@@ -177,34 +193,116 @@ def parse_backup(stdout: str) -> BackupSummary:
 
 
 class Repository:
-    """A restic repository the control node reads directly (its storage, its password file)."""
+    """A restic repository the control node reads and writes directly (its storage, its password file).
 
-    def __init__(self, location: str, password_file: Path, *, restic: str = "restic") -> None:
+    ``env`` carries what restic's rclone backend needs for an S3 target (``RCLONE_CONFIG_*``: the
+    control node's credentials, in the environment of restic and the rclone it starts, never argv).
+    Every method raises :class:`ResticError` naming the command; nothing here prints a secret.
+    """
+
+    def __init__(
+        self,
+        location: str,
+        password_file: Path,
+        *,
+        restic: str = "restic",
+        env: Mapping[str, str] | None = None,
+        name: str = "",
+    ) -> None:
         self.location = location
         self.password_file = password_file
         self.restic = restic
+        self.env = dict(env or {})
+        self.name = name or location  # for messages: the storage target's name
 
-    def run(self, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[bytes]:
-        argv = [self.restic, "-r", self.location, "--password-file", str(self.password_file), *args]
-        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    def _argv(self, *args: str) -> list[str]:
+        return [self.restic, "-r", self.location, "--password-file", str(self.password_file), *args]
+
+    def _environ(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return {**os.environ, **self.env, **(extra or {})}
+
+    def run(
+        self, *args: str, timeout: float = 3600, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        proc = self.attempt(*args, timeout=timeout, env=env)
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip()[-1500:]
-            raise ResticError(f"restic {args[0]} failed (exit status {proc.returncode}): {err}")
+            raise ResticError(
+                f"restic {args[0]} in {self.name} failed (exit status {proc.returncode}): {err}"
+            )
         return proc
 
-    def init_if_missing(self) -> bool:
-        """Create the repository unless it exists (its ``config`` file); True when created."""
-        probe = subprocess.run(
-            [self.restic, "-r", self.location, "--password-file", str(self.password_file), "cat", "config"],
-            capture_output=True, timeout=120, check=False,
-        )  # fmt: skip
-        if probe.returncode == 0:
+    def attempt(
+        self, *args: str, timeout: float = 3600, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a restic command and return it whatever its exit status (the caller reads it)."""
+        return subprocess.run(
+            self._argv(*args), capture_output=True, timeout=timeout, check=False, env=self._environ(env)
+        )
+
+    def exists(self) -> bool:
+        """Whether the repository is there and opens with the password (its ``config`` reads)."""
+        return self.attempt("cat", "config", timeout=120).returncode == 0
+
+    def init_if_missing(self, like: Repository | None = None) -> bool:
+        """Create the repository unless it exists; True when created.
+
+        ``like``: another repository whose chunker parameters the new one takes, so that
+        ``restic copy`` between them keeps deduplicating (restic's ``--copy-chunker-params``).
+        """
+        if self.exists():
             return False
-        self.run("init")
+        self.init(like=like)
         return True
 
-    def snapshots(self) -> list[dict[str, Any]]:
-        return list(json.loads(self.run("snapshots", "--json").stdout or b"[]"))
+    def init(self, like: Repository | None = None) -> None:
+        """Create the repository (``like``: see :meth:`init_if_missing`)."""
+        if like is None:
+            self.run("init")
+        else:
+            self.run(*like.from_args("init"), "--copy-chunker-params", env=like.env)
+
+    def from_args(self, command: str) -> list[str]:
+        """``command`` with this repository as the source (``--from-repo``) of another's command."""
+        return [command, "--from-repo", self.location, "--from-password-file", str(self.password_file)]
+
+    def snapshots(self, *, tag: str | None = None) -> list[dict[str, Any]]:
+        args = ["snapshots", "--json", *(["--tag", tag] if tag else [])]
+        return list(json.loads(self.run(*args).stdout or b"[]") or [])
+
+    def by_tag(self, tag: str) -> list[dict[str, Any]]:
+        """The engine snapshots carrying ``tag`` (each with ``id``, the full id, and ``tree``)."""
+        return self.snapshots(tag=tag)
+
+    def copy_from(self, source: Repository, tag: str) -> None:
+        """Copy the snapshots tagged ``tag`` from ``source`` into this repository (both control-side).
+
+        The copy gets a new engine id in this repository (restic records the original); tag and tree
+        stay the same, and that is how verify and restore find it in every target.
+        """
+        self.run(*source.from_args("copy"), "--tag", tag, env=source.env, timeout=24 * 3600)
+
+    def forget(self, snapshot_ids: Sequence[str]) -> None:
+        """Forget these engine snapshots (their data stays until :meth:`prune`)."""
+        if snapshot_ids:
+            self.run("forget", *snapshot_ids)
+
+    def forget_tag(self, tag: str) -> list[str]:
+        """Forget every engine snapshot tagged ``tag``; return their ids."""
+        ids = [str(s["id"]) for s in self.by_tag(tag)]
+        self.forget(ids)
+        return ids
+
+    def prune(self) -> None:
+        self.run("prune", timeout=24 * 3600)
+
+    def unlock(self) -> None:
+        """Remove stale locks only (a killed restic's): check and prune need an exclusive lock."""
+        self.run("unlock")
+
+    def check(self, *, read_data: bool = True) -> subprocess.CompletedProcess[bytes]:
+        """``restic check`` (``--read-data``: every pack read and its hash compared); not raised on."""
+        return self.attempt("check", *(["--read-data"] if read_data else []), timeout=24 * 3600)
 
     def stats_raw(self) -> int:
         """Bytes the repository stores (restic's ``raw-data`` mode: after dedup and compression)."""
@@ -219,3 +317,16 @@ class Repository:
         into.mkdir(parents=True, exist_ok=True)
         self.run("restore", snapshot_id, "--target", str(into))
         return into
+
+    def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a restic command whose output streams (``dump``): stdout and stderr are pipes.
+
+        ``env`` adds to the environment (an S3 target's ``RCLONE_CONFIG_*``: credentials stay out
+        of argv). The password is read from :attr:`password_file` by restic itself. The caller
+        reads stdout, then ``wait``s, and ends the process by its own PID if it stops early.
+        """
+        argv = [self.restic, "-r", self.location, "--password-file", str(self.password_file), *args]
+        environ = {**os.environ, **(env or {})}
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environ
+        )

@@ -71,6 +71,13 @@ class RetentionPolicy:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{item.name} must be a whole number, 0 or more, not {value!r}")
 
+    def describe(self) -> str:
+        """The policy as a plan says it: ``keep_daily 7, keep_weekly 4`` (the rules in force)."""
+        rules = [
+            f"{item.name} {getattr(self, item.name)}" for item in fields(self) if getattr(self, item.name)
+        ]
+        return ", ".join(rules) if rules else "no rule (everything is kept)"
+
     @property
     def is_empty(self) -> bool:
         """True when no rule keeps anything: such a policy keeps everything instead."""

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from maintkit.model.problems import InvalidInput, Position, Problem, StepFailed
 from maintkit.secrets import Redactor
 from maintkit.storage.base import Target, check_segment
-from maintkit.storage.config import encryption_from_vars, retention_from_vars, targets_from_vars
+from maintkit.storage.config import (
+    ENGINE_INSTALL_SETTING,
+    encryption_from_vars,
+    engine_install_from_vars,
+    files_engine_from_vars,
+    retention_from_vars,
+    targets_from_vars,
+)
 from maintkit.storage.retention import RetentionPolicy
 from maintkit.text.templating import has_template, render, sole_variable
 from maintkit.text.yamlload import locate
@@ -64,13 +71,27 @@ def site_encryption(
     return encryption_from_vars(_value(variables, "encryption", redactor), base)
 
 
+def site_files_engine(variables: Mapping[str, Any], redactor: Redactor | None = None) -> str:
+    """How the host's files are kept (``files_engine``: ``tar`` by default, or ``restic``).
+
+    Checked against the host's targets: restic beside an Object Lock target is refused.
+    """
+    targets = site_targets(variables, None, redactor)
+    return files_engine_from_vars(_value(variables, "files_engine", redactor), targets)
+
+
+def engine_install(variables: Mapping[str, Any], redactor: Redactor | None = None) -> str:
+    """How a host without restic gets one: ``files_engine_install`` (ship, package, never; default ship)."""
+    return engine_install_from_vars(_value(variables, ENGINE_INSTALL_SETTING, redactor))
+
+
 def check_sites(
     hosts_variables: Iterable[Mapping[str, Any]],
     inventory_file: str,
     redactor: Redactor,
     origins: Mapping[str, Mapping[str, Position]] | None = None,
 ) -> list[Problem]:
-    """Check every host's ``storage``, ``retention`` and ``encryption``; return the problems.
+    """Check every host's storage, retention, encryption, files_engine, files_engine_install settings.
 
     Why here and not when a snapshot starts: a typo in a bucket option must stop the run before any
     command reaches a host, like every other invalid input. ``origins`` (host -> variable -> where
@@ -80,7 +101,9 @@ def check_sites(
     problems: list[Problem] = []
     for variables in hosts_variables:
         where = (origins or {}).get(str(variables.get("inventory_hostname")), {})
-        for check in (_check_site_name, site_targets, site_retention, site_encryption):
+        for check in (
+            _check_site_name, site_targets, site_retention, site_encryption, site_files_engine, engine_install
+        ):
             try:
                 check(variables, redactor=redactor)
             except InvalidInput as error:

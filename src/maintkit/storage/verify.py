@@ -3,6 +3,8 @@
 Checks per artifact (the record says which passed): ``size`` and ``sha256`` against the manifest,
 ``decompress`` (every zstd frame / gzip member complete), then by kind: ``tar_listing`` (the whole
 archive lists, member by member) or ``dump_trailer`` (the dump ends with ``-- Dump completed``).
+An engine artifact (``files_engine: restic``) is checked by the engine: its snapshot and tree in the
+target's repository, and ``restic check --read-data`` (:mod:`maintkit.storage.engine_ops`).
 An age-encrypted artifact is decrypted on the way when an identity is given (``decrypt``: every
 chunk authenticated, the stream not truncated), and then gets the same checks; without an identity
 only its size and SHA-256 can be checked, and the record's message says so.
@@ -25,6 +27,7 @@ from maintkit.model.problems import MaintkitError
 from maintkit.sources.trailer import DumpTrailerWatcher
 from maintkit.storage.base import Target
 from maintkit.storage.encryption import DecryptionError, Identity, decrypting_reader
+from maintkit.storage.engine_ops import verify_engine_artifact
 from maintkit.storage.manifest import Artifact, ArtifactCheck, Manifest, Verification, write_verification
 
 CHUNK = 1024 * 1024
@@ -88,6 +91,8 @@ def verify_artifact(
     An ``age`` artifact is decrypted with ``identities`` while it streams (the SHA-256 is still
     that of the stored ciphertext); without identities only its size and SHA-256 are checked.
     """
+    if artifact.engine is not None:  # a tree in the site's repository: restic reads it back
+        return verify_engine_artifact(target, artifact)
     check = ArtifactCheck(artifact.name, ok=False)
     decrypt = artifact.encryption == "age" and bool(identities)
     if artifact.encryption != "none" and not decrypt:

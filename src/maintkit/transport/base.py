@@ -86,6 +86,31 @@ def with_env(command: str, env: Mapping[str, str] | None) -> str:
     return f"export {exports}; {command}"
 
 
+class LinkedCancel(threading.Event):
+    """A cancel event that also reads as set while any of its ``parents`` is set.
+
+    Why: a job that runs two commands at once (a restore stages its database and its files in
+    parallel) must stop one when the other fails, without losing the step's own cancel (SIGINT,
+    the engine's stop). Transports only ask ``is_set()`` (every ``WAIT_SLICE``), which is what this
+    overrides; ``wait()`` is not used on cancel events and does not see the parents.
+    """
+
+    def __init__(self, *parents: threading.Event | None) -> None:
+        super().__init__()
+        self.parents = [p for p in parents if p is not None]
+
+    def is_set(self) -> bool:
+        return super().is_set() or any(p.is_set() for p in self.parents)
+
+
+def linked_cancel(*events: threading.Event | None) -> threading.Event | None:
+    """One event set when any of ``events`` is; None when none is given (see :class:`LinkedCancel`)."""
+    given = [e for e in events if e is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+    return LinkedCancel(*given)
+
+
 class Transport(ABC):
     """A connection to one host. Opened lazily, reused for every command of a run, closed at the end."""
 

@@ -37,4 +37,9 @@ def open_transport(host: Host, *, accept_new_host_keys: bool = False) -> Transpo
     if opener is None:  # the inventory loader refuses other kinds; this guards hand-built hosts
         known = ", ".join(sorted(OPENERS))
         raise TransportError(f"{host.name}: unknown connection {host.connection!r} (known: {known})")
-    return opener(host, accept_new_host_keys)
+    transport = opener(host, accept_new_host_keys)
+    if host.become:  # every command as become_user through sudo (transport/become.py)
+        from maintkit.transport.become import BecomeTransport
+
+        return BecomeTransport(transport, host.become_user or "root", host.become_password)
+    return transport

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from typing import Literal
 
 from maintkit.sources.compression import Compression
 from maintkit.sources.database import CLIENT_FOR, DatabaseSource, _credentials_snippet, _tool_snippet
@@ -69,10 +70,11 @@ def sql_command(src: DatabaseSource) -> tuple[str, bytes]:
 
 
 def import_command(
-    src: DatabaseSource, staging: str, stage: str, compression: Compression, *, strip_definers: bool
+    src: DatabaseSource, staging: str, compression: Compression, *, strip_definers: bool
 ) -> tuple[str, bytes]:
     """Return ``(command, payload)`` loading the compressed dump that follows ``payload`` on stdin
-    into the staging database ``staging``, after running ``stage`` (SQL that recreates it).
+    into the staging database ``staging`` (created before, by :func:`sql_command`, so that a target
+    that cannot be staged into fails before any stream starts).
 
     The dump is decompressed on the host: the compressed bytes are what crosses the network. With
     ``strip_definers`` the DEFINER clauses go (the objects then belong to the restoring user, which
@@ -92,8 +94,6 @@ def import_command(
             creds,
             _client(src),
             _decompressor(compression),
-            f'"$client" --defaults-file=/dev/fd/3 {CLIENT_OPTIONS} -e {shlex.quote(stage)} || exit 1',
-            "printf 'maintkit:staged=1\\n' >&2",
             " | ".join(stages),
         ]
     )
@@ -139,9 +139,19 @@ def _keep_lines(keep: Sequence[str]) -> list[str]:
     ]
 
 
-def extract_command(root: str, compression: Compression) -> str:
+#: an extracted tree without a ``./`` member takes the live root's mode (0755 when there is none)
+_LIVE_ROOT_MODE = [
+    'if [ -d "$root" ]; then chmod --reference="$root" -- "$tmp"; else chmod 755 -- "$tmp"; fi || exit 1'
+]
+
+
+def extract_command(root: str, compression: Compression, *, root_mode: Literal["tar", "live"] = "tar") -> str:
     """Extract the compressed tar on stdin into a new sibling folder of ``root``; print its path on
     stderr as ``maintkit:staging=PATH``. On any failure (or a kill) the folder is removed.
+
+    ``root_mode``: the folder's own mode comes from the archive's ``./`` member (``tar``), or, for
+    a tree without one (an engine's: restic keeps no metadata of the folder it ran in), from the
+    live root (``live``; 0755 when there is none).
 
     Folders left by a restore that was SIGKILLed are swept first (the environment lock guarantees
     no other restore of this root is running).
@@ -160,6 +170,7 @@ def extract_command(root: str, compression: Compression) -> str:
             'trap \'[ "$done" = 1 ] || rm -rf -- "$tmp"\' EXIT',
             "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
             f'{_DECOMPRESS[compression]} | tar -C "$tmp" -x -f - || exit $?',
+            *(_LIVE_ROOT_MODE if root_mode == "live" else []),
             "done=1",
         ]
     )
@@ -214,6 +225,20 @@ def swap_command(root: str, staging: str, paths: Sequence[str], keep: Sequence[s
             "done",
             'rm -rf -- "$tmp"',
         ]
+    return bash_command("\n".join(lines))
+
+
+def sync_command(root: str, staging: str) -> str:
+    """Flush the extracted tree (``staging``) to disk: ``sync -f`` (syncfs of the filesystem that
+    holds it) once, instead of an fsync per file (coreutils 8.24 or later). An I/O error fails it:
+    a tree that may not be on disk is never swapped in."""
+    lines = [
+        "set -u",
+        f"root={host_path(root)}",
+        *_ROOT_LINES,
+        *_check_staging(staging),
+        'sync -f -- "$tmp"',
+    ]
     return bash_command("\n".join(lines))
 
 

@@ -14,13 +14,26 @@ skipped with their backslash escapes (a doubled ``''`` reads as two adjacent str
 the same). The dump is UTF-8 (``--default-character-set=utf8mb4``) and binary columns are hex
 (``--hex-blob``), so the ASCII bytes ``( ) ' ; \\`` only ever mean themselves.
 
-Cost: one Python step per *line* of values. A dump never holds a raw newline inside a string (the
-tools write ``\\n``), so every line break in a ``VALUES`` list is outside any string: a line holding
-one row needs only a count of its ``(``; a line with more (several rows, or parentheses in strings)
-has its strings removed by one regular expression first, at C speed. About 120 MB/s of SQL, above
-what a database imports. Only a line longer than ``LINE_LIMIT`` (a huge BLOB row) is not buffered
-whole: it is scanned byte class by byte class, its string state carried across chunks, so memory
-stays bounded whatever the dump holds.
+Cost: a few C-speed passes per *chunk* of values, no Python step per line (issue 16: the per-line
+loop cost ~0.6 s of CPU per 200 MB). A dump never holds a raw newline inside a string (the tools
+write ``\\n``), so every line break in a ``VALUES`` list is outside any string, and a line that ends
+with ``;`` ends the statement (that ``;`` cannot be inside a string). So all the complete lines of
+values in a chunk, up to the statement's end, are one *region*, counted at once:
+
+* one row per line (``(…),`` lines) and no ``(`` or ``;`` in any string: the count of ``(`` equals
+  the count of lines, and that is the row count (``bytes.count``, memchr speed);
+* otherwise the region is *reduced* to its structure: the escapes that matter (``\\\\`` and
+  ``\\'``: only they change where a string ends) removed by one regular expression, then every
+  byte but ``'``, ``(`` and ``;`` deleted (``bytes.translate``), then adjacent ``''`` pairs
+  removed (removing two adjacent quotes changes no other byte's inside/outside-a-string state);
+  what is left is tiny, and its remaining strings are removed by a regular expression before
+  the ``(`` are counted;
+* a ``;`` left mid-region after that (a statement ending before its line does: no dump tool writes
+  it) sends the region to the line-by-line path, which handles it exactly.
+
+Only a line longer than ``LINE_LIMIT`` (a huge BLOB row) is not buffered whole: it is scanned byte
+class by byte class, its string state carried across chunks, so memory stays bounded whatever the
+dump holds. Measured in ``benchmarks/dumprows_speed.py``.
 """
 
 from __future__ import annotations
@@ -36,6 +49,12 @@ _INSERT = re.compile(rb"^(?:INSERT(?: IGNORE)?|REPLACE) INTO `((?:[^`]|``)+)`")
 _VALUES_KEYWORD = re.compile(rb"\sVALUES(?=[\s(])")
 _IN_VALUES = re.compile(rb"[(';]")
 _IN_STRING = re.compile(rb"[\\']")
+#: the escapes that decide where a string ends (any other ``\X`` leaves the quotes as they are)
+_QUOTE_ESCAPE = re.compile(rb"\\[\\']")
+#: every byte but the three that carry a region's structure
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b"'(;")
+#: a string in the reduced form (only quotes, parentheses and semicolons are left)
+_REDUCED_STRING = re.compile(rb"'[^']*'")
 
 _LINE, _VALUES, _STRING = 0, 1, 2
 
@@ -110,6 +129,7 @@ class DumpRowCounter:
 
     def _values(self, data: bytes, i: int) -> int:
         """Count the rows of whole lines at once; hand over-long lines to the piecewise scanner."""
+        bulk_ok = True  # False once a region needed the line-by-line path: the rest of this chunk too
         while i < len(data):
             if self._long:
                 newline = data.find(b"\n", i)
@@ -122,6 +142,14 @@ class DumpRowCounter:
                 self._long = False  # a line break is never inside a string
                 i = newline + 1
                 continue
+            if bulk_ok and not self._pending:
+                bulk = self._region(data, i)
+                bulk_ok = bulk is not None
+                if bulk is not None:
+                    if self._state != _VALUES:
+                        return bulk  # the statement's end: its newline belongs to the LINE state
+                    i = bulk
+                    continue
             newline = data.find(b"\n", i)
             if newline < 0:
                 self._pending += data[i:]
@@ -139,6 +167,35 @@ class DumpRowCounter:
             i = newline + 1
         return i
 
+    def _region(self, data: bytes, i: int) -> int | None:
+        """Count every complete line of values from ``i`` at once (see the module doc).
+
+        Returns where counting stopped (the ``\\n`` ending the statement, with the state back at
+        LINE; or just after the last complete line), or None when there is no complete line or the
+        region needs the line-by-line path."""
+        last = data.rfind(b"\n", i)
+        if last < 0:
+            return None
+        end = data.find(b";\n", i, last + 1)
+        stop = end + 1 if end >= 0 else last  # the region excludes the newline it stops at
+        region = data[i:stop]
+        lines = region.count(b"\n") + 1
+        opens = region.count(b"(")
+        semicolons = region.count(b";")
+        if opens == lines and semicolons == (1 if end >= 0 else 0):
+            rows = opens  # one "(" per line: each row's own; no string holds "(" or ";"
+        else:
+            outside = _outside_strings(region)
+            semi = outside.find(b";")
+            if semi >= 0 and (end < 0 or semi != len(outside) - 1):
+                return None  # a statement ends mid-line: counted line by line
+            rows = outside.count(b"(")
+        self.rows[self._table] += rows
+        if end >= 0:
+            self._state = _LINE
+            return stop
+        return last + 1
+
     def _count_line(self, line: bytes) -> bool:
         """Count the rows of one complete line of values; True when it ends the statement.
 
@@ -147,7 +204,7 @@ class DumpRowCounter:
         """
         opens = line.count(b"(")
         if opens > 1 or line.find(b";", 0, len(line) - 1) >= 0:
-            stripped = _STRING_LITERAL.sub(b"", line)
+            stripped = _outside_strings(line)
             end = stripped.find(b";")
             self.rows[self._table] += stripped[: end if end >= 0 else len(stripped)].count(b"(")
             if end >= 0:
@@ -208,3 +265,13 @@ class DumpRowCounter:
             self._state = _VALUES
             return match.end()
         return i
+
+
+def _outside_strings(values: bytes) -> bytes:
+    """The ``(`` and ``;`` of complete lines of values that are outside every string, in order.
+
+    See the module doc: the quote escapes removed, every byte but ``' ( ;`` deleted, adjacent
+    quote pairs removed, then the (few) strings left. All C-speed passes, no Python per row."""
+    structure = _QUOTE_ESCAPE.sub(b"", values) if b"\\" in values else values
+    structure = structure.translate(None, _NOT_STRUCTURE).replace(b"''", b"")
+    return _REDUCED_STRING.sub(b"", structure) if b"'" in structure else structure

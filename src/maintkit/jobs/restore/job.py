@@ -23,6 +23,7 @@ it through :class:`RestoreRequest`, so this package never imports the actions.
 from __future__ import annotations
 
 import posixpath
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -31,9 +32,20 @@ from typing import Any, BinaryIO, Literal, Protocol, cast
 
 from maintkit.cms.base import config_file
 from maintkit.jobs.context import HostContext
+from maintkit.jobs.progress import Progress, ProgressReader
 from maintkit.jobs.restore import commands, sql
+from maintkit.jobs.restore.copies import candidate_targets, no_snapshot_hint, pick_target
+from maintkit.jobs.restore.engine import (
+    EngineRefused,
+    EngineSource,
+    EngineTarStream,
+    check_snapshot,
+    engine_source,
+    password_file,
+)
 from maintkit.jobs.restore.guard import identity_reasons, marked_production, place_of, production_reasons
 from maintkit.jobs.restore.inspect import ArchiveInspector, DumpInspector
+from maintkit.jobs.restore.parallel import run_together
 from maintkit.jobs.restore.record import Cause, Phase, RestoreRecord, TableCheck, now_iso
 from maintkit.jobs.restore.source import RestoreSource
 from maintkit.jobs.restore.stream import IntegrityError, PrefixedReader, VerifyingReader
@@ -57,7 +69,7 @@ from maintkit.storage.base import Target
 from maintkit.storage.encryption import EncryptionError, Identity, load_identities
 from maintkit.storage.manifest import Artifact, Manifest
 from maintkit.storage.operations import resolve_snapshot
-from maintkit.storage.sites import site_encryption, site_name, site_targets
+from maintkit.storage.sites import site_encryption, site_name
 from maintkit.transport.base import CommandResult
 
 #: seconds for the short metadata commands (inspect, swap, drop)
@@ -173,6 +185,10 @@ class RestoreJob:
         self.manifest: Manifest | None = None
         self.target_db: DatabaseIdentity | None = None  # resolved by the guard
         self.config_mode: Literal["kept", "written"] | None = None  # how the copy gets its own config
+        #: set when one of the parallel staging tasks failed: stops the other's host command
+        self.cancel = threading.Event()
+        self.engine: EngineSource | None = None  # the repository of an engine-kept file tree
+        self._lock = threading.Lock()  # the record, written by both staging threads
 
     # -- the stages -------------------------------------------------------------------------------
 
@@ -181,6 +197,8 @@ class RestoreJob:
         self.source, self.manifest = source, manifest
         db_artifact = self._artifact(manifest, ".sql") if self.params.database else None
         files_artifact = self._artifact(manifest, ".tar") if self.params.files else None
+        if files_artifact is not None and files_artifact.engine is not None:
+            self.engine = self._engine(target, files_artifact)  # read-only, before anything else
         # Restoring into another environment (or site), or a drill: the copy must be another place
         # than the source and must get its own config. Everything up to the staging is read-only.
         foreign = self.params.drill or self._foreign()
@@ -188,14 +206,31 @@ class RestoreJob:
         self._probe(db_artifact, files_artifact)
         if foreign:
             self._guard(source, manifest)
+        stages: list[Callable[[], None]] = []
         if db_artifact is not None:
-            self._stage_database(target, db_artifact, manifest)
+            # refusals and the staging database first: a target that cannot be staged into fails
+            # before the files start streaming
+            state = self._check_database()
+            self._create_staging(state)
+            stages.append(lambda: self._stage_database(target, db_artifact, manifest, state))
         if files_artifact is not None:
-            self._stage_files(target, files_artifact)
-            self._prepare_files()
+            stages.append(lambda: self._stage_all_files(target, files_artifact))
+        # The database and the files stage at the same time (see parallel.py); the first failure
+        # cancels the other, and nothing is committed unless both staged and were proven.
+        run_together(stages, self.cancel)
         self._commit()
         if self.config_mode is not None and self.params.files is not None:
             self._prove_config(self.params.files.root, "after the commit")
+
+    def _run(
+        self,
+        command: str,
+        *,
+        stdin: bytes | BinaryIO | None = None,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """A host command of this restore: stopped too when a parallel staging task failed."""
+        return self.ctx.run(command, stdin=stdin, timeout=timeout, cancel=self.cancel)
 
     def _foreign(self) -> bool:
         """The snapshot comes through ``source`` (``--into``: even one naming this environment, the
@@ -207,14 +242,11 @@ class RestoreJob:
         ctx, params = self.ctx, self.params
         site = params.site or site_name(ctx.vars)
         source = RestoreSource.of_step(params.source, ctx.restore_source)
-        if source is not None:
-            env, targets = source.env, source.targets(site)
-        else:
-            env, targets = str(ctx.vars["maintkit_env"]), site_targets(ctx.vars, None, ctx.redactor)
-        if params.target is not None:
-            targets = [t for t in targets if t.name == params.target]
-            if not targets:
-                raise RestoreFailed("error", f"no storage target named {params.target!r} for {site}/{env}")
+        env, targets = candidate_targets(source, site, ctx.vars, ctx.redactor)
+        try:
+            targets = pick_target(targets, params.target, site, env)
+        except MaintkitError as error:
+            raise RestoreFailed("error", str(error)) from None
         problems = []
         for target in targets:
             try:
@@ -231,16 +263,36 @@ class RestoreJob:
                 snapshot_finished=manifest.finished.isoformat(),
             )
             return target, manifest, source
-        raise RestoreFailed("error", "; ".join(problems) or f"no storage target for {site}/{env}")
+        if not problems:
+            raise RestoreFailed("error", f"no storage target for {site}/{env}")
+        raise RestoreFailed("error", "; ".join(problems) + no_snapshot_hint(env))
 
     def _artifact(self, manifest: Manifest, kind: str) -> Artifact:
-        artifact = next((a for a in manifest.artifacts if kind in a.name), None)
+        """The dump (``kind`` ".sql") or the file tree (".tar": a stored archive, or an engine's tree)."""
+        artifact = next(
+            (a for a in manifest.artifacts if kind in a.name or (kind == ".tar" and a.engine is not None)),
+            None,
+        )
         what = "database dump" if kind == ".sql" else "files archive"
         if artifact is None:
             raise RestoreFailed("error", f"snapshot {manifest.snapshot_id} holds no {what}")
-        if artifact.encryption != "none" and self.identities is None:
+        if artifact.engine is None and artifact.encryption != "none" and self.identities is None:
             self.identities = self._load_identities(artifact)
         return artifact
+
+    def _engine(self, target: Target, artifact: Artifact) -> EngineSource:
+        """The repository of an engine artifact, with the manifest's snapshot proven in it (tag and
+        tree): refused (exit 2) before anything is written when it is not the manifest's."""
+        record = self.record
+        try:
+            with record.phase("prepare", artifact.name, "engine snapshot: tag and tree checked") as phase:
+                source = engine_source(target, artifact, password_file(record.site, record.source_env))
+                snapshot = check_snapshot(source, artifact)
+                phase.note = f"restic snapshot {snapshot.get('short_id')}: tag and tree are the manifest's"
+        except EngineRefused as error:
+            cause: Cause = "integrity" if error.integrity else "error"
+            raise RestoreFailed(cause, str(error), artifact.name, before_write=True) from None
+        return source
 
     def _load_identities(self, artifact: Artifact) -> list[Identity]:
         """The age identities of the source (its ``encryption.identity_file``), read on this node."""
@@ -273,7 +325,7 @@ class RestoreJob:
         if not _covers(files.paths, config):
             return None  # the restore does not replace the config
         live = f"{files.root.rstrip('/')}/{config}"
-        exists = self.ctx.run(bash_command(f"[ -e {host_path(live)} ]"), timeout=60).rc == 0
+        exists = self._run(bash_command(f"[ -e {host_path(live)} ]"), timeout=60).rc == 0
         if exists and _covers(params.kept_paths(), config):
             return "kept"
         if params.database is not None and params.database.from_ is None:
@@ -335,7 +387,7 @@ class RestoreJob:
         database = database or self.params.database
         assert database is not None
         command, payload = database_identity_command(database)
-        result = self.ctx.run(command, stdin=payload, timeout=META_TIMEOUT)
+        result = self._run(command, stdin=payload, timeout=META_TIMEOUT)
         try:
             if result.rc != 0:
                 raise ValueError(f"exit {result.rc}: {_stderr(result)}")
@@ -348,7 +400,7 @@ class RestoreJob:
     def _files_identity(self) -> FilesIdentity:
         assert self.params.files is not None
         root = self.params.files.root
-        result = self.ctx.run(files_identity_command(root), timeout=60)
+        result = self._run(files_identity_command(root), timeout=60)
         try:
             if result.rc != 0:
                 raise ValueError(f"exit {result.rc}: {_stderr(result)}")
@@ -358,7 +410,7 @@ class RestoreJob:
 
     def _probe(self, db: Artifact | None, files: Artifact | None) -> None:
         php = self.config_mode is not None or bool(self.params.database and self.params.database.from_)
-        tools = parse_probe(self.ctx.run(probe_command(php=php), timeout=60).stdout)
+        tools = parse_probe(self._run(probe_command(php=php), timeout=60).stdout)
         problems = []
         if php and not tools.php:
             problems.append("php is not installed (needed to read the application's config)")
@@ -377,12 +429,14 @@ class RestoreJob:
     def _sql(self, text: str, what: str) -> CommandResult:
         assert self.params.database is not None
         command, payload = commands.sql_command(self.params.database)
-        result = self.ctx.run(command, stdin=payload + text.encode("utf-8") + b"\n", timeout=META_TIMEOUT)
+        result = self._run(command, stdin=payload + text.encode("utf-8") + b"\n", timeout=META_TIMEOUT)
         if result.rc != 0:
             raise RestoreFailed("error", f"{what} failed (exit {result.rc}): {_stderr(result)}")
         return result
 
-    def _stage_database(self, target: Target, artifact: Artifact, manifest: Manifest) -> None:
+    def _check_database(self) -> sql.TargetState:
+        """Inspect the target database and refuse a missing one (without ``create_database``) or a
+        non-empty one (without ``force``), before anything is staged."""
         params, record = self.params, self.record
         assert params.database is not None
         name = params.database.name if params.database.from_ is None else None
@@ -401,20 +455,38 @@ class RestoreJob:
                 f"database {database} is not empty ({state.objects} objects): refusing to replace it "
                 "without --force (force: true in a playbook)",
             )
-        staging = sql.staging_name(database)
-        record.database["staging"] = staging
-        inspector = DumpInspector(artifact)
+        return state
+
+    def _create_staging(self, state: sql.TargetState) -> None:
+        """(Re)create the empty staging database (with a drill's marker), before any stream starts."""
+        staging = sql.staging_name(state.database)
+        self.record.database["staging"] = staging
         stage = sql.stage_sql(staging, state.charset, state.collation)
-        if params.drill:  # the marker lands in the target with the commit; the cleanup looks for it
+        if self.params.drill:  # the marker lands in the target with the commit; the cleanup looks for it
             stage += "\n" + sql.marker_sql(staging, self.ctx.run_id)
+        self.staging_db = staging
+        try:
+            self._sql(stage, f"creating the staging database {staging}")
+        except RestoreFailed:
+            raise
+        except BaseException:
+            self.record.staged = True  # it may exist: the cleanup may look
+            raise
+        self.record.staged = True
+
+    def _stage_database(
+        self, target: Target, artifact: Artifact, manifest: Manifest, state: sql.TargetState
+    ) -> None:
+        params, record = self.params, self.record
+        assert params.database is not None and self.staging_db is not None
+        database, staging = state.database, self.staging_db
+        inspector = DumpInspector(artifact)
         command, payload = commands.import_command(
             params.database,
             staging,
-            stage,
             artifact.compression,  # type: ignore[arg-type]
             strip_definers=params.definers == "current",
         )
-        self.staging_db = staging
         result = self._staged(lambda: self._stream(target, artifact, inspector, command, payload, "import"))
         if result.rc != 0:
             hint = definer_hint(result.stderr) if params.definers != "current" else ""
@@ -477,9 +549,30 @@ class RestoreJob:
 
     # -- files ------------------------------------------------------------------------------------
 
+    def _stage_all_files(self, target: Target, artifact: Artifact) -> None:
+        """The files' staging task: extract, prepare (kept paths, config), then make it durable."""
+        self._stage_files(target, artifact)
+        self._prepare_files()
+        self._sync_files()
+
+    def _sync_files(self) -> None:
+        """Flush the staged tree to disk before it can be swapped in: one ``sync -f`` (syncfs of
+        its filesystem) rather than an fsync per file (tar does none; per-file fsync of tens of
+        thousands of files is what makes restore times vary). Timed: a phase and an event."""
+        files = self.params.files
+        if files is None or self.staging_dir is None:
+            return
+        with self.record.phase("sync", note="sync -f of the staged folder before the swap") as phase:
+            result = self._run(commands.sync_command(files.root, self.staging_dir), timeout=META_TIMEOUT)
+        if result.rc != 0:
+            raise RestoreFailed("extract", f"flushing the restored files to disk failed: {_stderr(result)}")
+        self.ctx.emit("synced", seconds=phase.seconds, root=files.root)
+
     def _stage_files(self, target: Target, artifact: Artifact) -> None:
         files = self.params.files
         assert files is not None
+        if self.engine is not None:
+            return self._stage_engine_files(self.engine, artifact)
         inspector = ArchiveInspector(artifact)
         command = commands.extract_command(files.root, artifact.compression)  # type: ignore[arg-type]
         result = self._staged(lambda: self._stream(target, artifact, inspector, command, b"", "extract"))
@@ -490,6 +583,72 @@ class RestoreJob:
         inspector.finish()
         self.record.files = {"root": files.root, "members": inspector.guard.members}
 
+    def _stage_engine_files(self, source: EngineSource, artifact: Artifact) -> None:
+        """An engine's tree: ``restic dump`` on this node, checked, zstd -1, extracted on the host
+        exactly as a stored archive is (see engine.py); the end held back until restic exits 0."""
+        files = self.params.files
+        assert files is not None
+        # restic keeps no metadata of the folder it ran in: the root keeps the live root's mode
+        command = commands.extract_command(files.root, "zstd", root_mode="live")
+        stream: EngineTarStream | None = None
+
+        def run() -> CommandResult:
+            nonlocal stream
+            stream = EngineTarStream(source, artifact)
+            started = now_iso()
+            try:
+                return self._run(command, stdin=cast(BinaryIO, stream), timeout=self.params.timeout)
+            finally:
+                stream.close()
+                self._engine_streamed(artifact, stream, started)
+
+        result = self._staged(run)
+        self.staging_dir = parse_markers(result.stderr).get("staging")
+        assert stream is not None
+        if result.rc != 0:
+            raise RestoreFailed(
+                "extract", f"extracting the files failed (exit {result.rc}): {_stderr(result)}", artifact.name
+            )
+        if not stream.finished:
+            raise IntegrityError(
+                artifact.name, "the host stopped reading before the end (nothing was committed)"
+            )
+        self.record.files = {"root": files.root, "members": stream.members, "engine": "restic"}
+        self.ctx.emit(
+            "transferred",
+            artifact=artifact.name,
+            bytes=stream.sent,
+            seconds=round(stream.elapsed, 3),
+            rate=round(stream.sent / max(stream.elapsed, 1e-6)),
+        )
+
+    def _engine_streamed(self, artifact: Artifact, stream: EngineTarStream, started: str) -> None:
+        seconds = round(stream.elapsed, 3)
+        with self._lock:
+            self.record.phases += [
+                Phase(
+                    "download",
+                    started,
+                    seconds,
+                    artifact.name,
+                    stream.plain_bytes,
+                    f"restic dump on the control node; {stream.dump_seconds:.2f} s waiting on it",
+                ),
+                Phase(
+                    "decompress",
+                    started,
+                    seconds,
+                    artifact.name,
+                    stream.plain_bytes,
+                    "zstd -1 here, -d on the host",
+                ),
+                Phase(
+                    "extract", started, seconds, artifact.name, stream.plain_bytes, "into a sibling folder"
+                ),
+            ]
+            self.record.bytes += stream.sent
+            self.record.plain_bytes += stream.plain_bytes
+
     def _prepare_files(self) -> None:
         """Before the commit: the kept paths copied into the extracted tree (and a drill's marker
         written), then the copy's config made to name the target's database, and proven."""
@@ -498,7 +657,7 @@ class RestoreJob:
             return
         marker = self.ctx.run_id if params.drill else None
         command = commands.prepare_command(files.root, self.staging_dir, params.kept_paths(), marker)
-        result = self.ctx.run(command, timeout=META_TIMEOUT)
+        result = self._run(command, timeout=META_TIMEOUT)
         if result.rc != 0:
             raise RestoreFailed("extract", f"preparing the restored files failed: {_stderr(result)}")
         self.record.files["kept"] = [v for k, v in _marker_lines(result.stderr) if k == "kept"]
@@ -516,7 +675,7 @@ class RestoreJob:
         password = database.password.get_secret_value() if database.password is not None else ""
         settings = {"host": host, "port": port, "name": database.name, "user": database.user}
         command, payload = write_db_config_command(app, root, {**settings, "password": password})
-        result = self.ctx.run(command, stdin=payload, timeout=META_TIMEOUT)
+        result = self._run(command, stdin=payload, timeout=META_TIMEOUT)
         if result.rc != 0:
             raise RestoreFailed(
                 "refused",
@@ -562,15 +721,17 @@ class RestoreJob:
 
     def _staged(self, stream: Callable[[], CommandResult]) -> CommandResult:
         """Run a staging ``stream`` and note whether it created something of this restore's own (the
-        staging database: its script says ``maintkit:staged``; the extraction folder: it names it).
+        extraction folder: its script names it; the staging database is created before, and noted).
         A stream that raised may have: counted as staged. Only then does a drill's cleanup run."""
         try:
             result = stream()
         except BaseException:
-            self.record.staged = True
+            with self._lock:
+                self.record.staged = True
             raise
-        created = "staged" in parse_markers(result.stderr) or self.staging_dir is not None
-        self.record.staged = self.record.staged or created
+        created = self.staging_dir is not None
+        with self._lock:
+            self.record.staged = self.record.staged or created
         return result
 
     # -- streaming --------------------------------------------------------------------------------
@@ -593,8 +754,10 @@ class RestoreJob:
             try:
                 # A kill (integrity error, refused member, timeout) lets the host script's trap remove
                 # its extraction folder; a folder left by SIGKILL is swept by the next restore.
-                stdin = cast(BinaryIO, PrefixedReader(payload, reader))
-                result = self.ctx.run(command, stdin=stdin, timeout=self.params.timeout)
+                progress = Progress(self.ctx, artifact.name, artifact.size)  # bytes, rate, ETA
+                counted = ProgressReader(reader, progress, lambda: reader.size)
+                stdin = cast(BinaryIO, PrefixedReader(payload, counted))
+                result = self._run(command, stdin=stdin, timeout=self.params.timeout)
             finally:
                 reader.close()
                 seconds = time.monotonic() - clock
@@ -624,6 +787,18 @@ class RestoreJob:
         plain: int,
     ) -> None:
         """Record the overlapping phases of one streamed artifact."""
+        with self._lock:
+            self._record_streamed(artifact, reader, started, seconds, stage, plain)
+
+    def _record_streamed(
+        self,
+        artifact: Artifact,
+        reader: VerifyingReader,
+        started: str,
+        seconds: float,
+        stage: str,
+        plain: int,
+    ) -> None:
         record = self.record
         opened = reader.opened_at.isoformat(timespec="milliseconds")
         rate = reader.size / max(reader.elapsed, 1e-6) / 2**20
@@ -685,7 +860,7 @@ class RestoreJob:
                 staging, self.staging_db = self.staging_db, None
                 command, payload = commands.sql_command(params.database)
                 stdin = payload + self.commit_db.encode("utf-8") + b"\n"
-                result = self.ctx.run(command, stdin=stdin, timeout=META_TIMEOUT)
+                result = self._run(command, stdin=stdin, timeout=META_TIMEOUT)
                 if result.rc != 0 or "#committed" not in result.stdout:
                     raise RestoreFailed(
                         "commit",
@@ -695,7 +870,7 @@ class RestoreJob:
                 record.database_created = not record.database.get("existed", True)
             if params.files is not None and self.staging_dir is not None:
                 # the kept paths are already in the tree (_prepare_files)
-                result = self.ctx.run(
+                result = self._run(
                     commands.swap_command(params.files.root, self.staging_dir, params.files.paths, []),
                     timeout=META_TIMEOUT,
                 )

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 #: the phases of a restore, in the order they start
-PHASES = ("download", "decrypt", "decompress", "import", "verify", "extract", "commit")
+PHASES = ("download", "decrypt", "decompress", "import", "verify", "extract", "sync", "commit")
 
 #: why a restore failed (one cause per failure; the drill maps each to its own message)
 Cause = Literal[
@@ -83,6 +83,8 @@ class RestoreRecord:
     cause: Cause | None = None
     artifact: str | None = None
     error: str = ""
+    #: the copy read was damaged: the other targets holding this snapshot (``--target`` reads one)
+    other_targets: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,4 +98,4 @@ class RestoreRecord:
             yield phase
         finally:
             phase.seconds = round(time.monotonic() - started, 3)
-            self.phases.append(phase)
+            self.phases.append(phase)  # one append: safe from the parallel staging threads

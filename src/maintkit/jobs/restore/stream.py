@@ -30,6 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import BinaryIO
 
+from maintkit.jobs.progress import Readable
 from maintkit.model.problems import StepFailed
 from maintkit.storage.encryption import DecryptionError, Identity, decrypting_reader
 from maintkit.storage.manifest import Artifact
@@ -216,7 +217,7 @@ class VerifyingReader:
 class PrefixedReader:
     """``prefix`` (the credentials a host script reads first), then everything ``reader`` yields."""
 
-    def __init__(self, prefix: bytes, reader: VerifyingReader) -> None:
+    def __init__(self, prefix: bytes, reader: Readable) -> None:
         self.prefix = prefix
         self.reader = reader
 

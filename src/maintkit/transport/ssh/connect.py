@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
 import paramiko
 from fabric import Connection
+
+from maintkit.model.hosts import JumpHop
 
 CONNECT_TIMEOUT = 10.0
 KEEPALIVE_INTERVAL = 15
@@ -65,6 +67,26 @@ class _QuickAckSocket(socket.socket):
             with contextlib.suppress(OSError):
                 self.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         return data
+
+
+def gateway_chain(hops: Sequence[JumpHop], connect_kwargs: Mapping[str, object]) -> Connection | None:
+    """The gateway of a connection whose inventory names ProxyJump hops (first hop first), or None.
+
+    Each hop is a fabric ``Connection`` whose gateway is the hop before it, as ``ssh -J a,b`` goes
+    through a, then b. The hops get the host's key file and timeouts (a bastion usually takes the
+    same deploy key); ``~/.ssh/config`` still applies to each hop by its name. The caller secures
+    every hop's host key like the host's own (:func:`chain`).
+    """
+    gateway: Connection | None = None
+    for hop in hops:
+        gateway = Connection(
+            hop.address,
+            user=hop.user or None,
+            port=hop.port or None,
+            connect_kwargs=dict(connect_kwargs),
+            gateway=gateway,
+        )
+    return gateway
 
 
 def chain(conn: Connection) -> Iterator[Connection]:

@@ -72,6 +72,7 @@ from maintkit.transport.ssh.connect import (
     close_chain,
     connect_direct,
     describe,
+    gateway_chain,
     got_banner,
     network_reason,
     set_nodelay,
@@ -233,6 +234,7 @@ class SSHTransport(Transport):
             user=host.user or None,
             port=host.port or None,
             connect_kwargs=connect_kwargs,
+            gateway=gateway_chain(host.proxy_jump, connect_kwargs),
         )
         for hop in chain(conn):
             if hop.connect_timeout is None:  # ConnectTimeout in ~/.ssh/config wins
@@ -311,6 +313,8 @@ class SSHTransport(Transport):
                 f"authentication did not finish within {self.auth_timeout:g} s (the inventory var "
                 "ssh_auth_timeout)"
             )
+        if silent and silent[-1] is not hops[0]:  # the first gateway of a ProxyJump never answered
+            return f"cannot connect to gateway {describe(silent[-1])} (ProxyJump): {text}"
         return f"cannot connect: {text}"
 
     def _open_channel(self) -> tuple[paramiko.Transport, paramiko.Channel]:

@@ -1,0 +1,92 @@
+"""Recording a run into the history as it runs: an EventSink whose database work is on its own thread.
+
+Why its own thread and queue: the event bus hands events to its sinks one after the other on one
+writer thread; a database that is slow (a PostgreSQL server across the world) or hanging (a dead one,
+up to the connect timeout) would hold the journal and the console back. This sink only appends the
+few events the mapping reads to a queue; its thread opens the database, writes a ``runs`` row at
+``run_start`` (``status`` sees who runs now) and the whole run at ``run_end``.
+
+Failure policy: the first error is one warning on stderr that names the fix (``maintkit history
+import`` backfills from the journal, which stays the source), then the sink stops trying; the run's
+outcome and exit code never depend on the history. :meth:`close` waits a bounded time for the last
+write, then leaves (the thread is a daemon).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from maintkit.history.mapping import MAPPED_EVENTS, map_run
+
+#: how long the end of a run waits for its last history write before going on without it
+CLOSE_TIMEOUT = 15.0
+
+_STOP = object()
+
+
+class HistorySink:
+    """Map this run's events to history rows and write them, never failing or slowing the run."""
+
+    def __init__(self, url: str, journal_path: Path, close_timeout: float = CLOSE_TIMEOUT) -> None:
+        self.url = url
+        self.journal_path = journal_path
+        self.close_timeout = close_timeout
+        self.failed: str | None = None
+        self._events: list[dict[str, Any]] = []
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._store: Any = None
+        self._thread = threading.Thread(target=self._work, name="maintkit-history", daemon=True)
+        self._thread.start()
+
+    def handle(self, event: dict[str, Any]) -> None:
+        if event.get("event") in MAPPED_EVENTS and self.failed is None:
+            self._queue.put(event)
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(self.close_timeout)
+        if self._thread.is_alive():
+            self._warn(f"the history was not written within {self.close_timeout:g} s")
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            if self.failed is not None:
+                continue
+            self._events.append(item)
+            if item["event"] in ("run_start", "run_end") or item["event"] == "drill_report":
+                self._write()
+        if self._store is not None:
+            with contextlib.suppress(Exception):
+                self._store.close()
+
+    def _write(self) -> None:
+        try:
+            from maintkit.history.store import HistoryStore  # SQLAlchemy loads here, off the run's path
+
+            if self._store is None:
+                self._store = HistoryStore.open(self.url)
+            record = map_run(self._events, str(self.journal_path.absolute()))
+            if record is not None and not record.run["check"]:
+                self._store.record(record)
+        except Exception as error:
+            from maintkit.history.database import describe_error
+
+            self.failed = describe_error(error, self.url)
+            self._warn(f"the history could not be written ({self.failed})")
+
+    def _warn(self, why: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            print(
+                f"maintkit: warning: {why}; the run goes on, its journal {self.journal_path} is complete: "
+                f"`maintkit history import {self.journal_path}` records it later",
+                file=sys.stderr,
+                flush=True,
+            )

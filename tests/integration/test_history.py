@@ -1,0 +1,235 @@
+"""The history end to end: real runs over real sshd recorded into SQLite and a real PostgreSQL server.
+
+What is asserted is what a database holds after the real CLI ran (rows read back with SQLAlchemy),
+compared with what the run left in storage (the snapshot folders and their bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+
+from maintkit.history.location import database_url
+from maintkit.history.models import HostOutcome, LockWait, Run, Snapshot, Verification
+from tests.integration.helpers import events, run_cli, write_playbook
+from tests.postgres import PASSWORD, postgres_fixture
+from tests.sshd import free_port
+
+pytestmark = pytest.mark.integration
+
+postgres = postgres_fixture()
+
+BOOK = {
+    "name": "nightly",
+    "steps": [
+        {
+            "name": "content",
+            "shell": "mkdir -p ~/site && echo '{{ inventory_hostname }}' > ~/site/index.html",
+        },
+        {"snapshot": {"files": "{{ files }}"}},
+        {"verify": "latest"},
+    ],
+}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def history_url(request, tmp_path) -> str | None:
+    """None: the embedded SQLite default beside the journals; else a fresh PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return None
+    return request.getfixturevalue("postgres").new_database()
+
+
+@pytest.fixture
+def work(tmp_path: Path, ssh_inventory: Path, clean_homes) -> Path:
+    """prod1 and prod2 each a site with files, snapshots to a local folder; a journal folder."""
+    data = yaml.safe_load(ssh_inventory.read_text())
+    data["all"]["vars"].update(
+        files={"root": "~/site"},
+        storage=[{"name": "local", "type": "local", "path": str(tmp_path / "backups")}],
+    )
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "inventories" / "production.yml").write_text(yaml.safe_dump(data))
+    (tmp_path / "journal").mkdir()
+    write_playbook(tmp_path, BOOK)
+    return tmp_path
+
+
+def cli(work: Path, url: str | None, *args: str):
+    """``maintkit ARGS`` in ``work`` with its journals in work/journal and the history at ``url``."""
+    env = {"MAINTKIT_JOURNAL_DIR": str(work / "journal"), **({"MAINTKIT_DATABASE_URL": url} if url else {})}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return run_cli(*args, cwd=work)
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def nightly(work: Path, url: str | None):
+    result = cli(work, url, "run", "book.yml", "--env", "production", "--limit", "production")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def engine_of(work: Path, url: str | None):
+    return create_engine(database_url(work / "journal", url))
+
+
+def counts(engine) -> dict[str, int]:
+    with Session(engine) as session:
+        return {
+            m.__tablename__: session.scalar(select(func.count()).select_from(m))
+            for m in (Run, HostOutcome, Snapshot, Verification, LockWait)
+        }
+
+
+def test_a_real_run_is_recorded_with_its_hosts_snapshots_verifications_and_locks(work, history_url):
+    nightly(work, history_url)
+    journal = events(work / "journal")
+    engine = engine_of(work, history_url)
+    with Session(engine) as session:
+        [run] = session.scalars(select(Run)).all()
+        assert run.id == journal[0]["run_id"] and run.command == "run" and run.playbook == "nightly"
+        assert (run.env, run.status, run.exit_code) == ("production", "done", 0)
+        assert sorted(run.sites) == ["prod1", "prod2"] and run.control_pid and run.finished is not None
+        assert run.journal_path == str((work / "journal" / f"{run.id}.jsonl").absolute())
+        outcomes = {h.host: h.status for h in session.scalars(select(HostOutcome))}
+        assert outcomes == {"prod1": "ok", "prod2": "ok"}
+        for snap in session.scalars(select(Snapshot)):
+            stored = work / "backups" / snap.site / "production" / snap.snapshot_id
+            on_disk = sum((stored / name).stat().st_size for name in snap.artifacts)
+            assert snap.size == on_disk > 0 and list(snap.artifacts) == ["files.tar.zst"]  # bytes in storage
+            assert snap.targets == {"local": f"{snap.site}/production/{snap.snapshot_id}/"}
+        verified = {(v.site, v.snapshot_id, v.ok) for v in session.scalars(select(Verification))}
+        assert verified == {(s.site, s.snapshot_id, True) for s in session.scalars(select(Snapshot))}
+        locks = {(w.host, w.outcome) for w in session.scalars(select(LockWait))}
+        assert locks == {("prod1", "acquired"), ("prod2", "acquired")}
+    engine.dispose()
+    if history_url is None:
+        database = work / "history.sqlite"  # beside the journal folder, private
+        assert database.stat().st_mode & 0o777 == 0o600
+        assert sqlite3.connect(database).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_history_import_backfills_and_repeating_it_changes_nothing(work, history_url, tmp_path):
+    nightly(work, None)  # recorded in SQLite; then imported into the database under test
+    nightly(work, None)
+    target = history_url or f"sqlite:///{tmp_path / 'other.sqlite'}"
+    first = cli(work, target, "history", "import")
+    assert first.returncode == 0 and "2 run(s) recorded" in first.stdout, first.stdout + first.stderr
+    engine = create_engine(database_url(work, target))
+    once = counts(engine)
+    assert once == {"runs": 2, "host_outcomes": 4, "snapshots": 4, "verifications": 4, "lock_waits": 4}
+    assert once == counts(create_engine(database_url(work / "journal")))  # what the live runs wrote
+    again = cli(work, target, "history", "import", str(work / "journal"))
+    assert again.returncode == 0, again.stderr
+    assert counts(engine) == once
+    listed = cli(work, target, "history", "runs", "--output", "json")
+    assert [json.loads(line)["status"] for line in listed.stdout.splitlines()] == ["done", "done"]
+    engine.dispose()
+
+
+def portfolio(work: Path, rpo_hours: float) -> None:
+    (work / "portfolio.yml").write_text(
+        yaml.safe_dump(
+            {
+                "defaults": {"rpo_hours": rpo_hours},
+                "clients": {
+                    "acme": {"sites": {"prod1": {"environments": {"production": None}}}},
+                    "globex": {"sites": {"prod2": {"environments": {"production": None}}}},
+                },
+            }
+        )
+    )
+
+
+def test_status_exits_1_when_a_site_breaches_its_rpo_and_0_when_all_meet_it(work):
+    nightly(work, None)
+    portfolio(work, rpo_hours=24)
+    fine = cli(work, None, "status", "--output", "json")
+    assert fine.returncode == 0, fine.stdout + fine.stderr
+    lines = [json.loads(line) for line in fine.stdout.splitlines()]
+    assert [(x["client"], x["site"], x["verdict"]) for x in lines] == [
+        ("acme", "prod1", "ok"),
+        ("globex", "prod2", "ok"),
+    ]
+    assert all(x["snapshot"]["verified"] and x["snapshot"]["size"] > 0 for x in lines)
+    portfolio(work, rpo_hours=0.0001)  # 0.36 s: the snapshot taken above is older by now
+    breached = cli(work, None, "status", "--client", "globex")
+    assert breached.returncode == 1, breached.stdout + breached.stderr
+    assert (
+        "globex/prod2" in breached.stdout
+        and "BREACH" in breached.stdout
+        and "RPO 0.0001 h" in breached.stdout
+    )
+    assert "acme/prod1" not in breached.stdout
+    assert "\x1b[" not in breached.stdout  # plain in a pipe
+
+
+def test_a_broken_database_url_does_not_fail_the_run_and_import_records_it_later(work, tmp_path):
+    dead = f"postgresql://maintkit:hunter2-secret@127.0.0.1:{free_port()}/history"
+    result = cli(work, dead, "run", "book.yml", "--env", "production", "--limit", "production")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.count("the history could not be written") == 1
+    assert (
+        "maintkit history import" in result.stderr and "hunter2-secret" not in result.stdout + result.stderr
+    )
+    assert events(work / "journal")[-1]["event"] == "run_end"  # the journal is complete
+    assert (work / "backups" / "prod1" / "production").is_dir()  # and the run did its work
+    later = cli(work, f"sqlite:///{tmp_path / 'later.sqlite'}", "history", "import")
+    assert later.returncode == 0 and "1 run(s) recorded" in later.stdout
+
+
+def test_postgres_password_never_reaches_the_output_of_history_commands(work, postgres):
+    url = postgres.new_database()
+    nightly(work, url)
+    listed = cli(work, url, "history", "runs")
+    assert listed.returncode == 0 and "nightly" in listed.stdout
+    wrong = url.replace("127.0.0.1", "127.0.0.1").rsplit("/", 1)[0] + "/no_such_database"
+    failed = cli(work, wrong, "history", "runs")
+    assert failed.returncode == 1 and "cannot be opened" in failed.stderr
+    for output in (listed, failed):
+        assert PASSWORD not in output.stdout + output.stderr
+    with create_engine(database_url(work, url)).connect() as connection:
+        assert connection.execute(text("select count(*) from runs")).scalar() == 1
+
+
+def test_snapshots_verify_is_recorded_and_a_failed_one_is_a_breach_in_status(work):
+    nightly(work, None)
+    portfolio(work, rpo_hours=24)
+    [snapshot] = (work / "backups" / "prod2" / "production").iterdir()
+    artifact = snapshot / "files.tar.zst"
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in storage
+    artifact.write_bytes(bytes(data))
+    verified = cli(
+        work, None, "snapshots", "verify", "latest", "--env", "production", "--limit", "production"
+    )
+    assert verified.returncode == 1, verified.stdout + verified.stderr
+    engine = engine_of(work, None)
+    with Session(engine) as session:
+        run = session.scalars(select(Run).where(Run.command == "snapshots verify")).one()
+        assert (run.status, run.exit_code, sorted(run.sites)) == ("failed", 1, ["prod1", "prod2"])
+        rows = {
+            v.site: v.ok for v in session.scalars(select(Verification).where(Verification.run_id == run.id))
+        }
+        assert rows == {"prod1": True, "prod2": False}
+    engine.dispose()
+    status = cli(work, None, "status", "--output", "json")
+    assert status.returncode == 1, status.stdout + status.stderr
+    lines = {x["site"]: x for x in map(json.loads, status.stdout.splitlines())}
+    assert lines["prod1"]["verdict"] == "ok" and lines["prod1"]["snapshot"]["verified"] is True
+    assert [p["kind"] for p in lines["prod2"]["problems"]] == ["verification"]
+    assert lines["prod2"]["snapshot"]["verified"] is False
