@@ -155,7 +155,11 @@ class Fleet:
         )
 
     def stop(self) -> None:
+        """Stop the servers; remove the sites and option files from the users' homes."""
         self.db.stop()
+        for host in self.hosts:
+            shutil.rmtree(host.home / "sites", ignore_errors=True)
+            (host.home / ".fleet-bench.cnf").unlink(missing_ok=True)
         self.servers.stop()
 
     # -- maintkit --------------------------------------------------------------------------------
@@ -350,6 +354,7 @@ def main() -> int:
         fleet.stop()
         if redis is not None:
             redis.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the snapshots and baseline artifacts of every run
     table = markdown_table(
         ("sites", "concurrency", "rounds", "ssh \\| zstd", "maintkit fleet", "ratio", "baseline peak (PSS)",
          "control peak (PSS)", "sites/s", f"≤ {TARGET_RATIO}x, ≤ {TARGET_RSS_MB} MB"),
