@@ -18,6 +18,11 @@ control node's memory holds; one process's ``ru_maxrss`` would miss the children
 (``xargs`` and its pipelines) is sampled the same way. Checked: every site's snapshot has its
 manifest (maintkit), every baseline artifact is a complete zstd stream.
 
+Celery: the same fleet through two ``maintkit worker`` processes (concurrency/2 sites each) on a
+real ``redis-server`` (free port, temp dir), started and ready before the clock starts; they run on
+this machine too, so the wall time is comparable, and "control" is the ``fleet run`` process alone
+(the workers would be other machines). ``--no-celery`` skips it (it needs ``redis-server``).
+
 Usage::
 
     benchmarks/setup                      # once
@@ -27,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,9 +41,20 @@ import time
 from pathlib import Path
 
 import yaml
-from common import VENV_BIN, child_env, log, machine_facts, markdown_table, print_report, ratio, verdict
+from common import (
+    VENV_BIN,
+    child_env,
+    log,
+    machine_facts,
+    markdown_table,
+    median,
+    print_report,
+    ratio,
+    verdict,
+)
 from tests.mariadb import Credentials, MariaDBServer
-from tests.sshd import SSHServers, write_known_hosts
+from tests.redisserver import RedisServer
+from tests.sshd import SSHServers, terminate, write_known_hosts
 
 DB_USER, DB_PASSWORD = "fleetbench", "fleet-bench-pw-4711"
 TARGET_RATIO = 1.3
@@ -92,6 +109,7 @@ def run_sampled(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -
     done.set()
     sampler.join()
     if proc.returncode != 0:
+        log(err.decode(errors="replace")[-3000:])
         raise RuntimeError(f"{argv[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
     return seconds, peak * 1024 / 1e6, err.decode(errors="replace")
 
@@ -137,7 +155,11 @@ class Fleet:
         )
 
     def stop(self) -> None:
+        """Stop the servers; remove the sites and option files from the users' homes."""
         self.db.stop()
+        for host in self.hosts:
+            shutil.rmtree(host.home / "sites", ignore_errors=True)
+            (host.home / ".fleet-bench.cnf").unlink(missing_ok=True)
         self.servers.stop()
 
     # -- maintkit --------------------------------------------------------------------------------
@@ -184,6 +206,53 @@ class Fleet:
             raise RuntimeError(f"maintkit: {len(manifests)} manifests for {count} sites")
         return seconds, rss
 
+    def run_celery(self, work: Path, count: int, concurrency: int, broker: str) -> tuple[float, float]:
+        """The same fleet through two ``maintkit worker`` processes (concurrency/2 each) on Redis.
+
+        The workers are started (and ready) before the clock starts, as they would be on their
+        machines; the memory figure is the control node's: the ``fleet run`` process alone.
+        """
+        project = self.project(work, count)
+        workers = []
+        try:
+            for k in range(2):
+                log_file = (project / f"worker{k}.log").open("wb")
+                workers.append(
+                    subprocess.Popen(
+                        [
+                            str(VENV_BIN / "maintkit"),
+                            "worker",
+                            "--broker",
+                            broker,
+                            "-n",
+                            f"bench{k}@fleet",
+                            "-c",
+                            str(max(1, concurrency // 2)),
+                            "--workdir",
+                            str(project),
+                        ],
+                        cwd=project,
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                        env=child_env(),
+                    )
+                )
+            deadline = time.monotonic() + 120
+            while not all("ready" in (project / f"worker{k}.log").read_text() for k in range(2)):
+                if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
+                    raise RuntimeError("the Celery workers did not start")
+                time.sleep(0.2)
+            argv = [str(VENV_BIN / "maintkit"), "fleet", "run", "nightly-backup", "--env", "production",
+                    "--workers", broker, "-q"]  # fmt: skip
+            seconds, rss, _ = run_sampled(argv, project, child_env())
+        finally:
+            for worker in workers:
+                terminate(worker)  # type: ignore[arg-type]
+        manifests = list((work / "snapshots").rglob("manifest.json"))
+        if len(manifests) != count:
+            raise RuntimeError(f"maintkit on Celery: {len(manifests)} manifests for {count} sites")
+        return seconds, rss
+
     # -- the baseline ----------------------------------------------------------------------------
 
     def run_baseline(self, work: Path, count: int, concurrency: int) -> tuple[float, float]:
@@ -227,35 +296,79 @@ def main() -> int:
     parser.add_argument("--sites", default="100,200", help="fleet sizes, comma-separated [100,200]")
     parser.add_argument("--servers", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--no-celery", dest="celery", action="store_false", help="skip the Celery runs")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per size (medians) [2]")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args()
     sizes = [12, 24] if args.quick else [int(s) for s in args.sites.split(",")]
     servers = 2 if args.quick else args.servers
+    rounds = 1 if args.quick else args.rounds
     root = Path(tempfile.mkdtemp(prefix="mk-bench-fleet-"))
     root.chmod(0o755)
     log(f"setting up {servers} sshd servers, MariaDB and {max(sizes)} sites")
     fleet = Fleet(root, servers, max(sizes))
+    redis = RedisServer().start() if args.celery and shutil.which("redis-server") else None
     rows = []
+    celery_rows: list[tuple[object, ...]] = []
     try:
         for count in sizes:
-            log(f"{count} sites: baseline (ssh | zstd, xargs -P {args.concurrency})")
-            base_s, base_rss = fleet.run_baseline(root / f"base-{count}", count, args.concurrency)
-            log(f"{count} sites: maintkit fleet run --concurrency {args.concurrency}")
-            mk_s, mk_rss = fleet.run_maintkit(root / f"mk-{count}", count, args.concurrency)
+            base: list[tuple[float, float]] = []
+            mine: list[tuple[float, float]] = []
+            celery: list[tuple[float, float]] = []
+            for round_ in range(rounds):  # interleaved, the order rotating: medians of each
+                order = [("baseline", base), ("maintkit", mine)] + ([("celery", celery)] if redis else [])
+                shift = round_ % len(order)
+                for tool, into in order[shift:] + order[:shift]:
+                    work = root / f"{tool}-{count}-{round_}"
+                    log(f"{count} sites, round {round_ + 1}: {tool} (concurrency {args.concurrency})")
+                    if tool == "baseline":
+                        into.append(fleet.run_baseline(work, count, args.concurrency))
+                    elif tool == "maintkit":
+                        into.append(fleet.run_maintkit(work, count, args.concurrency))
+                    else:
+                        assert redis is not None
+                        into.append(fleet.run_celery(work, count, args.concurrency, redis.url))
+            base_s, base_rss = median(b[0] for b in base), max(b[1] for b in base)
+            mk_s, mk_rss = median(m[0] for m in mine), max(m[1] for m in mine)
             ok = mk_s / base_s <= TARGET_RATIO and mk_rss <= TARGET_RSS_MB
+            log(f"{count} sites: {base_s:.1f} s vs {mk_s:.1f} s, {base_rss:.0f} vs {mk_rss:.0f} MB")
+            if celery:
+                cel_s, cel_rss = median(c[0] for c in celery), max(c[1] for c in celery)
+                log(f"{count} sites on 2 Celery workers: {cel_s:.1f} s, control {cel_rss:.0f} MB")
+                celery_rows.append(
+                    (count, f"2 x {max(1, args.concurrency // 2)}", rounds, f"{base_s:.1f} s",
+                     f"{cel_s:.1f} s", ratio(cel_s, base_s), f"{cel_rss:.0f} MB",
+                     verdict(cel_s / base_s <= TARGET_RATIO))
+                )  # fmt: skip
             rows.append(
-                (count, args.concurrency, f"{base_s:.1f} s", f"{mk_s:.1f} s", ratio(mk_s, base_s),
+                (count, args.concurrency, rounds, f"{base_s:.1f} s", f"{mk_s:.1f} s", ratio(mk_s, base_s),
                  f"{base_rss:.0f} MB", f"{mk_rss:.0f} MB", f"{count / mk_s:.1f}", verdict(ok))
             )  # fmt: skip
+    except Exception:
+        log(
+            "MariaDB's log:\n"
+            + (fleet.db.log.read_text(errors="replace")[-3000:] if fleet.db.log.exists() else "")
+        )
+        raise
     finally:
         fleet.stop()
+        if redis is not None:
+            redis.stop()
+        shutil.rmtree(root, ignore_errors=True)  # the snapshots and baseline artifacts of every run
     table = markdown_table(
-        ("sites", "concurrency", "ssh \\| zstd", "maintkit fleet", "ratio", "baseline peak RSS",
-         "control peak RSS", "sites/s", f"≤ {TARGET_RATIO}x, ≤ {TARGET_RSS_MB} MB"),
+        ("sites", "concurrency", "rounds", "ssh \\| zstd", "maintkit fleet", "ratio", "baseline peak (PSS)",
+         "control peak (PSS)", "sites/s", f"≤ {TARGET_RATIO}x, ≤ {TARGET_RSS_MB} MB"),
         rows,
     )  # fmt: skip
+    sections = [("", table)]
+    if celery_rows:
+        sections.append(
+            ("The same fleet through two Celery workers (on this machine; control = the fleet process)",
+             markdown_table(("sites", "workers x concurrency", "rounds", "ssh \\| zstd", "maintkit on Celery",
+                             "ratio", "control peak (PSS)", f"≤ {TARGET_RATIO}x"), celery_rows))
+        )  # fmt: skip
     facts = machine_facts({"MariaDB": ["mariadb", "--version"], "zstd": ["zstd", "--version"]})
-    text = print_report(f"Fleet nightly backup ({servers} servers)", [("", table)], facts)
+    text = print_report(f"Fleet nightly backup ({servers} servers)", sections, facts)
     if args.output:
         args.output.write_text(text)
     return 0

@@ -209,6 +209,12 @@ def test_bad_input_exits_2_before_any_site_runs(project, ssh_hosts):
         cwd=project,
     )
     assert unknown.returncode == 2 and "no client 'acmee'" in unknown.stderr
+    # a playbook mistake: once, at its file:line, before any site runs (secret --var values masked)
+    (project / "bad.yml").write_text("name: bad\nsteps:\n  - name: x\n    shel: echo\n")
+    secret = ["--var", "db_password=hunter2hunter2"]
+    bad = run_cli("fleet", "run", "bad.yml", "--env", "production", "-P", "healthy.yml", *secret, cwd=project)
+    assert bad.returncode == 2 and "bad.yml:4:" in bad.stderr, bad.stderr
+    assert "hunter2hunter2" not in bad.stdout + bad.stderr
     assert not any(marker(ssh_hosts, s, "started") for s in SITES)
 
 
@@ -340,4 +346,34 @@ def test_a_killed_worker_s_site_is_run_again_elsewhere_exactly_once(project, ssh
         len(marker(ssh_hosts, killed, "started")) == 2 and len(marker(ssh_hosts, killed, "rolled-back")) == 1
     )
     assert next(x for x in lines if x["site"] == killed)["worker"] == "w2@fleet-test"
+    assert lock_folders(ssh_hosts) == []
+
+
+def test_sigterm_revokes_the_sites_no_worker_started_and_stops_the_running_one(
+    project, ssh_hosts, redis_server
+):
+    worker = subprocess.Popen(
+        maintkit_cmd("worker", "--broker", redis_server.url, "-n", "solo@fleet-test", "-c", "1",
+                     "--workdir", str(project)),
+        cwd=project, stdout=(project / "solo.log").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "ready" in (project / "solo.log").read_text(), 60, "the worker")
+        fleet = start_cli("fleet", "run", "book.yml", "--env", "production", "--client", "acme",
+                          "--output", "json", "--workers", redis_server.url, "--var", "work_seconds=60",
+                          cwd=project)  # fmt: skip
+        wait_for(lambda: any(marker(ssh_hosts, s, "started") for s in CLIENTS["acme"]), 60, "a site started")
+        fleet.send_signal(signal.SIGTERM)
+        stdout, stderr = fleet.communicate(timeout=60)
+        log = wait_for(
+            lambda: (t := (project / "solo.log").read_text()).count("Discarding revoked") == 2 and t, 30
+        )
+    finally:
+        terminate(worker)  # type: ignore[arg-type]
+    assert fleet.returncode == 1, stdout + stderr
+    lines = {x["site"]: x for x in map(json.loads, stdout.splitlines())}
+    (running,) = [s for s in CLIENTS["acme"] if marker(ssh_hosts, s, "started")]
+    assert lines[running]["status"] == "failed" and marker(ssh_hosts, running, "rolled-back") != []
+    assert all(lines[s]["status"] == "cancelled" for s in CLIENTS["acme"] if s != running)
+    assert all(marker(ssh_hosts, s, "done") == [] for s in CLIENTS["acme"]) and "revoked" in log
     assert lock_folders(ssh_hosts) == []

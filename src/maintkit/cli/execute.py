@@ -254,6 +254,16 @@ def load(
     return config
 
 
+def command_line_redactor(var: tuple[str, ...], extra_vars: tuple[str, ...]) -> Any:
+    """A Redactor masking the secret-looking values given with ``--var`` and ``-e`` (for messages)."""
+    from maintkit.config.extravars import secret_values
+    from maintkit.secrets import Redactor
+
+    redactor = Redactor()
+    redactor.add(list(_env_values_in(var)) + secret_values(list(extra_vars)))
+    return redactor
+
+
 def _env_values_in(pairs: tuple[str, ...]) -> list[str]:
     """Values given on the command line for secret-looking names, to mask them in error messages."""
     from maintkit.secrets import is_secret_name

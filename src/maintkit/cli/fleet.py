@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from maintkit.cli.execute import fail_invalid
+from maintkit.cli.execute import command_line_redactor, fail_invalid
 from maintkit.cli.portfolio import load_portfolio_or_exit, portfolio_option
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def fleet_run(
     Each site is its own `maintkit run` (its lock, timeouts, rollback, journal); one failing or
     hanging site never stops the others. Exit code: the worst site's (3, then 1, 2, 4, then 0).
     """
-    from maintkit.fleet.plan import plan_runs
+    from maintkit.fleet.plan import check_runs, plan_runs
     from maintkit.model.problems import InvalidInput
 
     book = load_portfolio_or_exit(portfolio)
@@ -120,8 +120,9 @@ def fleet_run(
         if not entries:
             raise click.UsageError(f"no site of the portfolio has environment {env!r} (with these filters)")
         runs = plan_runs(entries, playbook, Path.cwd(), options=options, timeout=site_timeout, grace=grace)
+        check_runs(runs, Path.cwd(), var, vars_file, extra_vars)
     except InvalidInput as error:
-        fail_invalid(error)
+        fail_invalid(error, command_line_redactor(var, extra_vars))
     results = _run(runs, concurrency, workers, quiet, output)
     from maintkit.fleet.process import worst_exit_code
 

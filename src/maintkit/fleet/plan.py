@@ -129,3 +129,42 @@ def plan_runs(
     if problems:
         raise InvalidInput(problems)
     return runs
+
+
+def check_runs(
+    runs: Sequence[SiteRun],
+    cwd: Path,
+    var: Sequence[str] = (),
+    vars_file: Sequence[str] = (),
+    extra_vars: Sequence[str] = (),
+) -> None:
+    """Validate what every site's run will validate (playbook, inventory, variables, storage, lock), at once.
+
+    Why before any site starts: a typo in the playbook would otherwise make every site's run exit
+    2 one after another; here it is reported once, with its file:line, and nothing runs. One check
+    per inventory, with every selected site's hosts, is the same check each site's run repeats.
+    Raise InvalidInput with every problem found.
+    """
+    from maintkit.config.validate import load_run
+    from maintkit.engine.lockplan import check_lock_settings
+    from maintkit.storage.sites import check_sites
+
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for run in runs:
+        groups.setdefault((run.playbook, run.env, run.inventory), []).extend(run.hosts)
+    problems: list[Problem] = []
+    for (playbook, env, inventory), hosts in groups.items():
+        try:
+            config = load_run(
+                playbook, env, inventory, hosts, list(var), list(vars_file), cwd, check=True,
+                extra_args=list(extra_vars),
+            )  # fmt: skip
+            found = check_sites(
+                config.variables.values(), config.inventory.path, config.redactor, config.origins
+            )
+            found += check_lock_settings(config.variables.items(), config.inventory.path, config.redactor)
+        except InvalidInput as error:
+            found = error.problems
+        problems += [p for p in found if p not in problems]
+    if problems:
+        raise InvalidInput(problems)

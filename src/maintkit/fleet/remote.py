@@ -21,6 +21,8 @@ from maintkit.fleet.tasks import TASK_NAME, make_app
 
 #: how often task states are read from Redis
 POLL = 0.5
+#: after a stop, how long a revoked site may still turn out to have been started by a worker
+REVOKE_WAIT = 10.0
 
 
 class RemoteFleet:
@@ -52,13 +54,14 @@ class RemoteFleet:
                 continue
             sent = self.app.send_task(TASK_NAME, args=[run.to_dict()])
             pending[index] = AbortableAsyncResult(sent.id, app=self.app)
-        stop_sent = False
+        stopped_at: float | None = None
         while pending:
-            if self.stopped.is_set() and not stop_sent:
+            if self.stopped.is_set() and stopped_at is None:
+                stopped_at = time.monotonic()
                 self._stop(pending)
-                stop_sent = True
             for index, task in list(pending.items()):
-                if self._follow(index, task):
+                ended = self._follow(index, task, stopping=stopped_at is not None)
+                if ended or (stopped_at is not None and self._given_up(index, stopped_at)):
                     del pending[index]
             if pending:
                 time.sleep(POLL)
@@ -69,15 +72,22 @@ class RemoteFleet:
         """Revoke the sites not started; ask the running ones to stop (from the polling loop)."""
         self.stopped.set()
 
-    def _follow(self, index: int, task: AbortableAsyncResult) -> bool:
-        """Update site ``index`` from its task's state; True once the task has ended."""
+    def _follow(self, index: int, task: AbortableAsyncResult, stopping: bool = False) -> bool:
+        """Update site ``index`` from its task's state; True once the task has ended.
+
+        While stopping, a task seen STARTED is asked again to abort: a worker that took it just as
+        the fleet stopped wrote STARTED over the first request.
+        """
         result = self.results[index]
         state = task.state
-        if state in ("STARTED", "ABORTED") and result.status == "pending":
-            info = task.info if isinstance(task.info, dict) else {}
-            result.status = "running"
-            result.worker = str(info.get("hostname") or "") or None
-            self.on_change(result)
+        if state == "STARTED":
+            if result.status in ("pending", "cancelled"):
+                info = task.info if isinstance(task.info, dict) else {}
+                result.status, result.error = "running", None
+                result.worker = str(info.get("hostname") or "") or None
+                self.on_change(result)
+            if stopping:
+                task.abort()
         elif state == "SUCCESS":
             value: Any = task.result
             if isinstance(value, dict):
@@ -95,15 +105,21 @@ class RemoteFleet:
         return False
 
     def _stop(self, pending: dict[int, AbortableAsyncResult]) -> None:
+        """Revoke what no worker has started, and ask every task to abort (a running one rolls back)."""
+        for index, task in list(pending.items()):  # fresh states first: what started is running
+            if self._follow(index, task):
+                del pending[index]
         not_started = [index for index in pending if self.results[index].status == "pending"]
         if not_started:
             self.app.control.revoke([pending[i].id for i in not_started])
-            for index in not_started:  # abort too: a worker may have taken it a moment ago
-                pending[index].abort()
-                self._cancel(index)
-                del pending[index]
-        for task in pending.values():
+        for index, task in pending.items():
             task.abort()
+            if index in not_started:
+                self._cancel(index)  # until a worker says otherwise (it took it a moment ago)
+
+    def _given_up(self, index: int, stopped_at: float) -> bool:
+        """A revoked site no worker has picked up since the stop: reported cancelled, not waited for."""
+        return self.results[index].status == "cancelled" and time.monotonic() - stopped_at > REVOKE_WAIT
 
     def _cancel(self, index: int) -> None:
         result = self.results[index]

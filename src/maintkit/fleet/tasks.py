@@ -5,15 +5,16 @@ Why Celery and these settings (no home-made queue, DESIGN.md "Past one machine")
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a site's message is acknowledged only when
   its run has ended, so a worker that dies mid-run leaves it in Redis, and another worker runs it
   again once the message's ``visibility_timeout`` has passed. Re-running is safe: the run holds its
-  site's lock (a second run of the same site waits for nothing: it stops with exit 4), and a
+  site's lock (a second run of the same site never runs beside it: it stops with exit 4), and a
   snapshot is listed only once its manifest is written (manifest last), so a half-written one is
   never taken for a good one.
 - ``worker_prefetch_multiplier = 1``: a worker takes one site per free slot, not a batch that a
   busy or dying worker would sit on.
-- the worker's pool is ``threads`` (see :func:`worker_argv`): killing the worker kills every thread
-  that started a site's ``maintkit run``, which then gets SIGTERM (parent-death signal, see
-  :mod:`maintkit.fleet.process`), rolls back and releases its lock. A ``prefork`` child would
-  outlive a killed worker and keep running the site while it is re-run elsewhere.
+- the worker's pool is ``threads`` (see :func:`worker_argv`) and its sites are forks of its fork
+  server (:mod:`maintkit.fleet.forkserver`): killing the worker ends the fork server, and every
+  site's ``maintkit run`` then gets SIGTERM (parent-death signal, see :mod:`maintkit.fleet.process`
+  and :mod:`maintkit.cli.sitechild`), rolls back and releases its lock. A ``prefork`` pool's child
+  would outlive a killed worker and keep running the site while it is re-run elsewhere.
 - ``visibility_timeout`` must be longer than the longest site run (its time limit plus grace): a
   Redis message not acknowledged by then is handed to another worker even though the first is
   still running it. The worker sets it from ``--visibility-timeout``.
