@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,4 +124,49 @@ def test_a_wrong_freeze_value_is_reported_at_its_line(project, ssh_hosts):
     result = run_cli("run", book, "-i", "inventory.yml", "--limit", "prod1", cwd=project)
     assert result.returncode == 2
     assert "inventory.yml:" in result.stderr and "'from' must be a date YYYY-MM-DD" in result.stderr
+    assert not (Path(ssh_hosts["prod1"].home) / "started").exists()
+
+
+def _portfolio(folder: Path, start: date, drill_days: int = 14, site: str | None = None) -> None:
+    (folder / "inventories").mkdir(exist_ok=True)
+    if not (folder / "inventories/production.yml").exists():
+        (folder / "inventories/production.yml").write_text(
+            "all:\n  hosts:\n    shop: {ansible_host: 127.0.0.1}\n"
+        )
+    window = {
+        "from": start.isoformat(),
+        "to": (start + timedelta(days=30)).isoformat(),
+        "reason": "Black Friday",
+    }
+    portfolio = {
+        "defaults": {"freeze": [window], "drill_before_freeze_days": drill_days},
+        "clients": {"acme": {"sites": {"shop": {"environments": {"production": {"site": site or "shop"}}}}}},
+    }
+    (folder / "portfolio.yml").write_text(yaml.safe_dump(portfolio, sort_keys=False))
+
+
+def test_status_warns_before_a_freeze_without_a_drill_and_marks_the_breach_once_it_started(tmp_path):
+    _portfolio(tmp_path, TODAY + timedelta(days=5))
+    coming = run_cli("status", "--output", "json", cwd=tmp_path)
+    line = json.loads(coming.stdout.splitlines()[0])
+    assert coming.returncode == 0, coming.stderr
+    assert line["warnings"][0]["kind"] == "freeze-drill" and "(5 d left)" in line["warnings"][0]["message"]
+
+    _portfolio(tmp_path, TODAY - timedelta(days=1))
+    started = run_cli("status", cwd=tmp_path)
+    assert started.returncode == 1
+    assert "BREACH" in started.stdout and "started with no passed restore drill" in started.stdout
+
+
+def test_a_portfolio_freeze_refuses_the_update_of_its_site(project, ssh_hosts):
+    """The portfolio's window applies to a plain ``maintkit run --env`` of the site's inventory."""
+    data = yaml.safe_load((project / "inventory.yml").read_text())
+    del data["all"]["children"]["production"]["vars"]
+    (project / "inventories").mkdir()
+    (project / "inventories/production.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    _portfolio(project, TODAY, site="prod1")
+    book = _update_book(project, ssh_hosts)
+    result = run_cli("run", book, "--env", "production", "--limit", "prod1", cwd=project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "the portfolio (portfolio.yml, site 'prod1')" in result.stderr
     assert not (Path(ssh_hosts["prod1"].home) / "started").exists()

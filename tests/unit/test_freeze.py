@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +11,11 @@ import pytest
 from maintkit.actions.base import get_action
 from maintkit.config.freeze import parse_freeze
 from maintkit.config.portfolio import load_portfolio
+from maintkit.history.facts import SiteFacts
+from maintkit.history.freezecheck import freeze_drill_finding
+from maintkit.history.status import evaluate
 from maintkit.model.freeze import FreezeWindow, active_window, next_window
+from maintkit.model.portfolio import Objectives
 from maintkit.model.problems import InvalidInput
 
 
@@ -102,3 +106,38 @@ def test_portfolio_freeze_inherits_and_is_checked_at_its_line(tmp_path: Path) ->
     with pytest.raises(InvalidInput) as error:
         load_portfolio(tmp_path / "portfolio.yml", tmp_path)
     assert "portfolio.yml:2" in str(error.value) and "'to' must be a date" in str(error.value)
+
+
+def _objectives(days: int | None = 14) -> Objectives:
+    window = FreezeWindow(date(2026, 11, 20), date(2027, 1, 5), "Black Friday")
+    return Objectives(freeze=(window,), drill_before_freeze_days=days)
+
+
+def _at(day: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T12:00:00+00:00")
+
+
+def test_drill_before_freeze_quiet_far_ahead_then_warns_then_breaches() -> None:
+    objectives = _objectives()
+    assert freeze_drill_finding(objectives, None, _at("2026-10-01")) is None  # far ahead
+    ahead = freeze_drill_finding(objectives, None, _at("2026-10-31"))  # due from 11-06, notice a week before
+    assert ahead is not None and not ahead.breach and "from 2026-11-06" in ahead.message
+    due = freeze_drill_finding(objectives, None, _at("2026-11-10"))
+    assert due is not None and not due.breach and "due now" in due.message and "(10 d left)" in due.message
+    late = freeze_drill_finding(objectives, _at("2026-10-01"), _at("2026-11-21"))  # drill too early
+    assert late is not None and late.breach and "started with no passed restore drill" in late.message
+
+
+def test_a_drill_in_the_days_before_the_freeze_satisfies_it() -> None:
+    objectives = _objectives()
+    assert freeze_drill_finding(objectives, _at("2026-11-08"), _at("2026-11-10")) is None
+    assert freeze_drill_finding(objectives, _at("2026-11-08"), _at("2026-12-01")) is None
+    assert freeze_drill_finding(_objectives(None), None, _at("2026-11-21")) is None  # no rule set
+
+
+def test_status_lines_carry_the_warning_and_the_breach() -> None:
+    objectives = _objectives()
+    warned = evaluate([("acme", "shop", "production", objectives, SiteFacts())], _at("2026-11-10"))[0]
+    assert warned.ok and warned.warnings[0]["kind"] == "freeze-drill"
+    breached = evaluate([("acme", "shop", "production", objectives, SiteFacts())], _at("2026-11-25"))[0]
+    assert not breached.ok and [p["kind"] for p in breached.problems] == ["freeze-drill"]

@@ -144,6 +144,8 @@ def _print_table(lines: list[SiteStatus], now: datetime, no_portfolio: bool) -> 
             if line.ok
             else "[red bold]BREACH[/]: " + escape("; ".join(p["message"] for p in line.problems))
         )
+        if line.warnings:
+            verdict += "; [yellow]warning[/]: " + escape("; ".join(w["message"] for w in line.warnings))
         site = f"{line.client}/{line.site}" if line.client else line.site
         table.add_row(
             escape(site),
