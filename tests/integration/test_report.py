@@ -1,9 +1,7 @@
 """The activity report from real runs: nightly snapshots and verifies over real sshd, smoke checks
 against a real HTTP server on 127.0.0.1, recorded by the history; then ``maintkit report`` writes
 HTML, JSON and PDF, and headless Chromium loads the HTML and the test checks its layout.
-
-``MAINTKIT_REGENERATE_SAMPLE=1`` copies the report this test made to docs/report-sample.*
-(``scripts/report-sample`` does it).
+(docs/report-sample.* comes from the drill's report test in test_restore_drill.py.)
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import http.server
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -35,7 +32,6 @@ from tests.integration.helpers import run_cli, write_playbook
 
 pytestmark = pytest.mark.integration
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 PERIOD = datetime.now(UTC).strftime("%Y-%m")
 
 
@@ -227,8 +223,3 @@ def test_a_monthly_report_from_real_runs_in_html_json_and_pdf_checked_in_a_real_
     ):
         assert heading in text, heading
     assert site["runs"][0]["id"] in text
-
-    if os.environ.get("MAINTKIT_REGENERATE_SAMPLE"):
-        for suffix in (".html", ".json", ".pdf"):
-            shutil.copy(stem.with_suffix(suffix), DOCS / f"report-sample{suffix}")
-        shutil.copy(tmp_path / "shot-794.png", DOCS / "report-sample.png")

@@ -76,6 +76,11 @@ def site_report(session: Session, ref: SiteRef, period: Period, now: datetime) -
     smoke = _rows(session, SmokeCheck, SmokeCheck.at, key, period)
     rollbacks = _rows(session, Rollback, Rollback.started, key, period)
     runs = _runs(session, ref, period)
+    known = {r.id for r in runs}
+    referenced = {row.run_id for rows in (snapshots, verifications, drills, updates, smoke) for row in rows}
+    # a drill runs in its own environment (``--into``), yet it is this site's: its run belongs here
+    runs += [run for rid in sorted(referenced - known) if (run := session.get(Run, rid)) is not None]
+    runs.sort(key=lambda r: as_utc(r.started))
     verified = {v.snapshot_id for v in verifications if v.ok}
     data = {
         "site": ref.title,
