@@ -29,6 +29,8 @@ from maintkit.history.models import Snapshot
 from maintkit.reporting.pdf import FLAGS
 from tests.integration.conftest import inventory_data
 from tests.integration.helpers import run_cli, write_playbook
+from tests.integration.test_monitoring import Recorder
+from tests.integration.test_monitoring import receiver as receiver  # the fixture, reused
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +82,7 @@ def project(tmp_path: Path, ssh_hosts, known_hosts_file, clean_homes) -> Path:
     return tmp_path
 
 
-def nightly(project: Path, url: str, content: str) -> None:
+def nightly(project: Path, url: str, content: str) -> subprocess.CompletedProcess[str]:
     book = {
         "name": "nightly",
         "steps": [
@@ -97,6 +99,7 @@ def nightly(project: Path, url: str, content: str) -> None:
     env = {"MAINTKIT_JOURNAL_DIR": str(project / "journal")}
     result = _cli(project, env, "run", path, "--env", "production", "--limit", "prod1")
     assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
 def _cli(project: Path, env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -223,3 +226,35 @@ def test_a_monthly_report_from_real_runs_in_html_json_and_pdf_checked_in_a_real_
     ):
         assert heading in text, heading
     assert site["runs"][0]["id"] in text
+
+
+def test_a_backup_half_the_size_of_the_one_before_is_warned_in_the_run_status_report_and_notification(
+    project, tmp_path, receiver
+):
+    inventory = project / "inventories/production.yml"
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["vars"]["notify"] = [f"json://{receiver}/notify"]
+    inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    with shop_server(project / "www") as url:
+        nightly(project, url, "600000")
+        assert not [p for p, _ in Recorder.received if p == "/notify"]  # nothing to say yet
+        second = nightly(project, url, "200000")
+    # the second backup is a third of the first: said by the run that took it, on stderr and notified
+    assert "warning: trend: prod1 (production): the backup of" in second.stderr
+    notes = [json.loads(body) for path, body in Recorder.received if path == "/notify"]
+    assert notes and "WARNING" in notes[0]["title"] and notes[0]["type"] == "warning"
+    assert (
+        "check that no data was lost" in notes[0]["message"] and "prod1 (production)" in notes[0]["message"]
+    )
+
+    env = {"MAINTKIT_JOURNAL_DIR": str(project / "journal")}
+    status = _cli(project, env, "status", "--output", "json")
+    line = json.loads(status.stdout.splitlines()[0])
+    assert any(w["kind"] == "backup-size" for w in line["warnings"]), line
+    made = _cli(
+        project, env, "report", "--client", "acme", "--period", PERIOD, "--out", tmp_path / "r", "--no-pdf"
+    )
+    assert made.returncode == 0, made.stderr
+    site = json.loads((tmp_path / "r" / f"acme-{PERIOD}.json").read_text())["sites"][0]
+    assert [t["kind"] for t in site["trends"]] == ["backup-size"]
+    assert site["next_actions"][0].startswith("Coming: the backup of")

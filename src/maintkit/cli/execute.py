@@ -375,6 +375,10 @@ def execute(
         bus.flush()
         console.finish(outcome, journal.path, final.exit_code)
     bus.close()
+    if not settings.check:
+        from maintkit.cli.trendnotify import report_trends
+
+        report_trends(config, journals, monitoring, settings.quiet)
     gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     return Execution(final, journal.path)
 
@@ -419,7 +423,7 @@ def guard_freeze(config: RunConfig, settings: Settings) -> dict[str, Any] | None
         )
         fail_invalid(InvalidInput(problems))
     if not (settings.reason or "").strip():
-        fail_invalid(InvalidInput([_cli_problem("--reason", "--override-freeze needs --reason \"why\"")]))
+        fail_invalid(InvalidInput([_cli_problem("--reason", '--override-freeze needs --reason "why"')]))
     return {
         "reason": settings.reason,
         "windows": sorted({str(r.window) for r in found}),

@@ -66,7 +66,10 @@ def report(
         fail_invalid(error)
     now = datetime.now(UTC)
     refs = [
-        SiteRef(e.site_name, e.env, e.site, e.objectives.rto_minutes, e.objectives.rpo_hours) for e in entries
+        SiteRef(
+            e.site_name, e.env, e.site, e.objectives.rto_minutes, e.objectives.rpo_hours, e.objectives.window
+        )
+        for e in entries
     ]
     store = open_history(journal_dir)
     try:

@@ -33,6 +33,8 @@ from maintkit.history.models import (
     Update,
     Verification,
 )
+from maintkit.history.trendquery import trend_warnings
+from maintkit.model.portfolio import MaintenanceWindow
 
 #: the availability a site is measured against when the portfolio sets none
 DEFAULT_SLA = 99.9
@@ -63,6 +65,7 @@ class SiteRef:
     title: str  # how the report shows it
     rto_minutes: float | None = None
     rpo_hours: float | None = None
+    window: MaintenanceWindow | None = None
 
 
 def site_report(session: Session, ref: SiteRef, period: Period, now: datetime) -> dict[str, Any]:
@@ -151,7 +154,9 @@ def site_report(session: Session, ref: SiteRef, period: Period, now: datetime) -
             for r in runs
         ],
     }
-    data["next_actions"] = next_actions(data, ref, period, now)
+    trends = trend_warnings(session, ref.site, ref.env, min(now, period.end), ref.window)
+    data["trends"] = [t.as_json() for t in trends]
+    data["next_actions"] = [f"Coming: {t.message}." for t in trends] + next_actions(data, ref, period, now)
     return data
 
 
