@@ -49,7 +49,7 @@ def status(
 
         from maintkit.history.facts import gather
         from maintkit.history.status import evaluate
-        from maintkit.history.trendquery import trend_warnings
+        from maintkit.history.trendquery import trend_warnings_of
         from maintkit.model.portfolio import Objectives
         from maintkit.model.problems import InvalidInput
 
@@ -73,9 +73,11 @@ def status(
                 entries = [(e.client, e.site_name, e.env, e.objectives, (e.site_name, e.env)) for e in chosen]
             facts = gather(session, [entry[4] for entry in entries], now)
             lines = evaluate([(c, s, e, o, facts[key]) for c, s, e, o, key in entries], now)
+            trends = trend_warnings_of(session, {(x.site, x.env): x.objectives.window for x in lines}, now)
             for line in lines:  # "we saw it coming": warnings, never a breach
-                trends = trend_warnings(session, line.site, line.env, now, line.objectives.window)
-                line.warnings += [{"kind": t.kind, "message": t.message} for t in trends]
+                line.warnings += [
+                    {"kind": t.kind, "message": t.message} for t in trends[(line.site, line.env)]
+                ]
     finally:
         store.close()
     if output == "json":
