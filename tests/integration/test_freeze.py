@@ -170,3 +170,21 @@ def test_a_portfolio_freeze_refuses_the_update_of_its_site(project, ssh_hosts):
     assert result.returncode == 2, result.stdout + result.stderr
     assert "the portfolio (portfolio.yml, site 'prod1')" in result.stderr
     assert not (Path(ssh_hosts["prod1"].home) / "started").exists()
+
+
+def test_a_broken_portfolio_never_holds_up_a_backup_but_stops_an_update(project, ssh_hosts):
+    (project / "portfolio.yml").write_text(
+        "clients:\n  acme:\n    sites:\n      shop:\n        freeze: soon\n"
+    )
+    home = Path(ssh_hosts["prod1"].home)
+    allowed = _update_book(project, ssh_hosts, dry_run=True)
+    result = run_cli(
+        "run", allowed, "-i", "inventory.yml", "--limit", "prod1", "--journal-dir", "journal", cwd=project
+    )
+    assert result.returncode == 0, result.stderr
+    assert (home / "started").exists()
+    (home / "started").unlink()
+    update = _update_book(project, ssh_hosts)
+    refused = run_cli("run", update, "-i", "inventory.yml", "--limit", "prod1", cwd=project)
+    assert refused.returncode == 2 and "portfolio.yml:5" in refused.stderr, refused.stderr
+    assert not (home / "started").exists()

@@ -392,12 +392,14 @@ def guard_freeze(config: RunConfig, settings: Settings) -> dict[str, Any] | None
     """
     from datetime import UTC, datetime
 
-    from maintkit.config.freezeguard import refusals
+    from maintkit.config.freezeguard import changing_steps, refusals
     from maintkit.config.portfolio import default_portfolio_path, load_portfolio
     from maintkit.model.problems import InvalidInput, Problem
 
     if settings.reason is not None and not settings.override_freeze:
         fail_invalid(InvalidInput([_cli_problem("--reason", "--reason is the reason of --override-freeze")]))
+    if not changing_steps(config):
+        return None  # a rollback, backup or drill: never refused, never held up by a broken portfolio
     path = default_portfolio_path(Path.cwd())
     try:
         portfolio = load_portfolio(path) if path.is_file() else None
