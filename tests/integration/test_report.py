@@ -258,3 +258,47 @@ def test_a_backup_half_the_size_of_the_one_before_is_warned_in_the_run_status_re
     site = json.loads((tmp_path / "r" / f"acme-{PERIOD}.json").read_text())["sites"][0]
     assert [t["kind"] for t in site["trends"]] == ["backup-size"]
     assert site["next_actions"][0].startswith("Coming: the backup of")
+
+
+def test_integrity_watch_warns_about_an_injected_file_outside_an_update_run(project, ssh_hosts, receiver):
+    """Real hash lists of prod1's site over sshd; an injected PHP file and an edited one are named."""
+    inventory = project / "inventories/production.yml"
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["vars"]["notify"] = [f"json://{receiver}/notify"]
+    inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    site = Path(ssh_hosts["prod1"].home) / "site"
+    book = write_playbook(project, {"name": "watch", "steps": [{"integrity": "~/site"}]}, "watch")
+    env = {"MAINTKIT_JOURNAL_DIR": str(project / "journal")}
+
+    def watch() -> subprocess.CompletedProcess[str]:
+        result = _cli(project, env, "run", book, "--env", "production", "--limit", "prod1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    owner = site.parent.stat()
+    (site / "pub/media").mkdir(parents=True)
+    for name, text in {"index.php": "<?php echo 'shop';", "pub/media/a.jpg": "jpg"}.items():
+        (site / name).write_text(text)
+    subprocess.run(["chown", "-R", f"{owner.st_uid}:{owner.st_gid}", str(site)], check=True)
+    assert "outside an update" not in watch().stderr  # the first list: the baseline
+    (site / "evil.php").write_text("<?php eval($_POST['x']);")
+    (site / "index.php").write_text("<?php echo 'shop'; include 'evil.php';")
+    (site / "pub/media/b.jpg").write_text("new upload")  # media: changes by design, not watched
+    subprocess.run(["chown", "-R", f"{owner.st_uid}:{owner.st_gid}", str(site)], check=True)
+    Recorder.received = []
+    warned = watch().stderr
+    assert "files changed outside an update run" in warned
+    assert "added evil.php; changed index.php" in warned and "b.jpg" not in warned
+    notes = [json.loads(body) for path, body in Recorder.received if path == "/notify"]
+    assert notes and "added evil.php" in notes[0]["message"] and notes[0]["type"] == "warning"
+    assert "outside an update" not in watch().stderr  # the new list is the baseline: one warning
+
+    status = _cli(project, env, "status", "--output", "json")
+    line = json.loads(status.stdout.splitlines()[0])
+    assert any(w["kind"] == "integrity" and "evil.php" in w["message"] for w in line["warnings"]), line
+    made = _cli(
+        project, env, "report", "--client", "acme", "--period", PERIOD, "--out", project / "r", "--no-pdf"
+    )
+    report = json.loads((project / "r" / f"acme-{PERIOD}.json").read_text())["sites"][0]
+    assert made.returncode == 0 and report["integrity"][0]["added"] == ["evil.php"]
+    assert "evil.php" in (project / "r" / f"acme-{PERIOD}.html").read_text()

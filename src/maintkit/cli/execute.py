@@ -378,7 +378,7 @@ def execute(
     if not settings.check:
         from maintkit.cli.trendnotify import report_trends
 
-        report_trends(config, journals, monitoring, settings.quiet)
+        report_trends(config, journals, monitoring, settings.quiet, journal.path)
     gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     return Execution(final, journal.path)
 

@@ -46,6 +46,7 @@ def report(
         from sqlalchemy.orm import Session
 
         from maintkit.cli.execute import fail_invalid
+        from maintkit.engine.journal import journal_dir as resolve_journal_dir
         from maintkit.history.report import Period, SiteRef, site_report
         from maintkit.model.problems import InvalidInput, Problem
         from maintkit.reporting.activity import build, write
@@ -74,7 +75,8 @@ def report(
     store = open_history(journal_dir)
     try:
         with Session(store.engine) as session:
-            sites = [site_report(session, ref, month, now) for ref in refs]
+            base = resolve_journal_dir(journal_dir).parent  # the integrity watch's lists
+            sites = [site_report(session, ref, month, now, base) for ref in refs]
     finally:
         store.close()
     record = build(client, book.clients[client].title, month, sites, now)

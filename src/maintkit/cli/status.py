@@ -47,7 +47,9 @@ def status(
     with _startup():  # no garbage collection while SQLAlchemy and the portfolio loader load
         from sqlalchemy.orm import Session
 
+        from maintkit.engine.journal import journal_dir as resolve_journal_dir
         from maintkit.history.facts import gather
+        from maintkit.history.integrity import SHOWN, describe, findings
         from maintkit.history.status import evaluate
         from maintkit.history.trendquery import trend_warnings_of
         from maintkit.model.portfolio import Objectives
@@ -74,9 +76,14 @@ def status(
             facts = gather(session, [entry[4] for entry in entries], now)
             lines = evaluate([(c, s, e, o, facts[key]) for c, s, e, o, key in entries], now)
             trends = trend_warnings_of(session, {(x.site, x.env): x.objectives.window for x in lines}, now)
+            base = resolve_journal_dir(journal_dir).parent  # the integrity lists are beside the journals
             for line in lines:  # "we saw it coming": warnings, never a breach
                 line.warnings += [
                     {"kind": t.kind, "message": t.message} for t in trends[(line.site, line.env)]
+                ]
+                line.warnings += [
+                    {"kind": "integrity", "message": describe(f)}
+                    for f in findings(base, line.site, line.env, now - SHOWN)[-1:]
                 ]
     finally:
         store.close()

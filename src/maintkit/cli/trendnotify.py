@@ -16,8 +16,11 @@ import click
 from maintkit.engine.runconfig import RunConfig
 
 
-def report_trends(config: RunConfig, journals: Path, monitoring: Any, quiet: bool) -> list[str]:
-    """Print (unless ``quiet``) and notify the trend warnings of the run's sites; return the messages."""
+def report_trends(
+    config: RunConfig, journals: Path, monitoring: Any, quiet: bool, journal: Path | None = None
+) -> list[str]:
+    """Print (unless ``quiet``) and notify the trend and integrity warnings of the run's sites
+    (the integrity lists the run's ``integrity`` steps recorded in ``journal``); return the messages."""
     from sqlalchemy.orm import Session
 
     from maintkit.history.database import HistoryUnavailable
@@ -36,6 +39,7 @@ def report_trends(config: RunConfig, journals: Path, monitoring: Any, quiet: boo
     try:
         with Session(store.engine) as session:
             now = datetime.now(UTC)
+            messages += _integrity(config, journals, journal, session, now)
             for site in sites:
                 messages += [f"{site} ({env}): {t.message}" for t in trend_warnings(session, site, env, now)]
     except Exception as error:
@@ -53,3 +57,39 @@ def report_trends(config: RunConfig, journals: Path, monitoring: Any, quiet: boo
     )
     monitoring.warn(f"WARNING: maintkit trends on {env}", "\n".join(messages))
     return messages
+
+
+def _integrity(
+    config: RunConfig, journals: Path, journal: Path | None, session: Any, now: datetime
+) -> list[str]:
+    """Compare each host's hash list of this run (its ``integrity`` steps) with the previous one."""
+    import json
+
+    from maintkit.config.freezeguard import changing_steps
+    from maintkit.history.integrity import check, describe
+    from maintkit.storage.sites import site_name
+
+    if journal is None or not journal.is_file():
+        return []
+    updating = bool(changing_steps(config))
+    out = []
+    with open(journal, encoding="utf-8") as handle:
+        for line in handle:
+            event = json.loads(line)
+            if (
+                event.get("event") != "step_end"
+                or event.get("action") != "integrity"
+                or event.get("status") != "ok"
+            ):
+                continue
+            host = str(event.get("host"))
+            files = (event.get("data") or {}).get("files")
+            if host not in config.variables or not isinstance(files, dict):
+                continue
+            site, env = site_name(config.variables[host]), config.inventory.name
+            finding = check(
+                journals.parent, session, site, env, files, str(event.get("run_id")), now, updating
+            )
+            if finding is not None:
+                out.append(f"{site} ({env}): {describe(finding)}")
+    return out

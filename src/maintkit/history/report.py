@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from maintkit.history.integrity import findings
 from maintkit.history.mapping import as_utc
 from maintkit.history.models import (
     AuditFinding,
@@ -68,8 +69,11 @@ class SiteRef:
     window: MaintenanceWindow | None = None
 
 
-def site_report(session: Session, ref: SiteRef, period: Period, now: datetime) -> dict[str, Any]:
-    """The report's data of one site environment over ``period``."""
+def site_report(
+    session: Session, ref: SiteRef, period: Period, now: datetime, integrity_base: Path | None = None
+) -> dict[str, Any]:
+    """The report's data of one site environment over ``period`` (``integrity_base``: where the
+    integrity watch keeps its lists, beside the journals)."""
     key = (ref.site, ref.env)
     snapshots = _rows(session, Snapshot, Snapshot.taken, key, period)
     verifications = _rows(session, Verification, Verification.checked, key, period)
@@ -154,6 +158,10 @@ def site_report(session: Session, ref: SiteRef, period: Period, now: datetime) -
             for r in runs
         ],
     }
+    if integrity_base is not None:
+        data["integrity"] = findings(integrity_base, ref.site, ref.env, period.start, period.end)
+    else:
+        data["integrity"] = []
     trends = trend_warnings(session, ref.site, ref.env, min(now, period.end), ref.window)
     data["trends"] = [t.as_json() for t in trends]
     data["next_actions"] = [f"Coming: {t.message}." for t in trends] + next_actions(data, ref, period, now)
@@ -295,6 +303,8 @@ def next_actions(data: dict[str, Any], ref: SiteRef, period: Period, now: dateti
         actions.append(
             f"{len(data['advisories'])} security advisory(ies) reported: plan the updates that fix them."
         )
+    if data.get("integrity"):
+        actions.append("Files changed outside an update run (see Incidents): an engineer must check them.")
     if any(i["done"].startswith("rollback did not finish") for i in data["incidents"]):
         actions.append("A rollback did not finish: an engineer must check the site.")
     if not actions:
