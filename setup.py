@@ -15,5 +15,6 @@ setup(
         "maintkit": ["py.typed"],
         "maintkit.playbooks": ["*.yml"],
         "maintkit.history.migrations": ["script.py.mako"],
+        "maintkit.reporting": ["templates/*.j2"],
     },
 )

@@ -377,3 +377,53 @@ def test_sigterm_revokes_the_sites_no_worker_started_and_stops_the_running_one(
     assert all(lines[s]["status"] == "cancelled" for s in CLIENTS["acme"] if s != running)
     assert all(marker(ssh_hosts, s, "done") == [] for s in CLIENTS["acme"]) and "revoked" in log
     assert lock_folders(ssh_hosts) == []
+
+
+def test_a_frozen_site_is_refused_in_a_fleet_run_and_the_override_reaches_its_run(project, ssh_hosts):
+    """The portfolio's freeze refuses the update of shop-a only; --override-freeze --reason is handed down."""
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    portfolio = _portfolio(["shop-a", "shop-b"])
+    portfolio["clients"]["acme"]["sites"]["shop-a"]["freeze"] = [
+        {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
+    ]
+    (project / "portfolio.yml").write_text(yaml.safe_dump(portfolio, sort_keys=False))
+    update = {
+        "name": "update",
+        "steps": [
+            {
+                "name": "done",
+                "shell": "mkdir -p sites/{{ site }} && echo {{ run_id }} >> sites/{{ site }}/done",
+            },
+            {
+                "name": "composer",
+                "composer": {"command": "install", "working_dir": "~/sites/{{ site }}/none"},
+            },
+        ],
+    }
+    write_playbook(project, update, "update")
+    args = (
+        "fleet",
+        "run",
+        "update.yml",
+        "--env",
+        "production",
+        "--output",
+        "json",
+        "--journal-dir",
+        "journal",
+    )
+
+    refused = run_cli(*args, cwd=project, timeout=120)
+    by_site = {line["site"]: line for line in map(json.loads, refused.stdout.splitlines())}
+    assert by_site["shop-a"]["status"] == "invalid" and marker(ssh_hosts, "shop-a", "done") == []
+    assert by_site["shop-b"]["status"] != "invalid" and marker(ssh_hosts, "shop-b", "done")
+
+    forced = run_cli(
+        *args, "--site", "shop-a", "--override-freeze", "--reason", "hotfix", cwd=project, timeout=120
+    )
+    [line] = map(json.loads, forced.stdout.splitlines())
+    assert line["status"] != "invalid" and marker(ssh_hosts, "shop-a", "done") == [line["run_id"]]
+    start = json.loads((project / "journal" / f"{line['run_id']}.jsonl").read_text().splitlines()[0])
+    assert start["event"] == "run_start" and start["freeze_override"]["reason"] == "hotfix"

@@ -1118,3 +1118,72 @@ def test_a_drill_is_recorded_in_the_history_with_its_rto_and_data_loss_window(
         assert row.rto_seconds == report["rto_seconds"] > 0
         assert row.data_loss_window_seconds == host["data_loss_window_seconds"] > 0
     engine.dispose()
+
+
+def test_the_monthly_report_shows_the_drill_against_its_objective(
+    drill_env: dict[str, Any], smoke_server: int, tmp_path: Path
+) -> None:
+    """Real history (the module's nightly backup, this drill, a production smoke check) -> the report.
+
+    ``MAINTKIT_REGENERATE_SAMPLE=1`` (``scripts/report-sample``) copies it to docs/report-sample.*.
+    """
+    from tests.integration.test_report import browser_layout
+
+    world = drill_env
+    work = world["work"]
+    result = drill(world, "--keep", "--rto", "600")
+    assert result.returncode == 0, result.stdout + result.stderr
+    drill_run = run_id_of(result)
+    url = f"http://127.0.0.1:{smoke_server}/index.php"
+    book = write_playbook(
+        tmp_path,
+        {
+            "name": "smoke",
+            "hosts": "production",
+            "steps": [{"smoke": [{"url": url, "contains": ["welcome"]}]}],
+        },
+    )
+    smoke = cli(world, "run", str(book), "--env", "production")
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    portfolio = {
+        "defaults": {"rpo_hours": 24, "rto_minutes": 10},
+        "clients": {
+            "acme": {
+                "title": "ACME GmbH",
+                "sites": {"acme-shop": {"environments": {"production": {"site": "prod1"}}}},
+            }
+        },
+    }
+    (work / "portfolio.yml").write_text(yaml.safe_dump(portfolio, sort_keys=False))
+    period = datetime.now().astimezone().strftime("%Y-%m")
+    out = tmp_path / "report"
+    try:
+        made = cli(world, "report", "--client", "acme", "--period", period, "--out", str(out))
+    finally:
+        (work / "portfolio.yml").unlink()
+    assert made.returncode == 0, made.stdout + made.stderr
+    stem = out / f"acme-{period}"
+    site = json.loads(stem.with_suffix(".json").read_text())["sites"][0]
+    [drilled] = [d for d in site["drills"] if d["run_id"] == drill_run]
+    assert drilled["verdict"] == "passed" and 0 < drilled["rto_seconds"] < 600
+    assert drilled["rto_objective_seconds"] == 600 and drilled["data_loss_window_seconds"] > 0
+    assert drilled["snapshot_id"] == world["snapshot_id"]
+    assert site["backups"]["taken"] >= 1 and world["snapshot_id"] in {
+        s["id"] for s in site["backups"]["snapshots"]
+    }
+    assert site["availability"]["checks"] >= 1 and site["availability"]["percent"] == 100.0
+    assert not any(a.startswith("No restore drill") for a in site["next_actions"])  # other tests fail some
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(stem.with_suffix(".pdf")), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "Restore drills" in text and "passed" in text and drill_run in text
+    layout, _console = browser_layout(stem.with_suffix(".html"), tmp_path / "shot.png", 794)
+    assert layout["overflowing"] == 0 and layout["errors"] == []
+    if os.environ.get("MAINTKIT_REGENERATE_SAMPLE"):
+        docs = Path(__file__).resolve().parents[2] / "docs"
+        for suffix in (".html", ".json", ".pdf"):
+            (docs / f"report-sample{suffix}").write_bytes(stem.with_suffix(suffix).read_bytes())
+        (docs / "report-sample.png").write_bytes((tmp_path / "shot.png").read_bytes())

@@ -120,6 +120,17 @@ class Action:
     #: prove the command was stopped before it finished (docs/design.md, "The run").
     idempotent: ClassVar[bool] = False
 
+    def changes_production(self, params: Mapping[str, Any]) -> bool:
+        """True when a step with these parameters (as written, before rendering) updates or promotes
+        what a site runs: such steps are refused during a freeze window (docs/reports.md).
+
+        Why on the action and from its written parameters: the rule follows what a step does, not
+        the playbook's name, and it is decided before anything runs. A parameter that is a template
+        (unknown until the run) counts as changing: a freeze errs on the safe side. Rollbacks,
+        backups, verifies and drills never change what runs, so the default is False.
+        """
+        return False
+
     def normalize(self, raw: Any) -> Any:
         """Turn the step's raw value into a parameter mapping (handles the shorthand)."""
         if self.shorthand and not isinstance(raw, Mapping):
@@ -132,6 +143,17 @@ class Action:
 
     def run(self, params: Any, ctx: StepContext) -> ActionResult:
         raise NotImplementedError
+
+
+def written_in(params: Mapping[str, Any], key: str, values: tuple[str, ...]) -> bool:
+    """Whether ``params[key]`` as written is one of ``values``, or a template (unknown until the run).
+
+    The helper of :meth:`Action.changes_production`: a freeze refuses what it cannot rule out.
+    """
+    from maintkit.text.templating import has_template
+
+    value = params.get(key)
+    return has_template(value) or value in values
 
 
 _cache: dict[str, Action] = {}

@@ -12,7 +12,8 @@ the host, which writes nothing, and lists the packages that would move from whic
 from __future__ import annotations
 
 import shlex
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -82,6 +83,12 @@ class Composer(Action):
     name = "composer"
     summary = "composer install/update/require on the host; reports each package moved (old → new)."
     Params = ComposerParams
+
+    def changes_production(self, params: Mapping[str, Any]) -> bool:
+        from maintkit.text.templating import has_template
+
+        dry_run = params.get("dry_run", False)  # install, update, require all change the code that runs
+        return has_template(dry_run) or dry_run is not True  # unless only reporting what would move
 
     def plan(self, params: ComposerParams, ctx: StepContext) -> list[str]:
         plan = [composer_command(params)]

@@ -15,6 +15,8 @@ unreliable (magento/magento2#19597).
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field
 
@@ -26,6 +28,11 @@ from maintkit.transport.base import with_env
 
 UPGRADE_STATUS = "upgrade-status"
 NEEDS_UPGRADE_RC = 2
+
+
+#: bin/magento commands that leave the code and the schema as they are (allowed during a freeze)
+UNCHANGING = ("upgrade-status", "setup:db:status", "module:status", "deploy:mode:show")
+UNCHANGING_PREFIXES = ("cache:", "indexer:", "maintenance:", "info:", "cron:run", "queue:consumers:list")
 
 
 class MagentoParams(ActionParams):
@@ -57,6 +64,17 @@ class Magento(Action):
     )
     Params = MagentoParams
     shorthand = "command"
+
+    def changes_production(self, params: Mapping[str, Any]) -> bool:
+        """Every bin/magento command but those that only read, clean caches, reindex or toggle
+        maintenance (a rollback flushes the cache): ``setup:upgrade``, ``module:enable``,
+        ``deploy:mode:set``, ``config:set``... are refused during a freeze."""
+        from maintkit.text.templating import has_template
+
+        command = params.get("command")
+        if has_template(command) or not isinstance(command, str):
+            return True
+        return not (command in UNCHANGING or command.startswith(UNCHANGING_PREFIXES))
 
     def plan(self, params: MagentoParams, ctx: StepContext) -> list[str]:
         if params.command != UPGRADE_STATUS:

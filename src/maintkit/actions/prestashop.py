@@ -28,11 +28,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext, written_in
 from maintkit.model.results import ActionResult
 from maintkit.sources.script import bash_command, heredoc, host_path
 
@@ -188,6 +189,9 @@ class Prestashop(Action):
         "PrestaShop autoupgrade CLI: update:check, backup:create, update:start (config file), backup:restore."
     )
     Params = PrestashopParams
+
+    def changes_production(self, params: Mapping[str, Any]) -> bool:
+        return written_in(params, "command", ("update:start",))  # backup:restore is the rollback
 
     def plan(self, params: PrestashopParams, ctx: StepContext) -> list[str]:
         pin = [pin_probe_command(params)] if params.version else []

@@ -15,12 +15,13 @@ Runs on the control node except for the few file reads and writes on the host.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, cast
 
 from pydantic import Field, model_validator
 
 from maintkit import __version__
-from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext, written_in
 from maintkit.cms.base import CmsName
 from maintkit.model.problems import StepFailed
 from maintkit.model.results import ActionResult
@@ -78,6 +79,9 @@ class Promotable(Action):
     name = "promotable"
     summary = "Record a staging release as promotable; on production require a fresh record and install it."
     Params = PromotableParams
+
+    def changes_production(self, params: Mapping[str, Any]) -> bool:
+        return written_in(params, "op", ("apply",))  # record (staging) and check only read production
 
     def plan(self, params: PromotableParams, ctx: StepContext) -> list[str]:
         site, env = params.site or site_name(ctx.vars), str(ctx.vars["maintkit_env"])

@@ -19,11 +19,12 @@ rules are :meth:`maintkit.updates.releases.History.plan_rollback`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal, cast
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.actions.base import Action, ActionParams, StepContext, written_in
 from maintkit.cms.base import ReleaseCms, release_layout
 from maintkit.model.problems import StepFailed
 from maintkit.model.results import ActionResult
@@ -89,6 +90,9 @@ class ReleaseAction(Action):
     name = "release"
     summary = "Releases: prepare from current (hard links + copies), switch atomically, roll back, keep N."
     Params = ReleaseParams
+
+    def changes_production(self, params: Mapping[str, Any]) -> bool:
+        return written_in(params, "op", ("prepare", "switch"))  # rollback, cleanup, list: allowed
 
     def plan(self, params: ReleaseParams, ctx: StepContext) -> list[str]:
         root = params.root

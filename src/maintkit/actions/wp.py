@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field
 
-from maintkit.actions.base import Action, ActionParams, EnvVars, StepContext
+from maintkit.actions.base import Action, ActionParams, EnvVars, StepContext, written_in
 from maintkit.model.results import ActionResult
 from maintkit.transport.base import with_env
 
@@ -164,6 +165,9 @@ class Wp(Action):
     name = "wp"
     summary = "wp-cli: core/plugin/theme updates (with exclusions), update-db, versions for promotion."
     Params = WpParams
+
+    def changes_production(self, params: Mapping[str, Any]) -> bool:
+        return written_in(params, "command", (*UPDATES, "core-update-db"))  # versions only reads
 
     def plan(self, params: WpParams, ctx: StepContext) -> list[str]:
         plan = commands(params)

@@ -15,6 +15,7 @@ from maintkit import __version__
 from maintkit.cli.fleet import fleet, worker
 from maintkit.cli.history import history
 from maintkit.cli.releases import releases, rollback
+from maintkit.cli.report import report
 from maintkit.cli.restore import drill, restore
 from maintkit.cli.run import actions, run, runs, validate
 from maintkit.cli.snapshots import snapshots
@@ -29,7 +30,7 @@ def cli() -> None:
 
 for _command in (run, validate, actions, runs, snapshots, restore, drill, releases, rollback, fleet, worker):
     cli.add_command(_command)
-for _command in (history, status):
+for _command in (history, status, report):
     cli.add_command(_command)
 
 

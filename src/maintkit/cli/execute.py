@@ -73,6 +73,8 @@ class Settings:
     journal_dir: str | None = None
     user: str | None = None
     forks: int | None = None
+    override_freeze: bool = False
+    reason: str | None = None
 
 
 _WHERE = [
@@ -136,6 +138,12 @@ _SETTINGS = [
         metavar="N",
         help="At most N hosts at once (overrides the playbook's max_parallel).",
     ),
+    click.option(
+        "--override-freeze",
+        is_flag=True,
+        help="Update or promote during a freeze window (needs --reason; recorded with the run).",
+    ),
+    click.option("--reason", metavar="TEXT", help="Why --override-freeze: recorded with the run."),
 ]
 
 
@@ -323,6 +331,7 @@ def execute(
         from maintkit.history.location import database_url
         from maintkit.history.sink import HistorySink
 
+    freeze_override = None if settings.check else guard_freeze(config, settings)
     apply_connection_settings(config, settings)
     redactor = config.redactor  # validation collected every secret value already
     bus = EventBus(run_id, redactor)  # its sinks are added below, before the first event
@@ -334,6 +343,7 @@ def execute(
         argv=sys.argv,
         restore_source=restore_source,
         command=_command_name(),
+        freeze_override=freeze_override,
     )
     runner = Runner(config, bus, redactor, options, stop)
     runner.start_connecting()  # the SSH handshakes overlap the console and journal set-up below
@@ -375,8 +385,69 @@ def execute(
         bus.flush()
         console.finish(outcome, journal.path, final.exit_code)
     bus.close()
+    if not settings.check:
+        from maintkit.cli.trendnotify import report_trends
+
+        report_trends(config, journals, monitoring, settings.quiet, journal.path)
     gc.freeze()  # nothing is needed any more: spare the exit's collections a walk over every object
     return Execution(final, journal.path)
+
+
+_COMMAND_LINE = "command line"
+
+
+def guard_freeze(config: RunConfig, settings: Settings) -> dict[str, Any] | None:
+    """Refuse (exit 2, nothing run) a run that updates or promotes a host in a freeze window, unless
+    ``--override-freeze --reason`` was given; then return what the journal records of the override.
+    """
+    from datetime import UTC, datetime
+
+    from maintkit.config.freezeguard import changing_steps, refusals
+    from maintkit.config.portfolio import default_portfolio_path, load_portfolio
+    from maintkit.model.problems import InvalidInput, Problem
+
+    if settings.reason is not None and not settings.override_freeze:
+        fail_invalid(InvalidInput([_cli_problem("--reason", "--reason is the reason of --override-freeze")]))
+    if not changing_steps(config):
+        return None  # a rollback, backup or drill: never refused, never held up by a broken portfolio
+    path = default_portfolio_path(Path.cwd())
+    try:
+        portfolio = load_portfolio(path) if path.is_file() else None
+    except InvalidInput as error:
+        fail_invalid(error)
+    found = refusals(config, datetime.now(UTC).date(), portfolio)
+    if not found:
+        return None
+    if not settings.override_freeze:
+        from maintkit.cli.commandline import command_line
+
+        retry = command_line({"override_freeze": True, "reason": "WHY"})
+        problems = [Problem(_COMMAND_LINE, None, None, "freeze", r.describe()) for r in found]
+        problems.append(
+            Problem(
+                _COMMAND_LINE,
+                None,
+                None,
+                "--override-freeze",
+                "updates and promotions are refused during a freeze; rollbacks, backups, verifies and "
+                f"drills are not. To run it anyway, give the reason (it is recorded): {retry}",
+            )
+        )
+        fail_invalid(InvalidInput(problems))
+    if not (settings.reason or "").strip():
+        fail_invalid(InvalidInput([_cli_problem("--reason", '--override-freeze needs --reason "why"')]))
+    return {
+        "reason": settings.reason,
+        "windows": sorted({str(r.window) for r in found}),
+        "hosts": [r.host for r in found],
+        "steps": found[0].steps,
+    }
+
+
+def _cli_problem(option: str, message: str) -> Any:
+    from maintkit.model.problems import Problem
+
+    return Problem(_COMMAND_LINE, None, None, option, message)
 
 
 def _command_name() -> str | None:

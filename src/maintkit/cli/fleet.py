@@ -85,6 +85,10 @@ def fleet() -> None:
 @click.option("--vars-file", multiple=True, type=click.Path(), help="YAML file of extra variables.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown SSH host keys.")
 @click.option("--journal-dir", type=click.Path(), help="Where each site's run journal goes [.maintkit/runs].")
+@click.option(
+    "--override-freeze", is_flag=True, help="As maintkit run's: update during a freeze (needs --reason)."
+)
+@click.option("--reason", metavar="TEXT", help="Why --override-freeze: recorded with every site's run.")
 def fleet_run(
     playbook: str,
     env: str,
@@ -102,6 +106,8 @@ def fleet_run(
     vars_file: tuple[str, ...],
     accept_new_host_keys: bool,
     journal_dir: str | None,
+    override_freeze: bool,
+    reason: str | None,
 ) -> None:
     """Run PLAYBOOK for every site of the portfolio that has environment --env.
 
@@ -115,6 +121,8 @@ def fleet_run(
     options = [*_pairs("--var", var), *_pairs("-e", extra_vars), *_pairs("--vars-file", vars_file)]
     options += ["--accept-new-host-keys"] if accept_new_host_keys else []
     options += ["--journal-dir", journal_dir] if journal_dir else []
+    options += ["--override-freeze"] if override_freeze else []  # each site's run checks its freeze
+    options += ["--reason", reason] if reason is not None else []
     try:
         entries = book.select(env, client=client, site=site)
         if not entries:

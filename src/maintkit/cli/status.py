@@ -47,8 +47,11 @@ def status(
     with _startup():  # no garbage collection while SQLAlchemy and the portfolio loader load
         from sqlalchemy.orm import Session
 
+        from maintkit.engine.journal import journal_dir as resolve_journal_dir
         from maintkit.history.facts import gather
+        from maintkit.history.integrity import SHOWN, describe, findings
         from maintkit.history.status import evaluate
+        from maintkit.history.trendquery import trend_warnings_of
         from maintkit.model.portfolio import Objectives
         from maintkit.model.problems import InvalidInput
 
@@ -72,6 +75,16 @@ def status(
                 entries = [(e.client, e.site_name, e.env, e.objectives, (e.site_name, e.env)) for e in chosen]
             facts = gather(session, [entry[4] for entry in entries], now)
             lines = evaluate([(c, s, e, o, facts[key]) for c, s, e, o, key in entries], now)
+            trends = trend_warnings_of(session, {(x.site, x.env): x.objectives.window for x in lines}, now)
+            base = resolve_journal_dir(journal_dir).parent  # the integrity lists are beside the journals
+            for line in lines:  # "we saw it coming": warnings, never a breach
+                line.warnings += [
+                    {"kind": t.kind, "message": t.message} for t in trends[(line.site, line.env)]
+                ]
+                line.warnings += [
+                    {"kind": "integrity", "message": describe(f)}
+                    for f in findings(base, line.site, line.env, now - SHOWN)[-1:]
+                ]
     finally:
         store.close()
     if output == "json":
@@ -144,6 +157,8 @@ def _print_table(lines: list[SiteStatus], now: datetime, no_portfolio: bool) -> 
             if line.ok
             else "[red bold]BREACH[/]: " + escape("; ".join(p["message"] for p in line.problems))
         )
+        if line.warnings:
+            verdict += "; [yellow]warning[/]: " + escape("; ".join(w["message"] for w in line.warnings))
         site = f"{line.client}/{line.site}" if line.client else line.site
         table.add_row(
             escape(site),

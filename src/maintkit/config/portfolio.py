@@ -14,6 +14,9 @@ The format (every key but ``clients`` optional)::
       drill_every_days: 30
       window: "02:00-05:00"         # local time, may cross midnight ("23:00-02:00")
       timezone: Europe/Paris        # IANA name; UTC when absent
+      freeze:                       # no update or promotion on these days (both included, UTC dates)
+        - {from: 2026-11-20, to: 2027-01-05, reason: Black Friday}
+      drill_before_freeze_days: 14  # a successful restore drill at most this long before a freeze starts
     clients:
       acme:
         title: ACME GmbH
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from maintkit.config.freeze import parse_freeze
 from maintkit.config.inventory import find_inventory, load_inventory
 from maintkit.config.variables import host_vars
 from maintkit.model.hosts import Host, Inventory
@@ -58,7 +62,15 @@ from maintkit.text.yamlload import (
 )
 
 DEFAULT_FILE = "portfolio.yml"
-OBJECTIVE_KEYS = ("rpo_hours", "rto_minutes", "drill_every_days", "window", "timezone")
+OBJECTIVE_KEYS = (
+    "rpo_hours",
+    "rto_minutes",
+    "drill_every_days",
+    "window",
+    "timezone",
+    "freeze",
+    "drill_before_freeze_days",
+)
 TOP_KEYS = ("defaults", "clients")
 CLIENT_KEYS = ("title", "sites")
 SITE_KEYS = ("environments", *OBJECTIVE_KEYS)
@@ -265,7 +277,13 @@ def _objective_values(reader: _Reader, body: dict[Any, Any], path: tuple[Any, ..
                     where, f"timezone must be an IANA time zone name like Europe/Paris, not {value!r}"
                 )
                 continue
-        elif key == "drill_every_days":
+        elif key == "freeze":
+            windows, problem = parse_freeze(value)
+            if problem is not None:
+                reader.problem(where, problem)
+                continue
+            value = tuple(windows)
+        elif key in ("drill_every_days", "drill_before_freeze_days"):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 reader.problem(where, f"{key} must be a whole number of days > 0, not {value!r}")
                 continue
@@ -293,6 +311,8 @@ def _objectives(reader: _Reader, values: dict[str, Any], path: tuple[Any, ...]) 
         rto_minutes=values.get("rto_minutes"),
         drill_every_days=values.get("drill_every_days"),
         window=window,
+        freeze=values.get("freeze", ()),
+        drill_before_freeze_days=values.get("drill_before_freeze_days"),
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Set
 from pathlib import Path
 from typing import Any, Protocol
 
+from maintkit.config.freeze import freeze_problem
 from maintkit.model.hosts import Host, Inventory
 from maintkit.model.playbooks import Playbook
 from maintkit.model.problems import InvalidInput, Position, Problem
@@ -68,6 +69,7 @@ def _lock_ttl_problem(value: Any) -> str | None:
 SETTINGS: dict[str, Callable[[Any], str | None]] = {
     "lock_dir": _lock_dir_problem,
     "lock_ttl": _lock_ttl_problem,
+    "freeze": freeze_problem,
 }
 
 COMMAND_LINE = "command line"

@@ -79,6 +79,12 @@ class Monitoring:
             except OSError as error:
                 self.emit("monitoring_error", hook="metrics_file", error=str(error))
 
+    def warn(self, title: str, body: str) -> None:
+        """Send a warning (a trend seen in the history) through the notification hooks, whatever
+        ``notify_on_success`` says: a warning is the news itself."""
+        if self.notify:
+            self._notify(title, body, ok=True, warning=True)
+
     def _ping(self, url: str, body: str) -> None:
         import urllib.request  # here: http.client, email and ssl cost ~25 ms at every start otherwise
 
@@ -94,7 +100,7 @@ class Monitoring:
         except OSError as error:
             self.emit("monitoring_error", hook="healthcheck", url=url, error=str(error))
 
-    def _notify(self, title: str, body: str, ok: bool) -> None:
+    def _notify(self, title: str, body: str, ok: bool, warning: bool = False) -> None:
         import apprise  # imported here: only runs that notify pay for it
 
         sender = apprise.Apprise()
@@ -104,6 +110,8 @@ class Monitoring:
                     "monitoring_error", hook="notify", url=url, error="apprise does not understand this URL"
                 )
         kind = apprise.NotifyType.SUCCESS if ok else apprise.NotifyType.FAILURE
+        if warning:
+            kind = apprise.NotifyType.WARNING
         if len(sender) and not sender.notify(title=title, body=body, notify_type=kind):
             self.emit("monitoring_error", hook="notify", error="a notification could not be delivered")
         elif len(sender):

@@ -53,6 +53,8 @@ class RunOptions:
     restore_source: RestoreSource | None = None
     #: which maintkit command runs the playbook (``run``, ``drill``, ``snapshots verify``...), for the history
     command: str | None = None
+    #: ``--override-freeze --reason``: the reason, windows, hosts and steps (recorded in ``run_start``)
+    freeze_override: dict[str, Any] | None = None
 
 
 def batches(hosts: list[Host], serial: int | str | None) -> list[list[Host]]:
@@ -140,6 +142,7 @@ class Runner:
             sites=self._sites(hosts),
             check=self.options.check,
             command=self.options.command,
+            freeze_override=self.options.freeze_override,
             control_host=socket.gethostname(),
             pid=os.getpid(),
         )

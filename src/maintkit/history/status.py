@@ -10,6 +10,8 @@ Open problems, each a breach (``status`` exits non-zero when any line has one):
 - ``rto``: the newest passed drill took longer than ``rto_minutes``
 - ``verification``: the newest verification failed
 - ``rollback``: the newest rollback did not finish (a human must look)
+- ``freeze-drill``: a freeze window started with no passed drill in the ``drill_before_freeze_days``
+  before it (from a week before the drill is due until it is done: a warning, not a breach)
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from maintkit.history.facts import SiteFacts, age
+from maintkit.history.freezecheck import freeze_drill_finding
 from maintkit.history.mapping import as_utc
 from maintkit.model.portfolio import Objectives
 
@@ -34,6 +37,7 @@ class SiteStatus:
     objectives: Objectives
     facts: SiteFacts
     problems: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -92,6 +96,7 @@ class SiteStatus:
                 "drill_every_days": self.objectives.drill_every_days,
             },
             "problems": self.problems,
+            "warnings": self.warnings,
         }
 
 
@@ -132,6 +137,9 @@ def problems_of(facts: SiteFacts, objectives: Objectives, now: datetime) -> list
     if facts.verification is not None and not facts.verification.ok:
         which = facts.verification.snapshot_id or "a snapshot"
         add("verification", f"verification of {which} failed: {facts.verification.message or 'see its run'}")
+    finding = freeze_drill_finding(objectives, facts.drill.finished if facts.drill else None, now)
+    if finding is not None and finding.breach:
+        add(finding.kind, finding.message)
     if facts.rollback is not None and not facts.rollback.finished:
         add(
             "rollback",
@@ -146,9 +154,25 @@ def evaluate(
 ) -> list[SiteStatus]:
     """One :class:`SiteStatus` per (client, site, env, objectives, facts)."""
     return [
-        SiteStatus(client, site, env, objectives, facts, problems_of(facts, objectives, now))
+        SiteStatus(
+            client,
+            site,
+            env,
+            objectives,
+            facts,
+            problems_of(facts, objectives, now),
+            warnings_of(facts, objectives, now),
+        )
         for client, site, env, objectives, facts in entries
     ]
+
+
+def warnings_of(facts: SiteFacts, objectives: Objectives, now: datetime) -> list[dict[str, str]]:
+    """What is coming but not yet a breach: a drill due before a freeze."""
+    finding = freeze_drill_finding(objectives, facts.drill.finished if facts.drill else None, now)
+    if finding is None or finding.breach:
+        return []
+    return [{"kind": finding.kind, "message": finding.message}]
 
 
 def duration(seconds: float) -> str:

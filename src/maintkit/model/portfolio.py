@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import time
 
+from maintkit.model.freeze import FreezeWindow
 from maintkit.model.problems import InvalidInput, Position, Problem
 
 
@@ -41,6 +42,10 @@ class Objectives:
     rto_minutes: float | None = None
     drill_every_days: int | None = None
     window: MaintenanceWindow | None = None
+    #: peak-season freeze windows: no update or promotion on those days (docs/reports.md)
+    freeze: tuple[FreezeWindow, ...] = ()
+    #: a successful restore drill is due within this many days before a freeze starts
+    drill_before_freeze_days: int | None = None
 
 
 @dataclass(frozen=True)

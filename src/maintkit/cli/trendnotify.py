@@ -1,0 +1,95 @@
+"""After a run: the trends of the sites it touched ("we saw it coming"), on stderr and notified.
+
+Why after the run's journal and history are closed: the history sink writes the run's rows when it
+closes, and a dropped backup must be seen in the run that took it, not the next night. Why never an
+error: a trend is a warning; a history that cannot be read leaves the run's outcome as it was.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from maintkit.engine.runconfig import RunConfig
+
+
+def report_trends(
+    config: RunConfig, journals: Path, monitoring: Any, quiet: bool, journal: Path | None = None
+) -> list[str]:
+    """Print (unless ``quiet``) and notify the trend and integrity warnings of the run's sites
+    (the integrity lists the run's ``integrity`` steps recorded in ``journal``); return the messages."""
+    from sqlalchemy.orm import Session
+
+    from maintkit.history.database import HistoryUnavailable
+    from maintkit.history.location import database_url
+    from maintkit.history.store import HistoryStore
+    from maintkit.history.trendquery import trend_warnings
+    from maintkit.storage.sites import site_name
+
+    sites = sorted({site_name(config.variables[h.name]) for h in config.hosts})
+    env = config.inventory.name
+    messages: list[str] = []
+    try:
+        store = HistoryStore.open(database_url(journals))
+    except HistoryUnavailable:
+        return messages  # the run already said so (its history sink)
+    try:
+        with Session(store.engine) as session:
+            now = datetime.now(UTC)
+            messages += _integrity(config, journals, journal, session, now)
+            for site in sites:
+                messages += [f"{site} ({env}): {t.message}" for t in trend_warnings(session, site, env, now)]
+    except Exception as error:
+        click.echo(f"warning: the trends could not be read from the history: {error}", err=True)
+        return messages
+    finally:
+        store.close()
+    if not messages:
+        return messages
+    if not quiet:
+        for message in messages:
+            click.echo(f"warning: trend: {message}", err=True)
+    monitoring.emit = lambda *_a, **fields: click.echo(
+        f"warning: notification: {fields.get('error')}", err=True
+    )
+    monitoring.warn(f"WARNING: maintkit trends on {env}", "\n".join(messages))
+    return messages
+
+
+def _integrity(
+    config: RunConfig, journals: Path, journal: Path | None, session: Any, now: datetime
+) -> list[str]:
+    """Compare each host's hash list of this run (its ``integrity`` steps) with the previous one."""
+    import json
+
+    from maintkit.config.freezeguard import changing_steps
+    from maintkit.history.integrity import check, describe
+    from maintkit.storage.sites import site_name
+
+    if journal is None or not journal.is_file():
+        return []
+    updating = bool(changing_steps(config))
+    out = []
+    with open(journal, encoding="utf-8") as handle:
+        for line in handle:
+            event = json.loads(line)
+            if (
+                event.get("event") != "step_end"
+                or event.get("action") != "integrity"
+                or event.get("status") != "ok"
+            ):
+                continue
+            host = str(event.get("host"))
+            files = (event.get("data") or {}).get("files")
+            if host not in config.variables or not isinstance(files, dict):
+                continue
+            site, env = site_name(config.variables[host]), config.inventory.name
+            finding = check(
+                journals.parent, session, site, env, files, str(event.get("run_id")), now, updating
+            )
+            if finding is not None:
+                out.append(f"{site} ({env}): {describe(finding)}")
+    return out

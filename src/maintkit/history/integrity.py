@@ -1,0 +1,116 @@
+"""The integrity watch: a site's code hash list against the previous one, kept on the control node.
+
+Why on the control node (beside the journals, private files) and not on the host: whoever changed
+the shop's files could change a list kept there too. Why "outside an update run": an update changes
+code by design; the change is expected when this run changes production, or when the history holds
+an update or a release of the site since the previous list. Otherwise it is a warning naming the
+files; the new list becomes the baseline either way (one warning per change, not one per night),
+and the finding is kept (``SITE-findings.jsonl``) for ``status`` and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from maintkit.fsmodes import make_private_dirs, open_private
+from maintkit.history.mapping import as_utc
+from maintkit.history.models import Release, Update
+
+#: how long a finding shows on ``status``
+SHOWN = timedelta(days=7)
+
+
+def diff(before: dict[str, str], after: dict[str, str]) -> dict[str, list[str]]:
+    """Files added, changed and removed from ``before`` to ``after`` (path -> hash), sorted."""
+    return {
+        "added": sorted(set(after) - set(before)),
+        "changed": sorted(p for p in set(after) & set(before) if after[p] != before[p]),
+        "removed": sorted(set(before) - set(after)),
+    }
+
+
+def folder(base: Path, env: str) -> Path:
+    return base / "integrity" / env
+
+
+def check(
+    base: Path,
+    session: Session | None,
+    site: str,
+    env: str,
+    files: dict[str, str],
+    run_id: str,
+    now: datetime,
+    updating: bool,
+) -> dict[str, Any] | None:
+    """Compare ``files`` with the site's previous list, store the new one; return the finding or None."""
+    where = folder(base, env)
+    make_private_dirs(where)
+    baseline = where / f"{site}.json"
+    previous = json.loads(baseline.read_text()) if baseline.is_file() else None
+    _write(baseline, {"at": now.isoformat(), "run_id": run_id, "files": files})
+    if previous is None:
+        return None
+    changes = diff(previous["files"], files)
+    if not any(changes.values()) or updating or _updated_since(session, site, env, previous["at"]):
+        return None
+    finding = {"at": now.isoformat(), "run_id": run_id, "since_run": previous["run_id"], **changes}
+    descriptor = open_private(where / f"{site}-findings.jsonl")
+    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(finding) + "\n")
+    return finding
+
+
+def findings(
+    base: Path, site: str, env: str, since: datetime, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The findings of a site environment from ``since`` (to ``until``), oldest first."""
+    path = folder(base, env) / f"{site}-findings.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        item = json.loads(line)
+        at = datetime.fromisoformat(item["at"])
+        if at >= since and (until is None or at < until):
+            out.append(item)
+    return out
+
+
+def describe(finding: dict[str, Any], limit: int = 10) -> str:
+    """``files changed outside an update: added x.php; changed index.php`` (at most ``limit`` names each)."""
+    parts = []
+    for kind in ("added", "changed", "removed"):
+        names = finding.get(kind) or []
+        if names:
+            shown = ", ".join(names[:limit]) + (
+                f" and {len(names) - limit} more" if len(names) > limit else ""
+            )
+            parts.append(f"{kind} {shown}")
+    return f"files changed outside an update run (since run {finding['since_run']}): " + "; ".join(parts)
+
+
+def _updated_since(session: Session | None, site: str, env: str, since: str) -> bool:
+    if session is None:
+        return False
+    start = as_utc(datetime.fromisoformat(since))
+    for model in (Update, Release):
+        query = select(model.id).where(model.site == site, model.env == env, model.at >= start).limit(1)
+        if session.execute(query).first() is not None:
+            return True
+    return False
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    temporary = path.with_suffix(".tmp")
+    descriptor = open_private(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    temporary.replace(path)
