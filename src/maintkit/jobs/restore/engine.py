@@ -28,7 +28,6 @@ opens nothing). When it is missing, the message names the file and the escrow co
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,15 +39,14 @@ import zstandard
 from maintkit.jobs.restore.stream import CHUNK, IntegrityError, UnsafeContent
 from maintkit.jobs.restore.tarcheck import TarGuard, UnsafeMember
 from maintkit.model.problems import StepFailed
-from maintkit.storage.base import Target, check_segment, snapshot_prefix
+from maintkit.storage.base import Target
+from maintkit.storage.engine import escrow_key, password_path
 from maintkit.storage.local import LocalTarget
 from maintkit.storage.manifest import Artifact
 from maintkit.storage.restic import Repository
 from maintkit.storage.s3 import S3Target
 from maintkit.transport.base import Tail
 
-DEFAULT_KEYS_DIR = "~/.maintkit/keys"
-ESCROW_NAME = "restic.password.age"
 #: zstd level of the tar sent to the host: level 1 compresses several hundred MB/s on one core
 LEVEL = 1
 #: seconds for ``restic snapshots`` (the tag and tree check)
@@ -71,16 +69,12 @@ class EngineRefused(StepFailed):
 
 def password_file(site: str, env: str) -> Path:
     """The control node's repository password of ``site``/``env`` (read-only: never created here)."""
-    base = Path(os.environ.get("MAINTKIT_KEYS_DIR") or DEFAULT_KEYS_DIR).expanduser()
-    path = (
-        base / check_segment(site, "site name") / check_segment(env, "environment name") / "restic.password"
-    )
+    path = password_path(site, env)
     if not path.is_file():
-        escrow = snapshot_prefix(site, env) + ESCROW_NAME
         raise EngineRefused(
             "files.restic",
             f"the restic password of {site}/{env} is missing on this control node ({path}); recover "
-            f"it from the escrow copy {escrow} in storage with your age identity "
+            f"it from the escrow copy {escrow_key(site, env)} in storage with your age identity "
             f"(age -d -i KEY -o {path} restic.password.age; chmod 600 {path})",
             integrity=False,
         )
