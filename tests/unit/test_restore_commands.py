@@ -326,3 +326,21 @@ def test_prepare_copies_the_kept_config_into_the_tree_and_marks_a_drill_s_copy(t
     assert (root / "app" / "etc" / "env.php").read_text() == "drill settings"
     elsewhere = transport.run(commands.prepare_command(str(root), "/etc", [], None), timeout=30)
     assert elsewhere.rc == 2 and "not a restore folder" in elsewhere.stderr
+
+
+def test_the_sweep_removes_only_this_roots_extraction_folders(tmp_path: Path) -> None:
+    """What a restore's abort runs when an extraction was killed before it announced its folder."""
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "index.php").write_text("live")
+    killed = tmp_path / ".shop.mkrestore.Ab12Cd"
+    (killed / "deep").mkdir(parents=True)
+    (killed / "deep" / "half.php").write_text("half")
+    other = tmp_path / ".shop2.mkrestore.Xy98Zw"
+    other.mkdir()
+    result = LocalTransport("here").run(commands.sweep_command(str(root)), timeout=30)
+    assert result.rc == 0, result.stderr
+    assert not killed.exists() and other.exists()  # another site's folder is not this root's
+    assert (root / "index.php").read_text() == "live"
+    again = LocalTransport("here").run(commands.sweep_command(str(root)), timeout=30)
+    assert again.rc == 0, again.stderr  # nothing to sweep is not an error

@@ -248,6 +248,20 @@ def discard_command(root: str, staging: str) -> str:
     return bash_command("\n".join(lines))
 
 
+def sweep_command(root: str) -> str:
+    """Remove every extraction folder of ``root`` (``PARENT/.NAME.mkrestore.*``): after a killed
+    extraction whose folder was never announced. Safe only under the environment's lock, which
+    guarantees no other restore of this root is extracting."""
+    lines = [
+        "set -u",
+        f"root={host_path(root)}",
+        *_ROOT_LINES,
+        'for stale in "$parent/.$base.mkrestore."*; do [ -e "$stale" ] && rm -rf -- "$stale"; done',
+        "exit 0",
+    ]
+    return bash_command("\n".join(lines))
+
+
 def reset_command(root: str, keep: Sequence[str], marker: str | None = None) -> str:
     """A drill's cleanup of its files: ``root`` keeps only the ``keep`` paths (or goes entirely).
 

@@ -179,6 +179,7 @@ class RestoreJob:
         self.record = RestoreRecord()
         self.staging_db: str | None = None
         self.staging_dir: str | None = None
+        self.extracting = False  # an extraction began: its folder may exist before it is announced
         self.commit_db: str | None = None  # the commit script, once the database is staged and proven
         self.source: RestoreSource | None = None
         self.identities: list[Identity] | None = None
@@ -571,6 +572,7 @@ class RestoreJob:
     def _stage_files(self, target: Target, artifact: Artifact) -> None:
         files = self.params.files
         assert files is not None
+        self.extracting = True
         if self.engine is not None:
             return self._stage_engine_files(self.engine, artifact)
         inspector = ArchiveInspector(artifact)
@@ -898,6 +900,11 @@ class RestoreJob:
                     commands.discard_command(self.params.files.root, self.staging_dir), timeout=ABORT_TIMEOUT
                 )
             self.staging_dir = None
+        elif self.extracting and self.params.files is not None:
+            # the extraction was killed before its folder was known here: its own trap removes the
+            # folder, but on the host's time (and not at all after a KILL); sweep it now, under the lock
+            with suppress(Exception):
+                transport.run(commands.sweep_command(self.params.files.root), timeout=ABORT_TIMEOUT)
 
 
 def _covers(paths: Sequence[str], path: str) -> bool:
