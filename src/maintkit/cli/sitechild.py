@@ -21,21 +21,17 @@ import signal
 import sys
 from typing import Any
 
-from sqlalchemy.orm import configure_mappers
-
 import maintkit.actions.base
 import maintkit.cli
 import maintkit.config.validate
 import maintkit.engine.runner
 import maintkit.history.location
-import maintkit.history.sink
-import maintkit.history.store
+import maintkit.history.sink  # records with the standard library's sqlite3: no SQLAlchemy here
 import maintkit.jobs.snapshot
 import maintkit.transport.ssh.transport  # the imports are the point: see the docstring
 from maintkit.fleet.forkserver import ForkServer
 from maintkit.fleet.process import arm_parent_death_signal
 
-configure_mappers()  # the history's ORM mappings, once here instead of in every site's run
 gc.freeze()  # what was imported stays out of the collector's sight: a child's collections never
 # write to (and so copy) the pages it shares with the fork server
 

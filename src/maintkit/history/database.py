@@ -23,13 +23,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maintkit.fsmodes import make_private_dirs, open_private
 from maintkit.history.models import Base
+from maintkit.history.schema import HEAD as HEAD  # re-exported: the migrations' tests read it here
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-#: the newest migration shipped (tests/unit/test_history_migrations.py keeps it equal to Alembic's head):
-#: a database already there is used without importing Alembic, a third of ``status``'s start-up
-HEAD = "0002"
+# HEAD (from .schema): a database already at the newest revision is used without importing Alembic,
+# a third of ``status``'s start-up
 
 #: seconds a connection attempt to a database server may take (a dead server must not hang a run's end)
 CONNECT_TIMEOUT = 5

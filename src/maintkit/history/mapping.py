@@ -47,14 +47,17 @@ class RunRecord:
 
 
 def parse_ts(value: Any) -> datetime | None:
-    """An event's ISO timestamp as an aware datetime (None for a missing or unreadable one)."""
+    """An event's ISO timestamp as an aware datetime in UTC (None for a missing or unreadable one).
+
+    In UTC because SQLite keeps a datetime's wall time only: the history reads it back as UTC.
+    """
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def as_utc(value: datetime) -> datetime:
