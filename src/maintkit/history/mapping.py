@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from maintkit.history.schema import FLEET_COMMAND
+
 #: the events the mapping reads; the live sink keeps only these (progress and output lines are many)
 MAPPED_EVENTS = frozenset(
     {
@@ -137,7 +139,8 @@ class _Mapper:
             exit_code=event.get("exit_code"),
             error=event.get("error"),
         )
-        if event.get("exit_code") == 4 and event.get("error"):  # the lock was held by another run
+        refused = event.get("exit_code") == 4 and event.get("error")  # the lock was held by another run
+        if refused and self.record.run["command"] != FLEET_COMMAND:  # a fleet's 4 is one of its sites'
             self.record.add(
                 "lock_waits",
                 {

@@ -26,3 +26,7 @@ FACT_TABLES: tuple[str, ...] = (
     "rollbacks",
     "lock_waits",
 )
+
+#: the ``command`` of a ``maintkit fleet run``'s own row; each of its sites' runs is ``fleet``. The
+#: fleet itself holds no lock and takes no snapshot: its row says which sites ran and how it ended
+FLEET_COMMAND = "fleet run"

@@ -90,7 +90,7 @@ class HistorySink:
             from maintkit.history.store import HistoryStore  # SQLAlchemy loads here, off the run's path
 
             if self._store is None:
-                self._store = HistoryStore.open(self.url)
+                self._store = HistoryStore.open(self.url, connected=self._on_connected)
                 self._answered = True
             self._store.record(record)
         except Exception as error:
@@ -98,6 +98,10 @@ class HistorySink:
 
             self.failed = describe_error(error, self.url)
             self._warn(f"the history could not be written ({self.failed})")
+
+    def _on_connected(self) -> None:
+        """The database answered (its migrations may still run): the run's end waits for the history."""
+        self._answered = True
 
     def _warn(self, why: str) -> None:
         if self._warned:
