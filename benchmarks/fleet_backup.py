@@ -285,7 +285,8 @@ class Fleet:
             " '--output', 'json', '--fleet-run', 'profile']\n"
             "before = set(sys.modules)\n"
             f"try:\n    cProfile.run('maintkit.cli.main()', {str(out)!r})\n"
-            "finally:\n    print('imported after the fork:', *sorted(set(sys.modules) - before), file=sys.stderr)\n"
+            "finally:\n"
+            "    print('imported after the fork:', *sorted(set(sys.modules) - before), file=sys.stderr)\n"
         )
         subprocess.run([str(VENV_BIN / "python"), "-c", code], cwd=project, env=child_env(),
                        stdout=subprocess.DEVNULL, check=False)  # fmt: skip
