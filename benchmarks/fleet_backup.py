@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -68,12 +67,13 @@ FILES = 20
 SAMPLE = 0.02
 
 
-def tree_rss_kib(root: int) -> int:
+def tree_rss_kib(root: int, cpu: dict[tuple[int, str], int] | None = None) -> int:
     """Memory (KiB) of ``root`` and every descendant, read from /proc now: their PSS.
 
     PSS (``smaps_rollup``) counts a page shared by k processes as 1/k in each, so the sum is the
     memory the tree really holds; a sum of RSS would count the interpreter and libraries once per
-    process.
+    process. ``cpu``, when given, gets each process's own CPU time so far (clock ticks), keyed by
+    pid and start time.
     """
     total, stack, seen = 0, [root], set()
     while stack:
@@ -86,9 +86,12 @@ def tree_rss_kib(root: int) -> int:
                 if line.startswith("Pss:"):
                     total += int(line.split()[1])
                     break
+            if cpu is not None:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu[(pid, fields[19])] = int(fields[11]) + int(fields[12])  # utime + stime
             for task in Path(f"/proc/{pid}/task").iterdir():
                 stack += [int(p) for p in (task / "children").read_text().split()]
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             continue
     return total
 
@@ -98,10 +101,12 @@ def run_sampled(
 ) -> tuple[float, float, str, float]:
     """Run ``argv``; return (wall seconds, peak tree RSS in MB, stderr, CPU seconds of the tree).
 
-    The CPU is the process's and every descendant it (or they) waited for: the fleet, its fork
-    server, the site runs and their ``ssh`` (not the sshd servers, which are the hosts' side).
+    The CPU is the sum over every process of the tree (the fleet, its fork server, the site runs
+    and their ``ssh``; not the sshd servers: the hosts' side) of its own CPU when last sampled: a
+    process's last 20 ms are missed. (``RUSAGE_CHILDREN`` would miss the sites: the fork server
+    outlives the fleet by a moment and is reaped by init, with its children's CPU.)
     """
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu: dict[tuple[int, str], int] = {}
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -110,21 +115,20 @@ def run_sampled(
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss_kib(proc.pid))
+            peak = max(peak, tree_rss_kib(proc.pid, cpu))
             time.sleep(SAMPLE)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     _, err = proc.communicate(timeout=3600)
     seconds = time.perf_counter() - started
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     done.set()
     sampler.join()
     if proc.returncode != 0:
         log(err.decode(errors="replace")[-3000:])
         raise RuntimeError(f"{argv[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return seconds, peak * 1024 / 1e6, err.decode(errors="replace"), cpu
+    cpu_seconds = sum(cpu.values()) / os.sysconf("SC_CLK_TCK")
+    return seconds, peak * 1024 / 1e6, err.decode(errors="replace"), cpu_seconds
 
 
 class Fleet:
