@@ -46,8 +46,10 @@ class HistorySink:
         self._events: list[dict[str, Any]] = []
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._store: Any = None
-        self._answered = False  # the database answered once: the end of the run waits for it
         self._plain = sqlitewriter.sqlite_file(url)  # SQLite is written without SQLAlchemy while it can
+        # the database answered once: the end of the run waits for it (a local SQLite file always
+        # "answers": a slow write there is a busy machine or another writer, not a dead server)
+        self._answered = self._plain is not None
         self._thread = threading.Thread(target=self._work, name="maintkit-history", daemon=True)
         self._thread.start()
 
