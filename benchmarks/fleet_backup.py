@@ -32,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,8 @@ from tests.redisserver import RedisServer
 from tests.sshd import SSHServers, terminate, write_known_hosts
 
 DB_USER, DB_PASSWORD = "fleetbench", "fleet-bench-pw-4711"
+#: the servers' Unix users start with this (a second engineer's benchmark on the machine uses another)
+USER_PREFIX = os.environ.get("MAINTKIT_TEST_USER_PREFIX", "mk")
 TARGET_RATIO = 1.3
 TARGET_RSS_MB = 400
 ROWS = 200
@@ -64,12 +67,13 @@ FILES = 20
 SAMPLE = 0.02
 
 
-def tree_rss_kib(root: int) -> int:
+def tree_rss_kib(root: int, cpu: dict[tuple[int, str], int] | None = None) -> int:
     """Memory (KiB) of ``root`` and every descendant, read from /proc now: their PSS.
 
     PSS (``smaps_rollup``) counts a page shared by k processes as 1/k in each, so the sum is the
     memory the tree really holds; a sum of RSS would count the interpreter and libraries once per
-    process.
+    process. ``cpu``, when given, gets each process's own CPU time so far (clock ticks), keyed by
+    pid and start time.
     """
     total, stack, seen = 0, [root], set()
     while stack:
@@ -82,15 +86,27 @@ def tree_rss_kib(root: int) -> int:
                 if line.startswith("Pss:"):
                     total += int(line.split()[1])
                     break
+            if cpu is not None:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu[(pid, fields[19])] = int(fields[11]) + int(fields[12])  # utime + stime
             for task in Path(f"/proc/{pid}/task").iterdir():
                 stack += [int(p) for p in (task / "children").read_text().split()]
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             continue
     return total
 
 
-def run_sampled(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run ``argv``; return (wall seconds, peak tree RSS in MB, stderr)."""
+def run_sampled(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, str, float]:
+    """Run ``argv``; return (wall seconds, peak tree RSS in MB, stderr, CPU seconds of the tree).
+
+    The CPU is the sum over every process of the tree (the fleet, its fork server, the site runs
+    and their ``ssh``; not the sshd servers: the hosts' side) of its own CPU when last sampled: a
+    process's last 20 ms are missed. (``RUSAGE_CHILDREN`` would miss the sites: the fork server
+    outlives the fleet by a moment and is reaped by init, with its children's CPU.)
+    """
+    cpu: dict[tuple[int, str], int] = {}
     started = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = 0
@@ -99,7 +115,7 @@ def run_sampled(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss_kib(proc.pid))
+            peak = max(peak, tree_rss_kib(proc.pid, cpu))
             time.sleep(SAMPLE)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -111,7 +127,8 @@ def run_sampled(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -
     if proc.returncode != 0:
         log(err.decode(errors="replace")[-3000:])
         raise RuntimeError(f"{argv[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return seconds, peak * 1024 / 1e6, err.decode(errors="replace")
+    cpu_seconds = sum(cpu.values()) / os.sysconf("SC_CLK_TCK")
+    return seconds, peak * 1024 / 1e6, err.decode(errors="replace"), cpu_seconds
 
 
 class Fleet:
@@ -119,7 +136,7 @@ class Fleet:
 
     def __init__(self, root: Path, servers: int, sites: int) -> None:
         self.root = root
-        self.servers = SSHServers((f"fleet{k}", f"mk-bench-fleet{k}") for k in range(servers))
+        self.servers = SSHServers((f"fleet{k}", f"{USER_PREFIX}-bench-fleet{k}") for k in range(servers))
         self.hosts = list(self.servers.hosts.values())
         self.known_hosts = write_known_hosts(root / "known_hosts", self.hosts)
         self.db = MariaDBServer().start()
@@ -196,17 +213,23 @@ class Fleet:
         (work / "portfolio.yml").write_text(yaml.safe_dump(portfolio, sort_keys=False))
         return work
 
-    def run_maintkit(self, work: Path, count: int, concurrency: int) -> tuple[float, float]:
+    def run_maintkit(
+        self, work: Path, count: int, concurrency: int, src: Path | None = None
+    ) -> tuple[float, float, float]:
+        """The fleet run; ``src``: another checkout's ``src`` folder (PYTHONPATH) to measure that version."""
         project = self.project(work, count)
-        argv = [str(VENV_BIN / "maintkit"), "fleet", "run", "nightly-backup", "--env", "production",
-                "--concurrency", str(concurrency), "-q"]  # fmt: skip
-        seconds, rss, _ = run_sampled(argv, project, child_env())
+        argv = [str(VENV_BIN / "python"), "-m", "maintkit", "fleet", "run", "nightly-backup", "--env",
+                "production", "--concurrency", str(concurrency), "-q"]  # fmt: skip
+        extra = {"PYTHONPATH": str(src)} if src else None
+        seconds, rss, _, cpu = run_sampled(argv, project, child_env(extra))
         manifests = list((work / "snapshots").rglob("manifest.json"))
         if len(manifests) != count:
             raise RuntimeError(f"maintkit: {len(manifests)} manifests for {count} sites")
-        return seconds, rss
+        return seconds, rss, cpu
 
-    def run_celery(self, work: Path, count: int, concurrency: int, broker: str) -> tuple[float, float]:
+    def run_celery(
+        self, work: Path, count: int, concurrency: int, broker: str
+    ) -> tuple[float, float, float]:
         """The same fleet through two ``maintkit worker`` processes (concurrency/2 each) on Redis.
 
         The workers are started (and ready) before the clock starts, as they would be on their
@@ -244,18 +267,37 @@ class Fleet:
                 time.sleep(0.2)
             argv = [str(VENV_BIN / "maintkit"), "fleet", "run", "nightly-backup", "--env", "production",
                     "--workers", broker, "-q"]  # fmt: skip
-            seconds, rss, _ = run_sampled(argv, project, child_env())
+            seconds, rss, _, _ = run_sampled(argv, project, child_env())
         finally:
             for worker in workers:
                 terminate(worker)  # type: ignore[arg-type]
         manifests = list((work / "snapshots").rglob("manifest.json"))
         if len(manifests) != count:
             raise RuntimeError(f"maintkit on Celery: {len(manifests)} manifests for {count} sites")
-        return seconds, rss
+        return seconds, rss, 0.0  # the workers' CPU is not the control node's
+
+    def profile_site(self, work: Path, count: int, out: Path) -> None:
+        """One site's ``maintkit run`` as the fleet's fork server runs it (its imports done first), under
+        cProfile: where a site run's own CPU goes once nothing is left to import."""
+        project = self.project(work, count)
+        warm = [str(VENV_BIN / "python"), "-m", "maintkit", "run", "nightly-backup", "--env", "production",
+                "--limit", "site0000", "-q"]  # fmt: skip
+        subprocess.run(warm, cwd=project, env=child_env(), check=True)
+        code = (
+            "import cProfile, sys, maintkit.cli.sitechild, maintkit.cli\n"
+            "sys.argv = ['maintkit', 'run', 'nightly-backup', '--env', 'production', '--limit', 'site0000',"
+            " '--output', 'json', '--fleet-run', 'profile']\n"
+            "before = set(sys.modules)\n"
+            f"try:\n    cProfile.run('maintkit.cli.main()', {str(out)!r})\n"
+            "finally:\n"
+            "    print('imported after the fork:', *sorted(set(sys.modules) - before), file=sys.stderr)\n"
+        )
+        subprocess.run([str(VENV_BIN / "python"), "-c", code], cwd=project, env=child_env(),
+                       stdout=subprocess.DEVNULL, check=False)  # fmt: skip
 
     # -- the baseline ----------------------------------------------------------------------------
 
-    def run_baseline(self, work: Path, count: int, concurrency: int) -> tuple[float, float]:
+    def run_baseline(self, work: Path, count: int, concurrency: int) -> tuple[float, float, float]:
         out = work / "out"
         out.mkdir(parents=True)
         lines = []
@@ -278,14 +320,30 @@ class Fleet:
         )
         (work / "one.sh").write_text(script)
         argv = ["sh", "-c", f"xargs -P {concurrency} -L 1 bash one.sh < sites.txt"]
-        seconds, rss, _ = run_sampled(argv, work)
+        seconds, rss, _, cpu = run_sampled(argv, work)
         artifacts = sorted(out.iterdir())
         check = subprocess.run(["zstd", "-q", "-t", *map(str, artifacts)], capture_output=True, check=False)
         if len(artifacts) != 2 * count or check.returncode != 0:
             raise RuntimeError(
                 f"baseline: {len(artifacts)} artifacts for {count} sites, zstd -t {check.returncode}"
             )
-        return seconds, rss
+        return seconds, rss, cpu
+
+
+def profile(out: Path) -> int:
+    """Profile one site's run (the second of two: the history exists then, as every night but the first)."""
+    import pstats
+
+    root = Path(tempfile.mkdtemp(prefix="mk-bench-fleet-"))
+    root.chmod(0o755)
+    fleet = Fleet(root, 1, 4)
+    try:
+        fleet.profile_site(root / "project", 4, out)
+    finally:
+        fleet.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    pstats.Stats(str(out)).sort_stats("cumulative").print_stats(60)
+    return 0
 
 
 def main() -> int:
@@ -299,7 +357,17 @@ def main() -> int:
     parser.add_argument("--no-celery", dest="celery", action="store_false", help="skip the Celery runs")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per size (medians) [2]")
     parser.add_argument("--output", type=Path)
+    parser.add_argument(
+        "--reference-src",
+        type=Path,
+        help="another checkout's src/ (e.g. main's): its fleet is measured too, interleaved ('before')",
+    )
+    parser.add_argument(
+        "--profile", type=Path, metavar="FILE", help="only profile one site's run (cProfile, into FILE)"
+    )
     args = parser.parse_args()
+    if args.profile:
+        return profile(args.profile)
     sizes = [12, 24] if args.quick else [int(s) for s in args.sites.split(",")]
     servers = 2 if args.quick else args.servers
     rounds = 1 if args.quick else args.rounds
@@ -312,27 +380,46 @@ def main() -> int:
     celery_rows: list[tuple[object, ...]] = []
     try:
         for count in sizes:
-            base: list[tuple[float, float]] = []
-            mine: list[tuple[float, float]] = []
-            celery: list[tuple[float, float]] = []
+            runs: dict[str, list[tuple[float, float, float]]] = {"baseline": [], "maintkit": []}
+            if args.reference_src:
+                runs["before"] = []
+            if redis:
+                runs["celery"] = []
             for round_ in range(rounds):  # interleaved, the order rotating: medians of each
-                order = [("baseline", base), ("maintkit", mine)] + ([("celery", celery)] if redis else [])
+                order = list(runs)
                 shift = round_ % len(order)
-                for tool, into in order[shift:] + order[:shift]:
+                for tool in order[shift:] + order[:shift]:
                     work = root / f"{tool}-{count}-{round_}"
                     log(f"{count} sites, round {round_ + 1}: {tool} (concurrency {args.concurrency})")
                     if tool == "baseline":
-                        into.append(fleet.run_baseline(work, count, args.concurrency))
+                        measured = fleet.run_baseline(work, count, args.concurrency)
                     elif tool == "maintkit":
-                        into.append(fleet.run_maintkit(work, count, args.concurrency))
+                        measured = fleet.run_maintkit(work, count, args.concurrency)
+                    elif tool == "before":
+                        measured = fleet.run_maintkit(work, count, args.concurrency, args.reference_src)
                     else:
                         assert redis is not None
-                        into.append(fleet.run_celery(work, count, args.concurrency, redis.url))
-            base_s, base_rss = median(b[0] for b in base), max(b[1] for b in base)
-            mk_s, mk_rss = median(m[0] for m in mine), max(m[1] for m in mine)
-            ok = mk_s / base_s <= TARGET_RATIO and mk_rss <= TARGET_RSS_MB
-            log(f"{count} sites: {base_s:.1f} s vs {mk_s:.1f} s, {base_rss:.0f} vs {mk_rss:.0f} MB")
-            if celery:
+                        measured = fleet.run_celery(work, count, args.concurrency, redis.url)
+                    log(f"  {measured[0]:.1f} s, {measured[1]:.0f} MB, {measured[2]:.1f} CPU s")
+                    runs[tool].append(measured)
+            base_s, base_rss = median(b[0] for b in runs["baseline"]), max(b[1] for b in runs["baseline"])
+            base_cpu = median(b[2] for b in runs["baseline"])
+            for tool in ("before", "maintkit") if args.reference_src else ("maintkit",):
+                mine = runs[tool]
+                mk_s, mk_rss = median(m[0] for m in mine), max(m[1] for m in mine)
+                mk_cpu = median(m[2] for m in mine)
+                ratios = sorted(m[0] / b[0] for m, b in zip(mine, runs["baseline"], strict=True))
+                ok = mk_s / base_s <= TARGET_RATIO and mk_rss <= TARGET_RSS_MB
+                log(f"{count} sites, {tool}: {base_s:.1f} s vs {mk_s:.1f} s, {mk_rss:.0f} MB")
+                name = "maintkit fleet" if tool == "maintkit" else f"before ({args.reference_src})"
+                rows.append(
+                    (count, name, args.concurrency, rounds, f"{base_s:.1f} s", f"{mk_s:.1f} s",
+                     ratio(mk_s, base_s), f"{ratios[0]:.2f}-{ratios[-1]:.2f}x",
+                     f"{1000 * base_cpu / count:.0f} / {1000 * mk_cpu / count:.0f} ms",
+                     f"{base_rss:.0f} MB", f"{mk_rss:.0f} MB", f"{count / mk_s:.1f}", verdict(ok))
+                )  # fmt: skip
+            if runs.get("celery"):
+                celery = runs["celery"]
                 cel_s, cel_rss = median(c[0] for c in celery), max(c[1] for c in celery)
                 log(f"{count} sites on 2 Celery workers: {cel_s:.1f} s, control {cel_rss:.0f} MB")
                 celery_rows.append(
@@ -340,10 +427,6 @@ def main() -> int:
                      f"{cel_s:.1f} s", ratio(cel_s, base_s), f"{cel_rss:.0f} MB",
                      verdict(cel_s / base_s <= TARGET_RATIO))
                 )  # fmt: skip
-            rows.append(
-                (count, args.concurrency, rounds, f"{base_s:.1f} s", f"{mk_s:.1f} s", ratio(mk_s, base_s),
-                 f"{base_rss:.0f} MB", f"{mk_rss:.0f} MB", f"{count / mk_s:.1f}", verdict(ok))
-            )  # fmt: skip
     except Exception:
         log(
             "MariaDB's log:\n"
@@ -356,7 +439,8 @@ def main() -> int:
             redis.stop()
         shutil.rmtree(root, ignore_errors=True)  # the snapshots and baseline artifacts of every run
     table = markdown_table(
-        ("sites", "concurrency", "rounds", "ssh \\| zstd", "maintkit fleet", "ratio", "baseline peak (PSS)",
+        ("sites", "version", "concurrency", "rounds", "ssh \\| zstd", "maintkit fleet", "ratio",
+         "ratio range", "control CPU per site (baseline / maintkit)", "baseline peak (PSS)",
          "control peak (PSS)", "sites/s", f"≤ {TARGET_RATIO}x, ≤ {TARGET_RSS_MB} MB"),
         rows,
     )  # fmt: skip

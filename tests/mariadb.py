@@ -166,6 +166,12 @@ class MariaDBServer:
         # mariadbd refuses to run as root unless told to; as another user it runs as that user
         return ["--user=root"] if os.geteuid() == 0 else []
 
+    def _tmpdir(self) -> Path:
+        """The server's temporary folder (internal temporary tables) inside its work folder."""
+        folder = self.workdir / "tmp"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder
+
     def start(self) -> MariaDBServer:
         install = subprocess.run(
             [
@@ -198,6 +204,7 @@ class MariaDBServer:
                     f"--socket={self.socket}",
                     f"--pid-file={self.workdir / 'mariadbd.pid'}",
                     f"--log-error={self.log}",
+                    f"--tmpdir={self._tmpdir()}",  # its own: not /tmp, which other sessions sweep
                     "--skip-name-resolve",
                     "--skip-log-bin",
                     "--character-set-server=utf8mb4",

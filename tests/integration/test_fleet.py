@@ -151,8 +151,11 @@ def test_failing_and_hanging_sites_never_stop_the_others(project, ssh_hosts):
     assert max(by_site[s]["duration"] for s in SITES if s != "shop-e") < 12
     assert elapsed < 12 + 20
     # one journal per site run, every lock released, no remote sleep left behind
-    journals = sorted(p.stem for p in (project / "journal").glob("*.jsonl"))
-    assert journals == sorted(line["run_id"] for line in lines)
+    journals = {p.stem: p for p in (project / "journal").glob("*.jsonl")}
+    sites_runs = {line["run_id"] for line in lines}
+    [fleet] = set(journals) - sites_runs  # and the fleet run's own journal
+    assert sites_runs < set(journals) and len(journals) == len(SITES) + 1
+    assert json.loads(journals[fleet].read_text().splitlines()[0])["command"] == "fleet run"
     assert lock_folders(ssh_hosts) == []
     ps = subprocess.run(["pgrep", "-u", ssh_hosts["prod2"].user, "-f", "sleep 600"], capture_output=True)
     assert ps.returncode == 1, ps.stdout
@@ -427,3 +430,63 @@ def test_a_frozen_site_is_refused_in_a_fleet_run_and_the_override_reaches_its_ru
     assert line["status"] != "invalid" and marker(ssh_hosts, "shop-a", "done") == [line["run_id"]]
     start = json.loads((project / "journal" / f"{line['run_id']}.jsonl").read_text().splitlines()[0])
     assert start["event"] == "run_start" and start["freeze_override"]["reason"] == "hotfix"
+
+
+def test_the_fleet_run_and_its_sites_runs_are_recorded_in_the_history(project, ssh_hosts):
+    """Each site's run is recorded with the command ``fleet``; the fleet run itself with ``fleet run``."""
+    import sqlite3
+
+    result = run_cli("fleet", "run", "book.yml", "--env", "production", "--client", "beta",
+                     "--output", "json", "--journal-dir", "journal", "--timeout", "8", "--grace", "5",
+                     cwd=project)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = {x["site"]: x for x in map(json.loads, result.stdout.splitlines())}
+    with sqlite3.connect(project / ".maintkit" / "history.sqlite") as db:
+        rows = db.execute(
+            "SELECT id, command, sites, status, exit_code, error, finished FROM runs"
+        ).fetchall()
+    by_id = {row[0]: row for row in rows}
+    for site in CLIENTS["beta"]:
+        _, command, sites, _, code, _, finished = by_id[lines[site]["run_id"]]
+        assert (command, json.loads(sites), code) == ("fleet", [site], lines[site]["exit_code"]) and finished
+    [(fleet_id, _, sites, status, code, error, finished)] = [r for r in rows if r[1] == "fleet run"]
+    assert (json.loads(sites), status, code) == (CLIENTS["beta"], "failed", 1) and finished
+    assert "2 of 3 sites not done" in error and "beta/shop-d/production failed" in error
+    for site in CLIENTS["beta"]:  # each site's journal names the fleet run it belongs to
+        first = (project / "journal" / f"{lines[site]['run_id']}.jsonl").read_text().splitlines()[0]
+        assert json.loads(first)["fleet_run"] == fleet_id
+    assert (project / "journal" / f"{fleet_id}.jsonl").is_file()
+    # status: the fleet run is nobody's lock holder, and the sites' ended runs neither
+    status = run_cli("status", "--output", "json", "--journal-dir", "journal", cwd=project)
+    assert all(x["lock_holders"] == [] for x in map(json.loads, status.stdout.splitlines())), status.stdout
+
+
+def test_the_portfolio_given_with_P_is_the_one_every_site_s_run_reads(project, ssh_hosts):
+    """-P reaches each site's run: its freeze windows refuse the update (portfolio.yml has none)."""
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    frozen = _portfolio(["shop-a"])
+    frozen["clients"]["acme"]["sites"]["shop-a"]["freeze"] = [
+        {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
+    ]
+    (project / "frozen.yml").write_text(yaml.safe_dump(frozen, sort_keys=False))
+    update = {
+        "name": "update",
+        "steps": [
+            {
+                "name": "done",
+                "shell": "mkdir -p sites/{{ site }} && echo {{ run_id }} >> sites/{{ site }}/done",
+            },
+            {
+                "name": "composer",
+                "composer": {"command": "install", "working_dir": "~/sites/{{ site }}/none"},
+            },
+        ],
+    }
+    write_playbook(project, update, "update")
+    result = run_cli("fleet", "run", "update.yml", "--env", "production", "-P", "frozen.yml",
+                     "--output", "json", cwd=project, timeout=120)  # fmt: skip
+    [line] = map(json.loads, result.stdout.splitlines())
+    assert (line["site"], line["status"]) == ("shop-a", "invalid"), result.stdout + result.stderr
+    assert "freeze" in (line["error"] or "") and marker(ssh_hosts, "shop-a", "done") == []

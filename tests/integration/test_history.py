@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import sqlite3
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from maintkit.history.location import database_url
 from maintkit.history.models import HostOutcome, LockWait, Run, Snapshot, Verification
-from tests.integration.helpers import events, run_cli, write_playbook
+from tests.integration.helpers import events, run_cli, start_cli, wait_for, write_playbook
 from tests.postgres import PASSWORD, postgres_fixture
 from tests.sshd import free_port
 
@@ -85,7 +87,7 @@ def nightly(work: Path, url: str | None):
 
 
 def engine_of(work: Path, url: str | None):
-    return create_engine(database_url(work / "journal", url))
+    return create_engine(database_url(work / "journal", url, cwd=work))
 
 
 def counts(engine) -> dict[str, int]:
@@ -119,7 +121,9 @@ def test_a_real_run_is_recorded_with_its_hosts_snapshots_verifications_and_locks
         assert locks == {("prod1", "acquired"), ("prod2", "acquired")}
     engine.dispose()
     if history_url is None:
-        database = work / "history.sqlite"  # beside the journal folder, private
+        database = (
+            work / ".maintkit" / "history.sqlite"
+        )  # the project's, whatever the journal folder; private
         assert database.stat().st_mode & 0o777 == 0o600
         assert sqlite3.connect(database).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -133,7 +137,7 @@ def test_history_import_backfills_and_repeating_it_changes_nothing(work, history
     engine = create_engine(database_url(work, target))
     once = counts(engine)
     assert once == {"runs": 2, "host_outcomes": 4, "snapshots": 4, "verifications": 4, "lock_waits": 4}
-    assert once == counts(create_engine(database_url(work / "journal")))  # what the live runs wrote
+    assert once == counts(create_engine(database_url(work / "journal", cwd=work)))  # what the live runs wrote
     again = cli(work, target, "history", "import", str(work / "journal"))
     assert again.returncode == 0, again.stderr
     assert counts(engine) == once
@@ -246,3 +250,67 @@ def test_snapshots_verify_is_recorded_and_a_failed_one_is_a_breach_in_status(wor
     assert lines["prod1"]["verdict"] == "ok" and lines["prod1"]["snapshot"]["verified"] is True
     assert [p["kind"] for p in lines["prod2"]["problems"]] == ["verification"]
     assert lines["prod2"]["snapshot"]["verified"] is False
+
+
+def test_the_sqlite_history_is_the_project_s_and_an_older_one_beside_the_journals_is_still_used(work):
+    nightly(work, None)  # journals in work/journal (MAINTKIT_JOURNAL_DIR), the history in work/.maintkit
+    project_db = work / ".maintkit" / "history.sqlite"
+    assert project_db.is_file() and not (work / "history.sqlite").exists()
+    other = cli(work, None, "run", "book.yml", "--env", "production", "--limit", "prod1",
+                "--journal-dir", str(work / "elsewhere" / "runs"))  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    with sqlite3.connect(project_db) as connection:  # the same history, whatever --journal-dir says
+        assert connection.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    # an earlier version's file beside the journal folder, and none in .maintkit: that one is used
+    legacy = work / "history.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{project_db}{suffix}").exists():
+            shutil.move(f"{project_db}{suffix}", f"{legacy}{suffix}")
+    nightly(work, None)
+    assert not project_db.exists()
+    with sqlite3.connect(legacy) as connection:
+        assert connection.execute("SELECT count(*) FROM runs").fetchone()[0] == 3
+    listed = cli(work, None, "history", "runs", "--output", "json")
+    assert len(listed.stdout.splitlines()) == 3, listed.stdout + listed.stderr
+
+
+def test_status_of_one_site(work):
+    nightly(work, None)
+    alone = cli(work, None, "status", "--site", "prod2", "--output", "json")
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert [json.loads(line)["site"] for line in alone.stdout.splitlines()] == ["prod2"]
+    portfolio(work, rpo_hours=24)
+    chosen = cli(work, None, "status", "--site", "prod1", "--output", "json")
+    assert [(x["client"], x["site"]) for x in map(json.loads, chosen.stdout.splitlines())] == [
+        ("acme", "prod1")
+    ]
+    unknown = cli(work, None, "status", "--site", "prod9")
+    assert unknown.returncode == 2 and "prod9" in unknown.stderr
+
+
+def test_a_killed_run_is_no_lock_holder_in_status(work, ssh_hosts):
+    """SIGKILL leaves the run's history row unfinished; ``status`` sees its process gone."""
+    nightly(work, None)  # the history knows prod1 (status without a portfolio lists the sites it knows)
+    write_playbook(work, {"name": "slow", "steps": [{"name": "wait", "shell": "sleep 20"}]}, "slow")
+    os.environ["MAINTKIT_JOURNAL_DIR"] = str(work / "journal")
+    try:
+        run = start_cli("run", "slow.yml", "--env", "production", "--limit", "prod1", cwd=work)
+    finally:
+        del os.environ["MAINTKIT_JOURNAL_DIR"]
+
+    def holders() -> list[dict]:
+        result = cli(work, None, "status", "--site", "prod1", "--output", "json")
+        [line] = [json.loads(x) for x in result.stdout.splitlines()] or [{"lock_holders": []}]
+        return line["lock_holders"] if result.returncode in (0, 1) else []
+
+    [holder] = wait_for(holders, 30, "the running run listed as the lock holder")
+    assert holder["pid"] == run.pid and holder["command"] == "run"
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=10)
+    result = cli(work, None, "status", "--site", "prod1", "--output", "json")
+    [line] = [json.loads(x) for x in result.stdout.splitlines()]
+    assert line["lock_holders"] == []
+    [warning] = [w for w in line["warnings"] if w["kind"] == "unfinished-run"]
+    assert holder["run_id"] in warning["message"] and "killed" in warning["message"]
+    text = cli(work, None, "status", "--site", "prod1")
+    assert "killed" in text.stdout and f"({holder['control_host']} pid {run.pid})" not in text.stdout

@@ -182,7 +182,7 @@ def test_a_monthly_report_from_real_runs_in_html_json_and_pdf_checked_in_a_real_
     stem = out / f"acme-{PERIOD}"
     report = json.loads(stem.with_suffix(".json").read_text())
     site = report["sites"][0]
-    engine = create_engine(database_url(project / "journal"))
+    engine = create_engine(database_url(project / "journal", cwd=project))
     with Session(engine) as session:
         sizes = sorted(s.size for s in session.scalars(select(Snapshot).where(Snapshot.site == "prod1")))
     engine.dispose()

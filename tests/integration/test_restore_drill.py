@@ -1107,7 +1107,7 @@ def test_a_drill_is_recorded_in_the_history_with_its_rto_and_data_loss_window(
     result = drill(drill_env, "--rto", "120")
     assert result.returncode == 0, result.stdout + result.stderr
     report, run_id = report_of(result), run_id_of(result)
-    engine = create_engine(database_url(drill_env["work"] / "journal"))
+    engine = create_engine(database_url(drill_env["work"] / "journal", cwd=drill_env["work"]))
     with Session(engine) as session:
         run = session.get(Run, run_id)
         assert run is not None and (run.command, run.env, run.exit_code) == ("drill", "drill", 0)

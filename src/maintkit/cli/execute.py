@@ -75,6 +75,7 @@ class Settings:
     forks: int | None = None
     override_freeze: bool = False
     reason: str | None = None
+    portfolio: str | None = None
 
 
 _WHERE = [
@@ -144,6 +145,13 @@ _SETTINGS = [
         help="Update or promote during a freeze window (needs --reason; recorded with the run).",
     ),
     click.option("--reason", metavar="TEXT", help="Why --override-freeze: recorded with the run."),
+    click.option(
+        "-P",
+        "--portfolio",
+        "portfolio",
+        type=click.Path(dir_okay=False),
+        help="The portfolio whose freeze windows apply [portfolio.yml beside inventories/].",
+    ),
 ]
 
 
@@ -321,8 +329,13 @@ def execute(
     *,
     restore_source: RestoreSource | None = None,
     verdict: Verdict | None = None,
+    fleet_run: str | None = None,
 ) -> Execution:
-    """Run a validated playbook with the journal, the console or JSON lines, signals and monitoring."""
+    """Run a validated playbook with the journal, the console or JSON lines, signals and monitoring.
+
+    ``fleet_run``: the id of the ``maintkit fleet run`` this run is one site of; the history then
+    records the run with the command ``fleet`` and its journal names the fleet run.
+    """
     with _startup():
         from maintkit.engine.journal import EventBus, JournalSink, JsonLinesSink
         from maintkit.engine.journal import journal_dir as resolve_journal_dir
@@ -342,8 +355,9 @@ def execute(
         break_lock=settings.break_lock,
         argv=sys.argv,
         restore_source=restore_source,
-        command=_command_name(),
+        command=FLEET_SITE_COMMAND if fleet_run else _command_name(),
         freeze_override=freeze_override,
+        fleet_run=fleet_run,
     )
     runner = Runner(config, bus, redactor, options, stop)
     runner.start_connecting()  # the SSH handshakes overlap the console and journal set-up below
@@ -394,6 +408,8 @@ def execute(
 
 
 _COMMAND_LINE = "command line"
+#: the history's ``command`` of a site's run started by ``maintkit fleet run`` (its own row: ``fleet run``)
+FLEET_SITE_COMMAND = "fleet"
 
 
 def guard_freeze(config: RunConfig, settings: Settings) -> dict[str, Any] | None:
@@ -410,9 +426,9 @@ def guard_freeze(config: RunConfig, settings: Settings) -> dict[str, Any] | None
         fail_invalid(InvalidInput([_cli_problem("--reason", "--reason is the reason of --override-freeze")]))
     if not changing_steps(config):
         return None  # a rollback, backup or drill: never refused, never held up by a broken portfolio
-    path = default_portfolio_path(Path.cwd())
+    path = Path(settings.portfolio) if settings.portfolio else default_portfolio_path(Path.cwd())
     try:
-        portfolio = load_portfolio(path) if path.is_file() else None
+        portfolio = load_portfolio(path) if path.is_file() or settings.portfolio else None
     except InvalidInput as error:
         fail_invalid(error)
     found = refusals(config, datetime.now(UTC).date(), portfolio)

@@ -84,6 +84,10 @@ def fleet() -> None:
 )
 @click.option("--vars-file", multiple=True, type=click.Path(), help="YAML file of extra variables.")
 @click.option("--accept-new-host-keys", is_flag=True, help="Trust and record unknown SSH host keys.")
+@click.option("-u", "--user", metavar="USER", help="As maintkit run's -u: SSH user of hosts that name none.")
+@click.option(
+    "-f", "--forks", type=click.IntRange(min=1), metavar="N", help="As maintkit run's -f, in every site."
+)
 @click.option("--journal-dir", type=click.Path(), help="Where each site's run journal goes [.maintkit/runs].")
 @click.option(
     "--override-freeze", is_flag=True, help="As maintkit run's: update during a freeze (needs --reason)."
@@ -105,6 +109,8 @@ def fleet_run(
     extra_vars: tuple[str, ...],
     vars_file: tuple[str, ...],
     accept_new_host_keys: bool,
+    user: str | None,
+    forks: int | None,
     journal_dir: str | None,
     override_freeze: bool,
     reason: str | None,
@@ -114,15 +120,23 @@ def fleet_run(
     Each site is its own `maintkit run` (its lock, timeouts, rollback, journal); one failing or
     hanging site never stops the others. Exit code: the worst site's (3, then 1, 2, 4, then 0).
     """
-    from maintkit.fleet.plan import check_runs, plan_runs
+    from maintkit.cli.recording import Recording
+    from maintkit.engine.journal import new_run_id
+    from maintkit.fleet.plan import check_runs, plan_runs, relative
+    from maintkit.history.schema import FLEET_COMMAND
     from maintkit.model.problems import InvalidInput
 
     book = load_portfolio_or_exit(portfolio)
+    fleet_id = new_run_id()
     options = [*_pairs("--var", var), *_pairs("-e", extra_vars), *_pairs("--vars-file", vars_file)]
     options += ["--accept-new-host-keys"] if accept_new_host_keys else []
     options += ["--journal-dir", journal_dir] if journal_dir else []
     options += ["--override-freeze"] if override_freeze else []  # each site's run checks its freeze
     options += ["--reason", reason] if reason is not None else []
+    options += ["-P", relative(portfolio, Path.cwd())] if portfolio else []  # its freeze windows
+    options += ["-u", user] if user else []
+    options += ["-f", str(forks)] if forks else []
+    options += ["--fleet-run", fleet_id]  # recorded as command `fleet`, naming this fleet run
     try:
         entries = book.select(env, client=client, site=site)
         if not entries:
@@ -131,10 +145,24 @@ def fleet_run(
         check_runs(runs, Path.cwd(), var, vars_file, extra_vars)
     except InvalidInput as error:
         fail_invalid(error, command_line_redactor(var, extra_vars))
+    # the fleet run itself, in the history and a journal of its own: which sites, how it ended
+    sites = sorted({entry.site_name for entry in entries})
+    record = Recording(FLEET_COMMAND, env, sites, playbook=playbook, folder=journal_dir, run_id=fleet_id)
     results = _run(runs, concurrency, workers, quiet, output)
     from maintkit.fleet.process import worst_exit_code
 
-    sys.exit(worst_exit_code(results))
+    code = worst_exit_code(results)
+    record.finish(code, host_ends=False, error=_not_done(results))
+    sys.exit(code)
+
+
+def _not_done(results: list[SiteResult]) -> str | None:
+    """The fleet run's error for the history: how many sites were not done, and which (a few)."""
+    bad = [r for r in results if r.status != "done"]
+    if not bad:
+        return None
+    named = ", ".join(f"{r.key} {r.status}" for r in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    return f"{len(bad)} of {len(results)} sites not done: {named}"
 
 
 def _pairs(flag: str, values: tuple[str, ...]) -> list[str]:

@@ -22,18 +22,28 @@ from maintkit.secrets import Redactor
 class Recording:
     """One control-node command as a run: ``step`` per site, then ``finish`` with the exit code."""
 
-    def __init__(self, command: str, env: str, sites: list[str]) -> None:
-        self.run_id = new_run_id()
+    def __init__(
+        self,
+        command: str,
+        env: str,
+        sites: list[str],
+        *,
+        playbook: str | None = None,
+        folder: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.run_id = run_id or new_run_id()
         self.sites = sites
         self.failed: set[str] = set()
-        folder = journal_dir()
-        journal = JournalSink(folder, self.run_id)
+        journals = journal_dir(folder)
+        journal = JournalSink(journals, self.run_id)
+        self.journal = journal.path
         self.bus = EventBus(
-            self.run_id, Redactor(), [journal, HistorySink(database_url(folder), journal.path)]
+            self.run_id, Redactor(), [journal, HistorySink(database_url(journals), journal.path)]
         )
         self.bus.emit(
             "run_start",
-            playbook=None,
+            playbook=playbook,
             env=env,
             hosts=sites,
             sites={site: site for site in sites},
@@ -57,8 +67,11 @@ class Recording:
             data=data,
         )
 
-    def finish(self, exit_code: int) -> None:
-        for site in self.sites:
+    def finish(self, exit_code: int, *, host_ends: bool = True, error: str | None = None) -> None:
+        """End the run; ``host_ends=False`` when each site has its own run's rows (a fleet's sites)."""
+        for site in self.sites if host_ends else []:
             self.bus.emit("host_end", host=site, status="failed" if site in self.failed else "ok")
-        self.bus.emit("run_end", status="done" if exit_code == 0 else "failed", exit_code=exit_code)
+        self.bus.emit(
+            "run_end", status="done" if exit_code == 0 else "failed", exit_code=exit_code, error=error
+        )
         self.bus.close()

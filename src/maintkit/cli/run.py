@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 @click.option("--list-hosts", is_flag=True, help="Print the hosts the run would target; run nothing.")
 @click.option("--tags", "-t", multiple=True, metavar="TAGS", help="Only the steps with these tags (a,b).")
 @click.option("--skip-tags", multiple=True, metavar="TAGS", help="Not the steps with these tags (a,b).")
+@click.option("--fleet-run", hidden=True, metavar="RUN_ID", help="Set by `maintkit fleet run` for its sites.")
 def run(
     playbook: str,
     where: Where,
@@ -46,6 +47,7 @@ def run(
     list_hosts: bool,
     tags: tuple[str, ...],
     skip_tags: tuple[str, ...],
+    fleet_run: str | None,
 ) -> None:
     """Run PLAYBOOK against an environment.
 
@@ -60,7 +62,7 @@ def run(
     if list_hosts:
         _print_hosts(config)
         return
-    exit_with(execute(config, run_id, settings))
+    exit_with(execute(config, run_id, settings, fleet_run=fleet_run))
 
 
 def _select_steps(config: RunConfig, tags: list[str], skip_tags: list[str]) -> None:

@@ -14,28 +14,46 @@ fork server (so the fleet, or the worker) dies.
 
 from __future__ import annotations
 
+import _strptime  # noqa: F401  (datetime.strptime's first use imports it)
 import contextlib
+import encodings.idna
+import encodings.unicode_escape  # noqa: F401
 import gc
 import os
 import signal
 import sys
+import unicodedata  # noqa: F401
+from importlib.resources import readers  # noqa: F401  (the shipped playbooks are read through it)
 from typing import Any
-
-from sqlalchemy.orm import configure_mappers
 
 import maintkit.actions.base
 import maintkit.cli
+import maintkit.cli.trendnotify
+import maintkit.cms.generic
+import maintkit.cms.magento
+import maintkit.cms.prestashop
+import maintkit.cms.wordpress
+import maintkit.config.freezeguard
+import maintkit.config.tags
 import maintkit.config.validate
+import maintkit.engine.monitoring
 import maintkit.engine.runner
 import maintkit.history.location
-import maintkit.history.sink
-import maintkit.history.store
+import maintkit.history.plaintrends
+import maintkit.history.sink  # records with the standard library's sqlite3: no SQLAlchemy here
 import maintkit.jobs.snapshot
+import maintkit.playbooks
+import maintkit.reporting.console
+import maintkit.reporting.logs
+import maintkit.reporting.stdout
+import maintkit.reporting.terminal
 import maintkit.transport.ssh.transport  # the imports are the point: see the docstring
 from maintkit.fleet.forkserver import ForkServer
 from maintkit.fleet.process import arm_parent_death_signal
 
-configure_mappers()  # the history's ORM mappings, once here instead of in every site's run
+for _name in maintkit.actions.base.available_actions():  # every action a playbook may name
+    maintkit.actions.base.get_action(_name)
+
 gc.freeze()  # what was imported stays out of the collector's sight: a child's collections never
 # write to (and so copy) the pages it shares with the fork server
 

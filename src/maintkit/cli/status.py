@@ -32,12 +32,18 @@ EXIT_BREACH = 1
 @portfolio_option
 @click.option("--client", help="Only this client's sites (needs the portfolio).")
 @click.option("--env", help="Only this environment.")
+@click.option("--site", help="Only this site (its name in the portfolio, or in the history without one).")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text")
 @click.option(
     "--journal-dir", type=click.Path(), help="Where run journals are [.maintkit/runs]; SQLite is beside it."
 )
 def status(
-    portfolio: str | None, client: str | None, env: str | None, output: str, journal_dir: str | None
+    portfolio: str | None,
+    client: str | None,
+    env: str | None,
+    site: str | None,
+    output: str,
+    journal_dir: str | None,
 ) -> None:
     """Every site environment against its objectives (RPO, RTO, drills): exit 1 on any breach.
 
@@ -61,13 +67,15 @@ def status(
     try:
         with Session(store.engine) as session:
             if book is None:
-                keys = _known_sites(session, env)
-                entries: list[tuple[Any, ...]] = [
-                    (None, site, e, Objectives(), (site, e)) for site, e in keys
-                ]
+                keys = [(s, e) for s, e in _known_sites(session, env) if site is None or s == site]
+                if site is not None and not keys:
+                    raise click.UsageError(
+                        f"the history knows no site {site!r}" + (f" in {env!r}" if env else "")
+                    )
+                entries: list[tuple[Any, ...]] = [(None, s, e, Objectives(), (s, e)) for s, e in keys]
             else:
                 try:
-                    chosen = book.select(env, client)
+                    chosen = book.select(env, client, site)
                 except InvalidInput as error:
                     from maintkit.cli.execute import fail_invalid
 
@@ -84,6 +92,13 @@ def status(
                 line.warnings += [
                     {"kind": "integrity", "message": describe(f)}
                     for f in findings(base, line.site, line.env, now - SHOWN)[-1:]
+                ]
+                line.warnings += [  # killed runs, or ends the history missed: not lock holders
+                    {
+                        "kind": "unfinished-run",
+                        "message": f"{r.command or 'run'} {r.id} did not record its end: {why}",
+                    }
+                    for r, why in line.facts.ended
                 ]
     finally:
         store.close()

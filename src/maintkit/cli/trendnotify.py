@@ -21,32 +21,19 @@ def report_trends(
 ) -> list[str]:
     """Print (unless ``quiet``) and notify the trend and integrity warnings of the run's sites
     (the integrity lists the run's ``integrity`` steps recorded in ``journal``); return the messages."""
-    from sqlalchemy.orm import Session
-
-    from maintkit.history.database import HistoryUnavailable
     from maintkit.history.location import database_url
-    from maintkit.history.store import HistoryStore
-    from maintkit.history.trendquery import trend_warnings
     from maintkit.storage.sites import site_name
 
     sites = sorted({site_name(config.variables[h.name]) for h in config.hosts})
     env = config.inventory.name
-    messages: list[str] = []
+    url = database_url(journals)
     try:
-        store = HistoryStore.open(database_url(journals))
-    except HistoryUnavailable:
-        return messages  # the run already said so (its history sink)
-    try:
-        with Session(store.engine) as session:
-            now = datetime.now(UTC)
-            messages += _integrity(config, journals, journal, session, now)
-            for site in sites:
-                messages += [f"{site} ({env}): {t.message}" for t in trend_warnings(session, site, env, now)]
+        messages = _plain_trends(url, sites, env, journal)
+        if messages is None:  # PostgreSQL, a schema to migrate, or integrity lists to compare
+            messages = _trends_through_sqlalchemy(config, url, journals, journal, sites, env)
     except Exception as error:
         click.echo(f"warning: the trends could not be read from the history: {error}", err=True)
-        return messages
-    finally:
-        store.close()
+        return []
     if not messages:
         return messages
     if not quiet:
@@ -56,6 +43,58 @@ def report_trends(
         f"warning: notification: {fields.get('error')}", err=True
     )
     monitoring.warn(f"WARNING: maintkit trends on {env}", "\n".join(messages))
+    return messages
+
+
+def _plain_trends(url: str, sites: list[str], env: str, journal: Path | None) -> list[str] | None:
+    """The trend messages read with ``sqlite3`` (no SQLAlchemy: a run's cheap path), or None.
+
+    None when the history is not the embedded SQLite at the newest schema, or when the run has
+    integrity lists to compare (:mod:`maintkit.history.integrity` reads through SQLAlchemy).
+    """
+    from maintkit.history import plaintrends
+    from maintkit.history.sqlitewriter import sqlite_file
+
+    path = sqlite_file(url)
+    if path is None or _has_integrity_steps(journal):
+        return None
+    found = plaintrends.trend_warnings(path, sites, env, datetime.now(UTC))
+    if found is None:
+        return None
+    return [f"{site} ({env}): {t.message}" for site in sites for t in found[(site, env)]]
+
+
+def _has_integrity_steps(journal: Path | None) -> bool:
+    """Whether the journal may hold an ``integrity`` step (a substring test: a false yes only costs time)."""
+    if journal is None or not journal.is_file():
+        return False
+    with open(journal, encoding="utf-8") as handle:
+        return any('"integrity"' in line for line in handle)
+
+
+def _trends_through_sqlalchemy(
+    config: RunConfig, url: str, journals: Path, journal: Path | None, sites: list[str], env: str
+) -> list[str]:
+    """The integrity and trend messages read through SQLAlchemy (any database)."""
+    from sqlalchemy.orm import Session
+
+    from maintkit.history.database import HistoryUnavailable
+    from maintkit.history.store import HistoryStore
+    from maintkit.history.trendquery import trend_warnings
+
+    messages: list[str] = []
+    try:
+        store = HistoryStore.open(url)
+    except HistoryUnavailable:
+        return messages  # the run already said so (its history sink)
+    try:
+        with Session(store.engine) as session:
+            now = datetime.now(UTC)
+            messages += _integrity(config, journals, journal, session, now)
+            for site in sites:
+                messages += [f"{site} ({env}): {t.message}" for t in trend_warnings(session, site, env, now)]
+    finally:
+        store.close()
     return messages
 
 

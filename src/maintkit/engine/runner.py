@@ -55,6 +55,8 @@ class RunOptions:
     command: str | None = None
     #: ``--override-freeze --reason``: the reason, windows, hosts and steps (recorded in ``run_start``)
     freeze_override: dict[str, Any] | None = None
+    #: the ``maintkit fleet run`` this run is one site of (its run id), named in ``run_start``
+    fleet_run: str | None = None
 
 
 def batches(hosts: list[Host], serial: int | str | None) -> list[list[Host]]:
@@ -145,6 +147,7 @@ class Runner:
             freeze_override=self.options.freeze_override,
             control_host=socket.gethostname(),
             pid=os.getpid(),
+            **({"fleet_run": self.options.fleet_run} if self.options.fleet_run else {}),
         )
         outcome = RunOutcome(self.run_id, [HostOutcome(h.name) for h in hosts])
         try:

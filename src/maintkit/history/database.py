@@ -14,6 +14,7 @@ created 0600 before SQLite opens it: it names hosts, sites and errors.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +24,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from maintkit.fsmodes import make_private_dirs, open_private
 from maintkit.history.models import Base
+from maintkit.history.schema import HEAD as HEAD  # re-exported: the migrations' tests read it here
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-#: the newest migration shipped (tests/unit/test_history_migrations.py keeps it equal to Alembic's head):
-#: a database already there is used without importing Alembic, a third of ``status``'s start-up
-HEAD = "0002"
+# HEAD (from .schema): a database already at the newest revision is used without importing Alembic,
+# a third of ``status``'s start-up
 
 #: seconds a connection attempt to a database server may take (a dead server must not hang a run's end)
 CONNECT_TIMEOUT = 5
@@ -61,10 +62,12 @@ def describe_error(error: BaseException, url: str) -> str:
     return f"{type(error).__name__}: {text}"
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, connected: Callable[[], None] | None = None) -> Engine:
     """Connect (SQLite: create the 0600 file and its folder first) and bring the schema to the head.
 
-    Raise :class:`HistoryUnavailable` when the database cannot be reached or migrated.
+    ``connected`` is called once the database has answered (before the migrations, which may take
+    seconds on a fresh PostgreSQL database): the run's end then waits for its history. Raise
+    :class:`HistoryUnavailable` when the database cannot be reached or migrated.
     """
     try:
         parsed = make_url(url)
@@ -78,6 +81,8 @@ def open_engine(url: str) -> Engine:
             if parsed.get_backend_name() == "postgresql":
                 args["connect_timeout"] = CONNECT_TIMEOUT
             engine = create_engine(url, connect_args=args, pool_pre_ping=True)
+        if connected is not None:
+            event.listen(engine, "connect", lambda *_args: connected(), once=True)
         migrate(engine)
     except HistoryUnavailable:
         raise

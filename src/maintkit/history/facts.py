@@ -20,8 +20,10 @@ from typing import Any
 from sqlalchemy import and_, func, select, true
 from sqlalchemy.orm import Session
 
+from maintkit.history import liveness
 from maintkit.history.mapping import as_utc
 from maintkit.history.models import Drill, Release, Rollback, Run, Snapshot, Update, Verification
+from maintkit.history.schema import FLEET_COMMAND
 
 Key = tuple[str, str]  # (site, env) as the history names them
 
@@ -41,6 +43,9 @@ class SiteFacts:
     release: Release | None = None
     rollback: Rollback | None = None  # the newest one
     running: list[Run] = field(default_factory=list)  # runs started and not finished: the lock's holders
+    #: runs the history holds as unfinished but known to be over (killed, or their end not recorded),
+    #: with why (:mod:`maintkit.history.liveness`): not lock holders
+    ended: list[tuple[Run, str]] = field(default_factory=list)
 
 
 def _newest(
@@ -123,9 +128,15 @@ def gather(session: Session, keys: Iterable[Key], now: datetime | None = None) -
                 fact.snapshot_verified = verdicts.get((site, env, fact.snapshot.snapshot_id))
     # only ``finished IS NULL`` (its index): with ``env IN`` too, SQLite walks the env index instead
     for run in session.scalars(select(Run).where(Run.finished.is_(None))):
-        for site in run.sites or []:
-            if (site, run.env) in facts:
-                facts[(site, str(run.env))].running.append(run)
+        if run.command == FLEET_COMMAND:  # the fleet holds no lock: its sites' runs do (each its own row)
+            continue
+        keys = [(site, str(run.env)) for site in run.sites or [] if (site, run.env) in facts]
+        why = liveness.over(run) if keys else None
+        for key in keys:
+            if why is None:
+                facts[key].running.append(run)
+            else:
+                facts[key].ended.append((run, why))
     return facts
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from maintkit.history.schema import FLEET_COMMAND
+
 #: the events the mapping reads; the live sink keeps only these (progress and output lines are many)
 MAPPED_EVENTS = frozenset(
     {
@@ -47,14 +49,17 @@ class RunRecord:
 
 
 def parse_ts(value: Any) -> datetime | None:
-    """An event's ISO timestamp as an aware datetime (None for a missing or unreadable one)."""
+    """An event's ISO timestamp as an aware datetime in UTC (None for a missing or unreadable one).
+
+    In UTC because SQLite keeps a datetime's wall time only: the history reads it back as UTC.
+    """
     if not isinstance(value, str):
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def as_utc(value: datetime) -> datetime:
@@ -134,7 +139,8 @@ class _Mapper:
             exit_code=event.get("exit_code"),
             error=event.get("error"),
         )
-        if event.get("exit_code") == 4 and event.get("error"):  # the lock was held by another run
+        refused = event.get("exit_code") == 4 and event.get("error")  # the lock was held by another run
+        if refused and self.record.run["command"] != FLEET_COMMAND:  # a fleet's 4 is one of its sites'
             self.record.add(
                 "lock_waits",
                 {

@@ -7,7 +7,7 @@ of the run's rows in one transaction makes every write of a run the last word on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
@@ -27,8 +27,9 @@ class HistoryStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str) -> HistoryStore:
-        return cls(open_engine(url))
+    def open(cls, url: str, connected: Callable[[], None] | None = None) -> HistoryStore:
+        """Open (and migrate) the database of ``url``; ``connected``: see :func:`open_engine`."""
+        return cls(open_engine(url, connected))
 
     def record(self, record: RunRecord) -> None:
         """Replace everything the history holds of this run by ``record`` (one transaction)."""
