@@ -15,8 +15,9 @@ from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.jobs.snapshot import reads_app_config, take_snapshot
 from maintkit.model.results import ActionResult
 from maintkit.sources.database import DatabaseSource, dump_command, tables_command
+from maintkit.sources.diskspace import DiskReading, disk_command, disk_paths, parse_disk
 from maintkit.sources.files import FilesSource, tar_command
-from maintkit.sources.identity import database_identity_command, files_identity_command
+from maintkit.sources.identity import SourceIdentity, database_identity_command, files_identity_command
 from maintkit.sources.probe import probe_command
 from maintkit.storage.base import snapshot_prefix
 from maintkit.storage.restic import backup_command
@@ -68,11 +69,13 @@ class Snapshot(Action):
         plan.append(
             f"(control node) stream{encrypt}, hash and write each artifact to: {targets}; manifest last"
         )
+        plan.append("df -P -B1 of the files' and the (local) database's filesystems: the disk trend")
         return plan
 
     def run(self, params: SnapshotParams, ctx: StepContext) -> ActionResult:
         targets = site_targets(ctx.vars, params.targets, ctx.redactor)
         manifest = take_snapshot(params, ctx, targets)
+        disk = read_disk(ctx, manifest.identity)
         return ActionResult(
             changed=True,
             msg=f"snapshot {manifest.snapshot_id}: {len(manifest.artifacts)} artifact(s), "
@@ -85,8 +88,25 @@ class Snapshot(Action):
                     for t in targets
                 },
                 "artifacts": {a.name: {"size": a.size, "sha256": a.sha256} for a in manifest.artifacts},
+                "disk": [reading.as_json() for reading in disk],
             },
         )
+
+
+def read_disk(ctx: StepContext, identity: SourceIdentity | None) -> list[DiskReading]:
+    """Free space of the snapshot's filesystems (the disk trend), read once the snapshot is complete.
+
+    Why never an error: the snapshot is stored by now; a ``df`` that fails (or a connection lost
+    at this point) costs one point of a trend, not the night's backup.
+    """
+    paths = disk_paths(identity)
+    if not paths:
+        return []
+    try:
+        result = ctx.run(disk_command(paths), timeout=30)
+    except Exception:  # a missing point, never a failed backup (see the docstring)
+        return []
+    return parse_disk(result.stdout, identity) if result.rc == 0 else []
 
 
 def _restic_plan(files: FilesSource, targets: str) -> list[str]:
