@@ -62,7 +62,8 @@ def report_trends(
 def _integrity(
     config: RunConfig, journals: Path, journal: Path | None, session: Any, now: datetime
 ) -> list[str]:
-    """Compare each host's hash list of this run (its ``integrity`` steps) with the previous one."""
+    """Compare each host's hash list of this run (its ``integrity`` steps, its snapshots made with
+    ``integrity: true``) with the previous one."""
     import json
 
     from maintkit.config.freezeguard import changing_steps
@@ -76,20 +77,31 @@ def _integrity(
     with open(journal, encoding="utf-8") as handle:
         for line in handle:
             event = json.loads(line)
-            if (
-                event.get("event") != "step_end"
-                or event.get("action") != "integrity"
-                or event.get("status") != "ok"
-            ):
+            if event.get("event") != "step_end" or event.get("status") not in ("ok", "changed"):
                 continue
             host = str(event.get("host"))
-            files = (event.get("data") or {}).get("files")
-            if host not in config.variables or not isinstance(files, dict):
+            listed = hash_list(event)
+            if host not in config.variables or listed is None:
                 continue
             site, env = site_name(config.variables[host]), config.inventory.name
+            if "error" in listed:
+                out.append(f"{site} ({env}): integrity watch: {listed['error']}")
+                continue
             finding = check(
-                journals.parent, session, site, env, files, str(event.get("run_id")), now, updating
+                journals.parent, session, site, env, listed["files"], str(event.get("run_id")), now, updating
             )
             if finding is not None:
                 out.append(f"{site} ({env}): {describe(finding)}")
     return out
+
+
+def hash_list(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The code hash list a step recorded: an ``integrity`` step's, or the one a ``snapshot`` with
+    ``integrity: true`` made while it streamed (``files``, or ``error`` when it could not be made)."""
+    data = event.get("data") or {}
+    if event.get("action") == "integrity" and isinstance(data.get("files"), dict):
+        return {"files": data["files"]}
+    listed = data.get("integrity") if event.get("action") == "snapshot" else None
+    if isinstance(listed, dict) and (isinstance(listed.get("files"), dict) or listed.get("error")):
+        return listed
+    return None
