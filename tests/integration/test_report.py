@@ -73,7 +73,12 @@ def project(tmp_path: Path, ssh_hosts, known_hosts_file, clean_homes) -> Path:
         "clients": {
             "acme": {
                 "title": "ACME GmbH",
-                "sites": {"acme-shop": {"environments": {"production": {"site": "prod1"}}}},
+                "sites": {
+                    "acme-shop": {
+                        "availability_percent": 99.5,
+                        "environments": {"production": {"site": "prod1"}},
+                    }
+                },
             }
         },
     }
@@ -193,13 +198,15 @@ def test_a_monthly_report_from_real_runs_in_html_json_and_pdf_checked_in_a_real_
     assert sorted(i["size"] for i in site["backups"]["snapshots"]) == sizes and sizes[1] > sizes[0] > 300000
     assert site["backups"]["where"] == ["offsite"]
     assert site["availability"]["checks"] == 2 and site["availability"]["percent"] == 100.0
-    assert site["availability"]["p95_ms"] > 0
+    assert (
+        site["availability"]["p95_ms"] > 0 and site["availability"]["sla_percent"] == 99.5
+    )  # the portfolio's
     assert any("restore drill" in a for a in site["next_actions"])  # none was run this month
     assert {r["id"] for r in site["runs"]} >= {i["run_id"] for i in site["backups"]["snapshots"]}
 
     html = stem.with_suffix(".html").read_text()
     assert "<script" not in html and "<link" not in html and not re.search(r"(src|href)=\"https?:", html)
-    assert html.count("<svg") == 2 and "ACME GmbH" in html
+    assert html.count("<svg") == 2 and "ACME GmbH" in html and "target 99.5 %" in html
 
     # the browser: an A4 page's width and a phone's; nothing overflows, every chart has a size
     for width in (794, 390):
