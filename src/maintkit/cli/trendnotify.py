@@ -77,9 +77,14 @@ def _integrity(
     with open(journal, encoding="utf-8") as handle:
         for line in handle:
             event = json.loads(line)
-            if event.get("event") != "step_end" or event.get("status") not in ("ok", "changed"):
+            if event.get("event") != "step_end":
                 continue
             host = str(event.get("host"))
+            if event.get("action") == "audit" and host in config.variables:
+                out += _audit(config, journals, event, now)
+                continue
+            if event.get("status") not in ("ok", "changed"):
+                continue
             listed = hash_list(event)
             if host not in config.variables or listed is None:
                 continue
@@ -93,6 +98,21 @@ def _integrity(
             if finding is not None:
                 out.append(f"{site} ({env}): {describe(finding)}")
     return out
+
+
+def _audit(config: RunConfig, journals: Path, event: dict[str, Any], now: datetime) -> list[str]:
+    """An ``audit`` step's checksum mismatches or advisories, when new since the site's last audit."""
+    from maintkit.history.integrity import audit_items, check_audit, describe
+    from maintkit.storage.sites import site_name
+
+    if event.get("status") in ("skipped", "planned"):
+        return []
+    found = audit_items(event.get("data") or {})
+    if found is None:
+        return []
+    site, env = site_name(config.variables[str(event.get("host"))]), config.inventory.name
+    finding = check_audit(journals.parent, site, env, *found, str(event.get("run_id")), now)
+    return [f"{site} ({env}): {describe(finding)}"] if finding is not None else []
 
 
 def hash_list(event: dict[str, Any]) -> dict[str, Any] | None:

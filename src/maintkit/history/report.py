@@ -304,8 +304,14 @@ def next_actions(data: dict[str, Any], ref: SiteRef, period: Period, now: dateti
         actions.append(
             f"{len(data['advisories'])} security advisory(ies) reported: plan the updates that fix them."
         )
-    if data.get("integrity"):
+    kinds = {finding.get("kind", "files") for finding in data.get("integrity") or []}
+    if "files" in kinds:
         actions.append("Files changed outside an update run (see Incidents): an engineer must check them.")
+    if "wordpress-checksums" in kinds:
+        actions.append(
+            "WordPress files differ from wordpress.org's (see Incidents): an engineer must check them "
+            "before the next update overwrites or keeps them."
+        )
     if any(i["done"].startswith("rollback did not finish") for i in data["incidents"]):
         actions.append("A rollback did not finish: an engineer must check the site.")
     if not actions:
