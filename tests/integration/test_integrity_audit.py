@@ -109,3 +109,100 @@ def test_wordpress_checksum_mismatches_show_in_the_integrity_view(project, site:
     assert any("wordpress.org" in action for action in report["next_actions"])
     html = (project / "r" / f"acme-{PERIOD}.html").read_text()
     assert "wp-includes/version.php (changed)" in html and "differ from wordpress.org" in html
+
+
+ADVISORY = {
+    "advisoryId": "ACME-2026-1",
+    "packageName": "acme/lib",
+    "affectedVersions": ">=1.0.0,<1.0.1",
+    "title": "Remote code execution in acme/lib",
+    "cve": "CVE-2026-0001",
+    "link": "https://example.invalid/ACME-2026-1",
+    "reportedAt": "2026-11-01 00:00:00",
+    "sources": [{"name": "acme", "remoteId": "ACME-2026-1"}],
+    "severity": "critical",
+}
+
+
+def _composer_project(home: Path) -> Path:
+    """A locked project using acme/lib 1.0.0 and a composer repository (file://, no network) that
+    publishes a security advisory for it, as packagist.org does, for the real ``composer audit``."""
+    repo, project = home / "advisories-repo", home / "shop"
+    (repo / "p2/acme").mkdir(parents=True)
+    (repo / "packages.json").write_text(
+        json.dumps(
+            {
+                "packages": [],
+                "metadata-url": f"file://{repo}/p2/%package%.json",
+                "security-advisories": {"metadata": True},
+            }
+        )
+    )
+    package = {"name": "acme/lib", "version": "1.0.0", "version_normalized": "1.0.0.0", "type": "library"}
+    (repo / "p2/acme/lib.json").write_text(
+        json.dumps({"packages": {"acme/lib": [package]}, "security-advisories": [ADVISORY]})
+    )
+    project.mkdir()
+    (project / "composer.json").write_text(
+        json.dumps(
+            {
+                "name": "acme/shop",
+                "require": {"acme/lib": "1.0.0"},
+                "repositories": [{"type": "composer", "url": f"file://{repo}"}, {"packagist.org": False}],
+            }
+        )
+    )
+    lock = {
+        "content-hash": "fixture",
+        "packages": [{"name": "acme/lib", "version": "1.0.0", "type": "library"}],
+        "packages-dev": [],
+        "aliases": [],
+        "minimum-stability": "stable",
+        "stability-flags": [],
+        "prefer-stable": False,
+        "prefer-lowest": False,
+        "platform": [],
+        "platform-dev": [],
+        "plugin-api-version": "2.3.0",
+    }
+    (project / "composer.lock").write_text(json.dumps(lock))
+    owner = home.stat()
+    subprocess.run(["chown", "-R", f"{owner.st_uid}:{owner.st_gid}", str(repo), str(project)], check=True)
+    return project
+
+
+def test_composer_audit_advisories_show_in_the_integrity_view_once(
+    tmp_path: Path, ssh_hosts, known_hosts_file, clean_homes, receiver
+):
+    require_php_and_composer()
+    home = Path(ssh_hosts["prod1"].home)
+    project = _composer_project(home)
+    data = inventory_data(ssh_hosts, known_hosts_file)
+    data["all"]["vars"]["notify"] = [f"json://{receiver}/notify"]
+    (tmp_path / "inventories").mkdir()
+    (tmp_path / "inventories/production.yml").write_text(yaml.safe_dump(data, sort_keys=False))
+    composer_env = {"COMPOSER_HOME": str(home / ".composer-mk"), "COMPOSER_DISABLE_NETWORK": "1"}
+    book = {
+        "name": "nightly-audit",
+        "steps": [
+            {
+                "name": "composer audit",
+                "audit": {"working_dir": str(project), "fail_on": "never", "env": composer_env},
+            }
+        ],
+    }
+    (tmp_path / "audit.yml").write_text(yaml.safe_dump(book, sort_keys=False))
+    Recorder.received = []
+    warned = nightly(tmp_path).stderr
+    expected = (
+        # composer 2.5 prints no severity: an advisory without one counts as high (the audit action)
+        "composer audit reports security advisories: acme/lib: Remote code execution in acme/lib [high]"
+    )
+    assert f"warning: trend: prod1 (production): {expected}" in warned, warned
+    notes = [json.loads(body) for path, body in Recorder.received if path == "/notify"]
+    assert notes and "Remote code execution" in notes[0]["message"]
+    assert "warning: notification" not in warned  # it went out: nothing to say about it
+    assert "composer audit" not in nightly(tmp_path).stderr  # the same advisory: said once
+    env = {"MAINTKIT_JOURNAL_DIR": str(tmp_path / "journal")}
+    line = json.loads(_cli(tmp_path, env, "status", "--output", "json").stdout.splitlines()[0])
+    assert {"kind": "integrity", "message": expected} in line["warnings"], line

@@ -52,11 +52,16 @@ def report_trends(
     if not quiet:
         for message in messages:
             click.echo(f"warning: trend: {message}", err=True)
-    monitoring.emit = lambda *_a, **fields: click.echo(
-        f"warning: notification: {fields.get('error')}", err=True
-    )
+    monitoring.emit = _say_failed_notifications
     monitoring.warn(f"WARNING: maintkit trends on {env}", "\n".join(messages))
     return messages
+
+
+def _say_failed_notifications(*_args: Any, **fields: Any) -> None:
+    """The journal is closed by now: a notification that failed is said on stderr, one that went
+    out is not (it printed ``warning: notification: None`` for every success before)."""
+    if fields.get("error"):
+        click.echo(f"warning: notification: {fields['error']}", err=True)
 
 
 def _integrity(
