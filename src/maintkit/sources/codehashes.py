@@ -43,8 +43,14 @@ MAX_LIST_BYTES = 256 * 1024 * 1024
 
 
 def _pipeline(exclude: list[str]) -> str:
-    prune = " ".join(f"! -path {shlex.quote(pattern)}" for pattern in exclude)
-    return f"find . -type f {prune} -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum --"
+    """A folder's pattern (``./pub/media/*``) prunes the folder: ``find`` never walks its files (a
+    shop's media are millions of them); other patterns filter the files found."""
+    folders = [p[:-2] for p in exclude if p.endswith("/*") and not any(c in p[:-2] for c in "*?[")]
+    others = [p for p in exclude if p[:-2] not in folders or not p.endswith("/*")]
+    prune = " -o ".join(f"-path {shlex.quote(folder)}" for folder in folders)
+    head = f"find . \\( {prune} \\) -prune -o" if folders else "find ."
+    keep = "".join(f" ! -path {shlex.quote(pattern)}" for pattern in others)
+    return f"{head} -type f{keep} -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum --"
 
 
 def hash_list_command(root: str, exclude: list[str]) -> str:
