@@ -36,6 +36,9 @@ def report_trends(
         store = HistoryStore.open(database_url(journals))
     except HistoryUnavailable:
         return messages  # the run already said so (its history sink)
+    except Exception as error:  # a warning's reader never changes the run's outcome
+        click.echo(f"warning: the trends could not be read from the history: {error}", err=True)
+        return messages
     try:
         with Session(store.engine) as session:
             now = datetime.now(UTC)
