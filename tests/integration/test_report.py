@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -71,7 +73,12 @@ def project(tmp_path: Path, ssh_hosts, known_hosts_file, clean_homes) -> Path:
         "clients": {
             "acme": {
                 "title": "ACME GmbH",
-                "sites": {"acme-shop": {"environments": {"production": {"site": "prod1"}}}},
+                "sites": {
+                    "acme-shop": {
+                        "availability_percent": 99.5,
+                        "environments": {"production": {"site": "prod1"}},
+                    }
+                },
             }
         },
     }
@@ -191,13 +198,15 @@ def test_a_monthly_report_from_real_runs_in_html_json_and_pdf_checked_in_a_real_
     assert sorted(i["size"] for i in site["backups"]["snapshots"]) == sizes and sizes[1] > sizes[0] > 300000
     assert site["backups"]["where"] == ["offsite"]
     assert site["availability"]["checks"] == 2 and site["availability"]["percent"] == 100.0
-    assert site["availability"]["p95_ms"] > 0
+    assert (
+        site["availability"]["p95_ms"] > 0 and site["availability"]["sla_percent"] == 99.5
+    )  # the portfolio's
     assert any("restore drill" in a for a in site["next_actions"])  # none was run this month
     assert {r["id"] for r in site["runs"]} >= {i["run_id"] for i in site["backups"]["snapshots"]}
 
     html = stem.with_suffix(".html").read_text()
     assert "<script" not in html and "<link" not in html and not re.search(r"(src|href)=\"https?:", html)
-    assert html.count("<svg") == 2 and "ACME GmbH" in html
+    assert html.count("<svg") == 2 and "ACME GmbH" in html and "target 99.5 %" in html
 
     # the browser: an A4 page's width and a phone's; nothing overflows, every chart has a size
     for width in (794, 390):
@@ -302,3 +311,62 @@ def test_integrity_watch_warns_about_an_injected_file_outside_an_update_run(proj
     report = json.loads((project / "r" / f"acme-{PERIOD}.json").read_text())["sites"][0]
     assert made.returncode == 0 and report["integrity"][0]["added"] == ["evil.php"]
     assert "evil.php" in (project / "r" / f"acme-{PERIOD}.html").read_text()
+
+
+def test_the_hash_list_made_while_the_snapshot_streams_warns_about_an_injected_file(
+    project, ssh_hosts, receiver
+):
+    """``nightly-backup`` as shipped (snapshot with ``integrity``): the list is made on the host
+    during the snapshot, holds every code file (2,000 of them: more than a command's output tail)
+    with its real SHA-256, leaves nothing behind in /tmp, and the watch names the injected file."""
+    inventory = project / "inventories/production.yml"
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["vars"]["notify"] = [f"json://{receiver}/notify"]
+    inventory.write_text(yaml.safe_dump(data, sort_keys=False))
+    site = Path(ssh_hosts["prod1"].home) / "site"
+    owner = site.parent.stat()
+    for number in range(2000):
+        path = site / f"app/code/Vendor/Module{number // 100}/File{number}.php"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"<?php // file {number}\n")
+    (site / "pub/media").mkdir(parents=True)
+    (site / "pub/media/a.jpg").write_bytes(b"jpg")
+    (site / "index.php").write_text("<?php echo 'shop';")
+    subprocess.run(["chown", "-R", f"{owner.st_uid}:{owner.st_gid}", str(site)], check=True)
+    env = {"MAINTKIT_JOURNAL_DIR": str(project / "journal")}
+
+    def backup() -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+        result = _cli(project, env, "run", "nightly-backup", "--env", "production", "--limit", "prod1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        journal = max((project / "journal").glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+        [step] = [
+            e
+            for e in map(json.loads, journal.read_text().splitlines())
+            if e.get("event") == "step_end" and e.get("action") == "snapshot"
+        ]
+        return result, step["data"]
+
+    first, data = backup()
+    listed = data["integrity"]["files"]
+    expected = {
+        str(p.relative_to(site)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in site.rglob("*")
+        if p.is_file() and not str(p.relative_to(site)).startswith("pub/media/")
+    }
+    assert listed == expected and len(listed) == 2001
+    assert "outside an update" not in first.stderr  # the first list: the baseline
+    assert not [p for p in Path("/tmp").glob("maintkit-hashes.*") if p.stat().st_uid == owner.st_uid]
+
+    (site / "evil.php").write_text("<?php eval($_POST['x']);")
+    (site / "index.php").write_text("<?php echo 'shop'; include 'evil.php';")
+    (site / "pub/media/b.jpg").write_text("new upload")  # media: changes by design, not watched
+    subprocess.run(["chown", "-R", f"{owner.st_uid}:{owner.st_gid}", str(site)], check=True)
+    Recorder.received = []
+    second, _ = backup()
+    assert "added evil.php; changed index.php" in second.stderr and "b.jpg" not in second.stderr
+    notes = [json.loads(body) for path, body in Recorder.received if path == "/notify"]
+    assert notes and "added evil.php" in notes[0]["message"] and notes[0]["type"] == "warning"
+    assert "outside an update" not in backup()[0].stderr  # the new list is the baseline
+    status = _cli(project, env, "status", "--output", "json")
+    line = json.loads(status.stdout.splitlines()[0])
+    assert any(w["kind"] == "integrity" and "evil.php" in w["message"] for w in line["warnings"]), line

@@ -204,3 +204,22 @@ def test_validate_checks_the_whole_portfolio(tmp_path: Path, monkeypatch: pytest
     result = CliRunner().invoke(cli, ["validate", "-P", "portfolio.yml"])
     assert result.exit_code == 2
     assert "portfolio.yml:16:11:" in result.output and "is site 'shop'" in result.output
+
+
+def test_the_availability_target_is_inherited_and_must_be_a_percentage(tmp_path: Path) -> None:
+    text = PORTFOLIO.replace(
+        "  timezone: Europe/Paris\n", "  timezone: Europe/Paris\n  availability_percent: 99.5\n"
+    )
+    text = text.replace(
+        "        rpo_hours: 12\n", "        rpo_hours: 12\n        availability_percent: 98\n"
+    )
+    production = {e.key: e for e in load_portfolio(_write(tmp_path, text), tmp_path).select("production")}
+    assert production["acme/shop-a/production"].objectives.availability_percent == 98
+    assert production["beta/shop-b/production"].objectives.availability_percent == 99.5
+    bad = PORTFOLIO.replace(
+        "  timezone: Europe/Paris\n", "  timezone: Europe/Paris\n  availability_percent: 150\n"
+    )
+    assert any(
+        p.startswith("portfolio.yml:7:") and "availability_percent must be a percentage" in p
+        for p in _problems(tmp_path, bad)
+    )

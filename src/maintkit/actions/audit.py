@@ -22,7 +22,7 @@ from maintkit.actions.base import Action, ActionParams, EnvVars, StepContext
 from maintkit.model.results import ActionResult
 from maintkit.sources.script import host_path
 from maintkit.transport.base import with_env
-from maintkit.updates.audit import Threshold, at_or_above, parse_composer_audit
+from maintkit.updates.audit import Threshold, at_or_above, parse_composer_audit, parse_wp_checksums
 
 
 class AuditParams(ActionParams):
@@ -110,11 +110,12 @@ class Audit(Action):
             if result.rc != 0:
                 failures.append(f"{shlex.split(command.split('; ')[-1])[1:3]} exit {result.rc}")
         text = "\n".join(outputs)
+        files = parse_wp_checksums(text)
         return ActionResult(
             failed=bool(failures),
             stdout=text[-8192:],
             msg="checksums differ: " + ", ".join(failures)
             if failures
             else "core and plugin checksums verified",
-            data={"failures": failures},
+            data={"failures": failures, "files": files},
         )

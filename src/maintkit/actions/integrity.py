@@ -8,8 +8,6 @@ hashes (never the files); media and caches are left out (they change every day b
 
 from __future__ import annotations
 
-import re
-import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,22 +15,9 @@ from pydantic import Field
 
 from maintkit.actions.base import Action, ActionParams, StepContext
 from maintkit.model.results import ActionResult
-from maintkit.sources.script import host_path
+from maintkit.sources.codehashes import DEFAULT_EXCLUDE, ListSink, hash_list_command, parse_hashes
 
-#: what changes by design: uploaded media, caches, generated code, logs, sessions
-DEFAULT_EXCLUDE = [
-    "./pub/media/*",
-    "./pub/static/*",
-    "./var/*",
-    "./generated/*",
-    "./wp-content/uploads/*",
-    "./wp-content/cache/*",
-    "./img/*",
-    "./cache/*",
-    "./.git/*",
-    "./.maintkit*",
-]
-LINE = re.compile(r"^([0-9a-f]{64})  \./(.+)$")
+__all__ = ["DEFAULT_EXCLUDE", "Integrity", "IntegrityParams", "integrity_command", "parse_hashes"]
 
 
 class IntegrityParams(ActionParams):
@@ -45,21 +30,7 @@ class IntegrityParams(ActionParams):
 
 def integrity_command(p: IntegrityParams) -> str:
     """``find`` every regular file but the excluded ones, sorted, then ``sha256sum`` them (NUL-safe)."""
-    prune = " ".join(f"! -path {shlex.quote(pattern)}" for pattern in p.exclude)
-    return (
-        f"cd {host_path(p.root)} && find . -type f {prune} -print0 | LC_ALL=C sort -z "
-        "| xargs -0 -r sha256sum --"
-    )
-
-
-def parse_hashes(text: str) -> dict[str, str]:
-    """``sha256sum`` output -> relative path -> hash (names with a newline are left out: escaped)."""
-    files = {}
-    for line in text.splitlines():
-        found = LINE.match(line)
-        if found:
-            files[found.group(2)] = found.group(1)
-    return files
+    return hash_list_command(p.root, p.exclude)
 
 
 class Integrity(Action):
@@ -78,10 +49,11 @@ class Integrity(Action):
         return [integrity_command(params)]
 
     def run(self, params: IntegrityParams, ctx: StepContext) -> ActionResult:
-        result = ctx.run(integrity_command(params))
-        if result.rc != 0:
+        sink = ListSink()  # a result keeps only a tail of stdout: the whole list goes through a sink
+        result = ctx.run(integrity_command(params), stdout=sink)
+        if result.rc != 0 or sink.truncated:
             return ActionResult(failed=True, rc=result.rc, stderr=result.stderr, msg="the hash list failed")
-        files = parse_hashes(result.stdout)
+        files = parse_hashes(sink.text())
         return ActionResult(
             changed=False,
             rc=0,

@@ -12,11 +12,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from maintkit.actions.base import Action, ActionParams, StepContext
+from maintkit.jobs.hashlist import HashList
 from maintkit.jobs.snapshot import reads_app_config, take_snapshot
 from maintkit.model.results import ActionResult
+from maintkit.sources.codehashes import DEFAULT_EXCLUDE, start_command
 from maintkit.sources.database import DatabaseSource, dump_command, tables_command
+from maintkit.sources.diskspace import DiskReading, disk_command, disk_paths, parse_disk
 from maintkit.sources.files import FilesSource, tar_command
-from maintkit.sources.identity import database_identity_command, files_identity_command
+from maintkit.sources.identity import SourceIdentity, database_identity_command, files_identity_command
 from maintkit.sources.probe import probe_command
 from maintkit.storage.base import snapshot_prefix
 from maintkit.storage.restic import backup_command
@@ -36,11 +39,23 @@ class SnapshotParams(ActionParams):
     )
     count_rows: bool = Field(True, description="Record every table's exact row count in the manifest.")
     timeout: float | None = Field(None, description="Seconds each transfer may take (default: the step's).")
+    integrity: bool = Field(
+        False,
+        description="Integrity watch: make the SHA-256 list of the site's code files on the host while "
+        "the snapshot streams; compared after the run with the previous list (files changed outside "
+        "an update run are warned).",
+    )
+    integrity_exclude: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_EXCLUDE),
+        description="find -path patterns (from ./) the hash list leaves out: media, caches, generated files.",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> SnapshotParams:
         if self.database is None and self.files is None:
             raise ValueError("give 'database', 'files' or both")
+        if self.integrity and self.files is None:
+            raise ValueError("integrity hashes the files' root: give 'files' too")
         return self
 
 
@@ -52,6 +67,8 @@ class Snapshot(Action):
 
     def plan(self, params: SnapshotParams, ctx: StepContext) -> list[str]:
         plan = [probe_command(php=reads_app_config(params))]
+        if params.integrity and params.files:
+            plan.append(start_command(params.files.root, params.integrity_exclude))
         if params.database:
             plan.append(database_identity_command(params.database)[0])
             plan += [tables_command(params.database)[0]] if params.count_rows else []
@@ -68,15 +85,39 @@ class Snapshot(Action):
         plan.append(
             f"(control node) stream{encrypt}, hash and write each artifact to: {targets}; manifest last"
         )
+        if params.integrity:
+            plan.append("read the hash list back from the host once the snapshot is stored (and remove it)")
+        plan.append("df -P -B1 of the files' and the (local) database's filesystems: the disk trend")
         return plan
 
     def run(self, params: SnapshotParams, ctx: StepContext) -> ActionResult:
         targets = site_targets(ctx.vars, params.targets, ctx.redactor)
-        manifest = take_snapshot(params, ctx, targets)
+        hashes = (
+            HashList.start(ctx, params.files.root, params.integrity_exclude)
+            if (params.integrity and params.files)
+            else None
+        )
+        try:
+            manifest = take_snapshot(params, ctx, targets)
+        except BaseException:
+            if isinstance(hashes, HashList):
+                hashes.stop()
+            raise
+        integrity = _hash_list(hashes)
+        disk = read_disk(ctx, manifest.identity)
+        msg = (
+            f"snapshot {manifest.snapshot_id}: {len(manifest.artifacts)} artifact(s), "
+            f"{manifest.size} bytes, to {', '.join(t.name for t in targets)}"
+        )
+        if integrity is not None:
+            msg += (
+                f"; {integrity['count']} files hashed"
+                if "files" in integrity
+                else f"; warning: {integrity['error']}"
+            )
         return ActionResult(
             changed=True,
-            msg=f"snapshot {manifest.snapshot_id}: {len(manifest.artifacts)} artifact(s), "
-            f"{manifest.size} bytes, to {', '.join(t.name for t in targets)}",
+            msg=msg,
             data={
                 "snapshot_id": manifest.snapshot_id,
                 "bytes": manifest.size,
@@ -85,8 +126,35 @@ class Snapshot(Action):
                     for t in targets
                 },
                 "artifacts": {a.name: {"size": a.size, "sha256": a.sha256} for a in manifest.artifacts},
+                "disk": [reading.as_json() for reading in disk],
+                **({"integrity": integrity} if integrity is not None else {}),
             },
         )
+
+
+def _hash_list(hashes: HashList | str | None) -> dict[str, object] | None:
+    """The list read back (``files``), or why there is none (``error``); None when not asked for."""
+    if hashes is None:
+        return None
+    if isinstance(hashes, str):
+        return {"error": hashes}
+    return hashes.collect()
+
+
+def read_disk(ctx: StepContext, identity: SourceIdentity | None) -> list[DiskReading]:
+    """Free space of the snapshot's filesystems (the disk trend), read once the snapshot is complete.
+
+    Why never an error: the snapshot is stored by now; a ``df`` that fails (or a connection lost
+    at this point) costs one point of a trend, not the night's backup.
+    """
+    paths = disk_paths(identity)
+    if not paths:
+        return []
+    try:
+        result = ctx.run(disk_command(paths), timeout=30)
+    except Exception:  # a missing point, never a failed backup (see the docstring)
+        return []
+    return parse_disk(result.stdout, identity) if result.rc == 0 else []
 
 
 def _restic_plan(files: FilesSource, targets: str) -> list[str]:

@@ -68,7 +68,13 @@ def report(
     now = datetime.now(UTC)
     refs = [
         SiteRef(
-            e.site_name, e.env, e.site, e.objectives.rto_minutes, e.objectives.rpo_hours, e.objectives.window
+            e.site_name,
+            e.env,
+            e.site,
+            e.objectives.rto_minutes,
+            e.objectives.rpo_hours,
+            e.objectives.window,
+            e.objectives.availability_percent,
         )
         for e in entries
     ]

@@ -55,7 +55,7 @@ def status(
 
         from maintkit.engine.journal import journal_dir as resolve_journal_dir
         from maintkit.history.facts import gather
-        from maintkit.history.integrity import SHOWN, describe, findings
+        from maintkit.history.integrity import SHOWN, describe, findings, latest
         from maintkit.history.status import evaluate
         from maintkit.history.trendquery import trend_warnings_of
         from maintkit.model.portfolio import Objectives
@@ -91,7 +91,7 @@ def status(
                 ]
                 line.warnings += [
                     {"kind": "integrity", "message": describe(f)}
-                    for f in findings(base, line.site, line.env, now - SHOWN)[-1:]
+                    for f in latest(findings(base, line.site, line.env, now - SHOWN))
                 ]
                 line.warnings += [  # killed runs, or ends the history missed: not lock holders
                     {

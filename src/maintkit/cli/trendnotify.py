@@ -39,9 +39,7 @@ def report_trends(
     if not quiet:
         for message in messages:
             click.echo(f"warning: trend: {message}", err=True)
-    monitoring.emit = lambda *_a, **fields: click.echo(
-        f"warning: notification: {fields.get('error')}", err=True
-    )
+    monitoring.emit = _say_failed_notifications
     monitoring.warn(f"WARNING: maintkit trends on {env}", "\n".join(messages))
     return messages
 
@@ -65,11 +63,13 @@ def _plain_trends(url: str, sites: list[str], env: str, journal: Path | None) ->
 
 
 def _has_integrity_steps(journal: Path | None) -> bool:
-    """Whether the journal may hold an ``integrity`` step (a substring test: a false yes only costs time)."""
+    """Whether the journal may hold a hash list (an ``integrity`` step, a snapshot with
+    ``integrity: true``) or an ``audit`` step's findings, which :mod:`maintkit.history.integrity`
+    compares through SQLAlchemy (a substring test: a false yes only costs time)."""
     if journal is None or not journal.is_file():
         return False
     with open(journal, encoding="utf-8") as handle:
-        return any('"integrity"' in line for line in handle)
+        return any('"integrity"' in line or '"audit"' in line for line in handle)
 
 
 def _trends_through_sqlalchemy(
@@ -98,10 +98,18 @@ def _trends_through_sqlalchemy(
     return messages
 
 
+def _say_failed_notifications(*_args: Any, **fields: Any) -> None:
+    """The journal is closed by now: a notification that failed is said on stderr, one that went
+    out is not (it printed ``warning: notification: None`` for every success before)."""
+    if fields.get("error"):
+        click.echo(f"warning: notification: {fields['error']}", err=True)
+
+
 def _integrity(
     config: RunConfig, journals: Path, journal: Path | None, session: Any, now: datetime
 ) -> list[str]:
-    """Compare each host's hash list of this run (its ``integrity`` steps) with the previous one."""
+    """Compare each host's hash list of this run (its ``integrity`` steps, its snapshots made with
+    ``integrity: true``) with the previous one."""
     import json
 
     from maintkit.config.freezeguard import changing_steps
@@ -115,20 +123,51 @@ def _integrity(
     with open(journal, encoding="utf-8") as handle:
         for line in handle:
             event = json.loads(line)
-            if (
-                event.get("event") != "step_end"
-                or event.get("action") != "integrity"
-                or event.get("status") != "ok"
-            ):
+            if event.get("event") != "step_end":
                 continue
             host = str(event.get("host"))
-            files = (event.get("data") or {}).get("files")
-            if host not in config.variables or not isinstance(files, dict):
+            if event.get("action") == "audit" and host in config.variables:
+                out += _audit(config, journals, event, now)
+                continue
+            if event.get("status") not in ("ok", "changed"):
+                continue
+            listed = hash_list(event)
+            if host not in config.variables or listed is None:
                 continue
             site, env = site_name(config.variables[host]), config.inventory.name
+            if "error" in listed:
+                out.append(f"{site} ({env}): integrity watch: {listed['error']}")
+                continue
             finding = check(
-                journals.parent, session, site, env, files, str(event.get("run_id")), now, updating
+                journals.parent, session, site, env, listed["files"], str(event.get("run_id")), now, updating
             )
             if finding is not None:
                 out.append(f"{site} ({env}): {describe(finding)}")
     return out
+
+
+def _audit(config: RunConfig, journals: Path, event: dict[str, Any], now: datetime) -> list[str]:
+    """An ``audit`` step's checksum mismatches or advisories, when new since the site's last audit."""
+    from maintkit.history.integrity import audit_items, check_audit, describe
+    from maintkit.storage.sites import site_name
+
+    if event.get("status") in ("skipped", "planned"):
+        return []
+    found = audit_items(event.get("data") or {})
+    if found is None:
+        return []
+    site, env = site_name(config.variables[str(event.get("host"))]), config.inventory.name
+    finding = check_audit(journals.parent, site, env, *found, str(event.get("run_id")), now)
+    return [f"{site} ({env}): {describe(finding)}"] if finding is not None else []
+
+
+def hash_list(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The code hash list a step recorded: an ``integrity`` step's, or the one a ``snapshot`` with
+    ``integrity: true`` made while it streamed (``files``, or ``error`` when it could not be made)."""
+    data = event.get("data") or {}
+    if event.get("action") == "integrity" and isinstance(data.get("files"), dict):
+        return {"files": data["files"]}
+    listed = data.get("integrity") if event.get("action") == "snapshot" else None
+    if isinstance(listed, dict) and (isinstance(listed.get("files"), dict) or listed.get("error")):
+        return listed
+    return None

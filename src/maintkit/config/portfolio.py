@@ -17,6 +17,7 @@ The format (every key but ``clients`` optional)::
       freeze:                       # no update or promotion on these days (both included, UTC dates)
         - {from: 2026-11-20, to: 2027-01-05, reason: Black Friday}
       drill_before_freeze_days: 14  # a successful restore drill at most this long before a freeze starts
+      availability_percent: 99.5    # the SLA the monthly report measures the smoke checks against
     clients:
       acme:
         title: ACME GmbH
@@ -70,6 +71,7 @@ OBJECTIVE_KEYS = (
     "timezone",
     "freeze",
     "drill_before_freeze_days",
+    "availability_percent",
 )
 TOP_KEYS = ("defaults", "clients")
 CLIENT_KEYS = ("title", "sites")
@@ -287,6 +289,11 @@ def _objective_values(reader: _Reader, body: dict[Any, Any], path: tuple[Any, ..
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 reader.problem(where, f"{key} must be a whole number of days > 0, not {value!r}")
                 continue
+        elif key == "availability_percent" and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 100
+        ):
+            reader.problem(where, f"availability_percent must be a percentage > 0 and <= 100, not {value!r}")
+            continue
         elif (
             isinstance(value, bool)
             or not isinstance(value, int | float)
@@ -313,6 +320,7 @@ def _objectives(reader: _Reader, values: dict[str, Any], path: tuple[Any, ...]) 
         window=window,
         freeze=values.get("freeze", ()),
         drill_before_freeze_days=values.get("drill_before_freeze_days"),
+        availability_percent=values.get("availability_percent"),
     )
 
 

@@ -14,6 +14,7 @@ created 0600 before SQLite opens it: it names hosts, sites and errors.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
 
 # HEAD (from .schema): a database already at the newest revision is used without importing Alembic,
 # a third of ``status``'s start-up
+#: Alembic's ``context``/``script`` proxies are module globals: two threads of one process migrating
+#: at once (the history sink still migrating a new database when the run's trends open it) break
+#: each other (KeyError: 'script'); one migration at a time per process
+_MIGRATING = threading.Lock()
 
 #: seconds a connection attempt to a database server may take (a dead server must not hang a run's end)
 CONNECT_TIMEOUT = 5
@@ -130,6 +135,13 @@ def current_revision(engine: Engine) -> str | None:
 def migrate(engine: Engine) -> None:
     """Upgrade the schema to the newest revision, unless it is there already (one query, no Alembic)."""
     if current_revision(engine) == HEAD:
+        return
+    with _MIGRATING:
+        _migrate(engine)
+
+
+def _migrate(engine: Engine) -> None:
+    if current_revision(engine) == HEAD:  # another thread did it while this one waited
         return
     from alembic import command
 

@@ -6,6 +6,13 @@ code by design; the change is expected when this run changes production, or when
 an update or a release of the site since the previous list. Otherwise it is a warning naming the
 files; the new list becomes the baseline either way (one warning per change, not one per night),
 and the finding is kept (``SITE-findings.jsonl``) for ``status`` and the report.
+
+The same view takes what the ``audit`` step finds (:func:`check_audit`): WordPress core and plugin
+files that differ from wordpress.org's checksums (``kind: wordpress-checksums``) and ``composer
+audit`` advisories (``kind: composer-audit``). Those are warned whether or not an update runs (a
+tampered core file is news either way), but only when they are **new** against the previous audit
+of the site (its last result is kept in ``SITE-audit-KIND.json``): an advisory nobody has fixed
+yet is reported once, not every night.
 """
 
 from __future__ import annotations
@@ -68,6 +75,63 @@ def check(
     return finding
 
 
+#: the audit's findings kinds and how each names its items
+AUDIT_KINDS = {
+    "wordpress-checksums": "WordPress files differ from wordpress.org's checksums",
+    "composer-audit": "composer audit reports security advisories",
+}
+
+
+def audit_items(data: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """An ``audit`` step's data as (kind, one line per file or advisory; empty when clean); None
+    when it is no audit's data.
+    A WordPress audit's data has ``files`` and ``failures``; composer's has ``advisories``."""
+    if "files" in data or "failures" in data:
+        rows = [r for r in data.get("files") or [] if isinstance(r, dict)]
+        items = [f"{r.get('scope')}: {r.get('file')} ({r.get('problem')})" for r in rows]
+        if not items and data.get("failures"):
+            items = [str(f) for f in data["failures"]]  # a failure whose files could not be read
+        return "wordpress-checksums", sorted(set(items))  # none: the next mismatch is news again
+    if "advisories" not in data:
+        return None
+    advisories = [a for a in data.get("advisories") or [] if isinstance(a, dict)]
+    items = [f"{a.get('package')}: {a.get('title')} [{a.get('severity')}]" for a in advisories]
+    return "composer-audit", sorted(set(items))
+
+
+def check_audit(
+    base: Path, site: str, env: str, kind: str, items: list[str], run_id: str, now: datetime
+) -> dict[str, Any] | None:
+    """Keep this audit's items; return a finding with those not in the previous audit (or None)."""
+    where = folder(base, env)
+    make_private_dirs(where)
+    state = where / f"{site}-audit-{kind}.json"
+    previous = set(json.loads(state.read_text())["items"]) if state.is_file() else set()
+    _write(state, {"at": now.isoformat(), "run_id": run_id, "items": items})
+    new = [item for item in items if item not in previous]
+    if not new:
+        return None
+    finding = {
+        "kind": kind,
+        "at": now.isoformat(),
+        "run_id": run_id,
+        "summary": AUDIT_KINDS[kind],
+        "items": new,
+    }
+    descriptor = open_private(where / f"{site}-findings.jsonl")
+    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(finding) + "\n")
+    return finding
+
+
+def latest(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The newest finding of each kind (file changes, checksums, advisories), oldest first."""
+    newest: dict[str, dict[str, Any]] = {}
+    for finding in found:
+        newest[finding.get("kind", "files")] = finding
+    return sorted(newest.values(), key=lambda f: str(f["at"]))
+
+
 def findings(
     base: Path, site: str, env: str, since: datetime, until: datetime | None = None
 ) -> list[dict[str, Any]]:
@@ -85,7 +149,12 @@ def findings(
 
 
 def describe(finding: dict[str, Any], limit: int = 10) -> str:
-    """``files changed outside an update: added x.php; changed index.php`` (at most ``limit`` names each)."""
+    """``files changed outside an update: added x.php; changed index.php`` (at most ``limit`` names each);
+    an audit's finding: its summary and items."""
+    if finding.get("kind") in AUDIT_KINDS:
+        names = finding.get("items") or []
+        more = f" and {len(names) - limit} more" if len(names) > limit else ""
+        return f"{finding['summary']}: " + "; ".join(names[:limit]) + more
     parts = []
     for kind in ("added", "changed", "removed"):
         names = finding.get(kind) or []

@@ -256,6 +256,21 @@ class _Mapper:
                 "engine": data.get("engine"),
             },
         )
+        for reading in data.get("disk") or []:
+            if isinstance(reading, dict) and isinstance(reading.get("free"), int):
+                self.record.add(
+                    "disk_space",
+                    {
+                        **self._base(event),
+                        "host": str(event.get("host")),
+                        "at": parse_ts(event.get("ts")),
+                        "what": str(reading.get("what")),
+                        "path": reading.get("path"),
+                        "mount": reading.get("mount"),
+                        "total_bytes": int(reading.get("total") or 0),
+                        "free_bytes": int(reading["free"]),
+                    },
+                )
 
     def _step_verify(self, event: dict[str, Any], data: dict[str, Any], ok: bool) -> None:
         assert self.record is not None

@@ -208,6 +208,29 @@ class LockWait(Base):
     holder: Mapped[str | None] = mapped_column(Text)
 
 
+class DiskSpace(Base):
+    """Free space of a filesystem on a site's host, read by the ``snapshot`` step (the disk trend).
+
+    ``what`` says whose filesystem it is: ``files`` (the site's folder) or ``database`` (the
+    database server's data directory, when the server runs on that host).
+    """
+
+    __tablename__ = "disk_space"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(_run_fk(), index=True)
+    site: Mapped[str] = mapped_column(String(255))
+    env: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    what: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str | None] = mapped_column(Text)
+    mount: Mapped[str | None] = mapped_column(Text)
+    total_bytes: Mapped[int] = mapped_column(BigInteger)
+    free_bytes: Mapped[int] = mapped_column(BigInteger)
+    #: the trend reads the last five weeks of every listed site at once (history.trendquery)
+    __table_args__ = (Index("ix_disk_space_env_at", "env", "at"),)
+
+
 #: the row classes of a run's facts, in the order they are written (Run first)
 FACT_MODELS: tuple[type[Base], ...] = (
     HostOutcome,
@@ -220,4 +243,5 @@ FACT_MODELS: tuple[type[Base], ...] = (
     Release,
     Rollback,
     LockWait,
+    DiskSpace,
 )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from maintkit.history.schema import HEAD
 from maintkit.history.sqlitewriter import BUSY_SECONDS
-from maintkit.history.trends import Trend, latency_trend, size_trend
+from maintkit.history.trends import Trend, disk_trend, latency_trend, size_trend
 
 Key = tuple[str, str]  # (site, env)
 
@@ -60,11 +60,38 @@ def trend_warnings(path: Path, sites: list[str], env: str, now: datetime) -> dic
         size_sql += " ORDER BY taken"
         for site, taken, size in connection.execute(size_sql, [env, *sites, since, until]):
             sizes[(site, env)].append((_read(taken), int(size or 0)))
+        disks = _disks(connection, where, [env, *sites, since, until], env)
     finally:
         connection.close()
     out: dict[Key, list[Trend]] = {}
     for site in sites:
         key = (site, env)
         trends = [latency_trend(latencies.get(key, []), now), size_trend(sizes.get(key, []))]
+        trends += [disk_trend(series, now, label) for label, series in disks.get(key, {}).items()]
         out[key] = [t for t in trends if t is not None]
+    return out
+
+
+def _disks(
+    connection: sqlite3.Connection, where: str, params: list[str], env: str
+) -> dict[Key, dict[str, list[tuple[datetime, int, int]]]]:
+    """Free space per site and filesystem, named as :func:`maintkit.history.trendquery._disks`
+    names it (the files' and the database's on one filesystem are one series)."""
+    sql = (
+        f"SELECT site, host, mount, what, at, free_bytes, total_bytes FROM disk_space WHERE {where} "  # noqa: S608
+        "AND at >= ? AND at <= ? ORDER BY at"
+    )
+    rows: dict[Key, dict[tuple[str, str], list[tuple[datetime, int, int, str]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for site, host, mount, what, at, free, total in connection.execute(sql, params):
+        rows[(site, env)][(host, mount or "?")].append((_read(at), int(free), int(total or 0), what))
+    out: dict[Key, dict[str, list[tuple[datetime, int, int]]]] = {}
+    for key, filesystems in rows.items():
+        named = {}
+        for (host, mount), points in filesystems.items():
+            whose = " and ".join(sorted({what for *_, what in points}))
+            series = {at: (at, free, total) for at, free, total, _ in points}  # one reading per snapshot
+            named[f"the disk of the {whose} on {host} ({mount})"] = list(series.values())
+        out[key] = named
     return out

@@ -67,6 +67,7 @@ class SiteRef:
     rto_minutes: float | None = None
     rpo_hours: float | None = None
     window: MaintenanceWindow | None = None
+    availability_percent: float | None = None  # the SLA target; DEFAULT_SLA when the portfolio sets none
 
 
 def site_report(
@@ -146,7 +147,7 @@ def site_report(
         ],
         "incidents": _incidents(runs, rollbacks),
         "freeze_overrides": _overrides(runs),
-        "availability": _availability(smoke),
+        "availability": _availability(smoke, ref.availability_percent or DEFAULT_SLA),
         "runs": [
             {
                 "id": r.id,
@@ -240,7 +241,7 @@ def _first_event(path: str | None) -> dict[str, Any] | None:
     return None
 
 
-def _availability(checks: list[SmokeCheck]) -> dict[str, Any]:
+def _availability(checks: list[SmokeCheck], target: float) -> dict[str, Any]:
     latencies = sorted(c.latency_ms for c in checks if c.latency_ms is not None)
     daily: dict[str, list[float]] = {}
     for check in checks:
@@ -251,7 +252,7 @@ def _availability(checks: list[SmokeCheck]) -> dict[str, Any]:
         "checks": len(checks),
         "passed": passed,
         "percent": round(100 * passed / len(checks), 3) if checks else None,
-        "sla_percent": DEFAULT_SLA,
+        "sla_percent": target,
         "p95_ms": percentile(latencies, 95),
         "median_ms": percentile(latencies, 50),
         "daily_p95_ms": [{"day": d, "p95_ms": percentile(sorted(v), 95)} for d, v in sorted(daily.items())],
@@ -303,8 +304,14 @@ def next_actions(data: dict[str, Any], ref: SiteRef, period: Period, now: dateti
         actions.append(
             f"{len(data['advisories'])} security advisory(ies) reported: plan the updates that fix them."
         )
-    if data.get("integrity"):
+    kinds = {finding.get("kind", "files") for finding in data.get("integrity") or []}
+    if "files" in kinds:
         actions.append("Files changed outside an update run (see Incidents): an engineer must check them.")
+    if "wordpress-checksums" in kinds:
+        actions.append(
+            "WordPress files differ from wordpress.org's (see Incidents): an engineer must check them "
+            "before the next update overwrites or keeps them."
+        )
     if any(i["done"].startswith("rollback did not finish") for i in data["incidents"]):
         actions.append("A rollback did not finish: an engineer must check the site.")
     if not actions:

@@ -10,7 +10,7 @@ and to Alembic's head.
 from __future__ import annotations
 
 #: the newest migration shipped (tests/unit/test_history_migrations.py keeps it equal to Alembic's head)
-HEAD = "0002"
+HEAD = "0003"
 
 #: the tables of a run's facts, in the order they are written (``runs`` first); the same as
 #: :data:`maintkit.history.models.FACT_MODELS` (tests/unit/test_history_sqlitewriter.py)
@@ -25,6 +25,7 @@ FACT_TABLES: tuple[str, ...] = (
     "releases",
     "rollbacks",
     "lock_waits",
+    "disk_space",
 )
 
 #: the ``command`` of a ``maintkit fleet run``'s own row; each of its sites' runs is ``fleet``. The

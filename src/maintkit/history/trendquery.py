@@ -9,15 +9,15 @@ the ``(env, time)`` indexes cost about what one site does (benchmarks/status_his
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from maintkit.history.mapping import as_utc
-from maintkit.history.models import Run, SmokeCheck, Snapshot
-from maintkit.history.trends import Trend, duration_trend, latency_trend, size_trend
+from maintkit.history.models import DiskSpace, Run, SmokeCheck, Snapshot
+from maintkit.history.trends import Trend, disk_trend, duration_trend, latency_trend, size_trend
 from maintkit.model.portfolio import MaintenanceWindow
 
 LOOKBACK = timedelta(days=35)
@@ -56,6 +56,7 @@ def trend_warnings_of(
             sizes[(site, env)].append((as_utc(taken), int(size or 0)))
             run_keys[run_id] = (site, env)
     durations = _durations(session, run_keys, since) if any(windows.values()) else {}
+    disks = _disks(session, windows, envs, since, now)
     found: dict[Key, list[Trend]] = {}
     for key, window in windows.items():
         trends = [
@@ -63,8 +64,47 @@ def trend_warnings_of(
             size_trend(sizes.get(key, [])),
             duration_trend(durations.get(key, []), window_length(window), now),
         ]
+        trends += [disk_trend(series, now, label) for label, series in disks.get(key, {}).items()]
         found[key] = [t for t in trends if t is not None]
     return found
+
+
+def _disks(
+    session: Session, windows: Mapping[Key, object], envs: list[str], since: datetime, now: datetime
+) -> dict[Key, dict[str, list[tuple[datetime, int, int]]]]:
+    """Free space per site environment and filesystem (host and mount), oldest first, each series
+    named as its warning names it: the files' and the database's on one filesystem are one series."""
+    rows: dict[Key, dict[tuple[str, str], list[tuple[datetime, int, int, str]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    query = (
+        select(
+            DiskSpace.site,
+            DiskSpace.env,
+            DiskSpace.host,
+            DiskSpace.mount,
+            DiskSpace.what,
+            DiskSpace.at,
+            DiskSpace.free_bytes,
+            DiskSpace.total_bytes,
+        )
+        .where(DiskSpace.env.in_(envs), DiskSpace.at >= since, DiskSpace.at <= now)
+        .order_by(DiskSpace.at)
+    )
+    for site, env, host, mount, what, at, free, total in session.execute(query):
+        if (site, env) in windows:
+            rows[(site, env)][(host, mount or "?")].append((as_utc(at), int(free), int(total or 0), what))
+    out: dict[Key, dict[str, list[tuple[datetime, int, int]]]] = {}
+    for key, filesystems in rows.items():
+        named = {}
+        for (host, mount), points in filesystems.items():
+            whose = " and ".join(sorted({what for *_, what in points}))
+            series: dict[datetime, tuple[datetime, int, int]] = {}
+            for at, free, total, _ in points:  # one reading per snapshot, whoever asked
+                series[at] = (at, free, total)
+            named[f"the disk of the {whose} on {host} ({mount})"] = list(series.values())
+        out[key] = named
+    return out
 
 
 def _durations(

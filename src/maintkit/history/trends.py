@@ -15,10 +15,17 @@ that stays quiet on noise:
 - **Snapshot duration**: a least-squares line through the durations of the last 30 days' backup
   runs (at least :data:`MIN_RUNS`), projected forward: the date it reaches the nightly window's
   length; warned when that date is within :data:`HORIZON_DAYS` (or the last run did not fit).
+- **Disk space** (read by each snapshot, per filesystem): a least-squares line through the last 30
+  days' free bytes (at least :data:`MIN_RUNS` readings over at least :data:`MIN_SPAN_DAYS` days),
+  projected to the day nothing is left; warned when that day is within :data:`HORIZON_DAYS`. The
+  fall must be real, not noise: the slope's t statistic (slope over its standard error) must be at
+  least :data:`MIN_T` — a disk that goes up and down by a few GB a night around a flat line never
+  fires, whatever one unlucky pair of nights suggests.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +35,8 @@ MIN_BASELINE = 10
 MIN_SIZE = 1024
 MIN_RUNS = 5
 HORIZON_DAYS = 30
+MIN_SPAN_DAYS = 3
+MIN_T = 3.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,57 @@ def duration_trend(
         value=round(slope, 1),
         date=day,
     )
+
+
+def _line(points: Sequence[tuple[float, float]]) -> tuple[float, float, float] | None:
+    """Least squares through (x, y): slope, intercept and the slope's t statistic (inf when exact)."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if spread == 0 or n < 3:
+        return None
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+    intercept = mean_y - slope * mean_x
+    residual = sum((y - intercept - slope * x) ** 2 for x, y in points)
+    error = math.sqrt(residual / (n - 2) / spread)
+    return slope, intercept, abs(slope) / error if error > 0 else math.inf
+
+
+def disk_trend(
+    readings: Sequence[tuple[datetime, int, int]], now: datetime, label: str = "the disk"
+) -> Trend | None:
+    """Free bytes of one filesystem (time, free, total), oldest first: the day it runs out."""
+    recent = [(at, free, total) for at, free, total in readings if now - timedelta(days=30) <= at <= now]
+    if len(recent) < MIN_RUNS:
+        return None
+    origin, (last_at, last_free, last_total) = recent[0][0], recent[-1]
+    if (last_at - origin) < timedelta(days=MIN_SPAN_DAYS):
+        return None
+    fit = _line([((at - origin).total_seconds() / 86400, float(free)) for at, free, _ in recent])
+    if fit is None:
+        return None
+    slope, _, t = fit
+    if slope >= 0 or t < MIN_T:
+        return None
+    empty = last_at + timedelta(days=last_free / -slope)
+    if empty - now > timedelta(days=HORIZON_DAYS):
+        return None
+    day = empty.date().isoformat()
+    share = f", {last_free / last_total:.0%} of {_gib(last_total)}" if last_total else ""
+    return Trend(
+        "disk-space",
+        f"{label} fills up: {_gib(last_free)} free{share}, {_gib(-slope)} less a day: "
+        f"at this rate it is full on {day}",
+        value=round(-slope),
+        date=day,
+    )
+
+
+def _gib(size: float) -> str:
+    if size >= 1024**3:
+        return f"{size / 1024**3:.1f} GiB"
+    return f"{size / 1024**2:.0f} MiB"
 
 
 def _mib(size: float) -> str:

@@ -46,6 +46,8 @@ class Objectives:
     freeze: tuple[FreezeWindow, ...] = ()
     #: a successful restore drill is due within this many days before a freeze starts
     drill_before_freeze_days: int | None = None
+    #: the availability (share of passed smoke checks, %) the monthly report measures against
+    availability_percent: float | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ say) counts as ``high``: unknown must not pass a gate meant to stop dangerous up
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -71,3 +72,51 @@ def at_or_above(advisories: list[Advisory], threshold: Threshold) -> list[Adviso
         return []
     floor = RANK[threshold]
     return [a for a in advisories if RANK.get(a.severity, RANK[UNKNOWN_SEVERITY]) >= floor]
+
+
+#: wp-cli's core verify-checksums warnings: which file, and what is wrong with it
+_CORE_LINES = (
+    (re.compile(r"File doesn't verify against checksum: (.+)$"), "changed"),
+    (re.compile(r"File doesn't exist: (.+)$"), "missing"),
+    (re.compile(r"File should not exist: (.+)$"), "added"),
+)
+#: the warning form of a plugin's mismatch: ``NAME: Checksum does not match (FILE)``
+_PLUGIN_LINE = re.compile(
+    r"^(?:Warning: )?([\w.-]+): (Checksum does not match|File is missing|File was added) \((.+)\)$"
+)
+
+
+def parse_wp_checksums(text: str) -> list[dict[str, str]]:
+    """The files ``wp core verify-checksums`` and ``wp plugin verify-checksums`` name, each as
+    ``{scope: core | plugin NAME, file, problem}``: the warning lines, and the rows of
+    ``--format=json`` (``plugin_name``, ``file``, ``message``) when the output holds them."""
+    found: list[dict[str, str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            try:
+                rows = json.loads(line)
+            except ValueError:
+                rows = []
+            for row in rows if isinstance(rows, list) else []:
+                if isinstance(row, dict) and row.get("file"):
+                    found.append(
+                        {
+                            "scope": f"plugin {row.get('plugin_name', '?')}",
+                            "file": str(row["file"]),
+                            "problem": str(row.get("message", "")),
+                        }
+                    )
+            continue
+        plugin = _PLUGIN_LINE.match(line)
+        if plugin:
+            found.append(
+                {"scope": f"plugin {plugin.group(1)}", "file": plugin.group(3), "problem": plugin.group(2)}
+            )
+            continue
+        for pattern, problem in _CORE_LINES:
+            core = pattern.search(line)
+            if core:
+                found.append({"scope": "core", "file": core.group(1).strip(), "problem": problem})
+                break
+    return found
