@@ -28,7 +28,8 @@ def events(run_id: str, hours_ago: float, size: int = 1000, latency: float = 80.
     base = {"run_id": run_id, "ts": at, "host": "web1"}
     steps = [
         {"action": "snapshot", "status": "changed", "data": {"snapshot_id": f"S-{run_id}", "bytes": size,
-         "artifacts": {"db.sql.zst": {"size": size, "sha256": "ab"}}, "targets": {"local": "x/é"}}},
+         "artifacts": {"db.sql.zst": {"size": size, "sha256": "ab"}}, "targets": {"local": "x/é"},
+         "disk": [{"what": "files", "path": "/srv", "mount": "/", "total": 10**12, "free": 10**11}]}},
         {"action": "verify", "status": "failed", "msg": "sha256 differs", "data": {"snapshot_id": "S"}},
         {"action": "composer", "status": "changed", "data": {"moved": [{"package": "a/b", "old": "1",
          "new": "2"}]}},
