@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import random
 import re
 import resource
@@ -78,6 +79,21 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def sshd_cpu(user: str) -> dict[int, float]:
+    """CPU seconds of every sshd process running as ``user`` (the test host's sessions and forwards)."""
+    uid = pwd.getpwnam(user).pw_uid
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if proc.stat().st_uid == uid and (proc / "comm").read_text().strip() == "sshd":
+                found[int(proc.name)] = process_cpu(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -122,6 +138,23 @@ class FirstNight:
         return {"wall": wall, "host command": command, "sshd": sshd,
                 "ssh client": usage.ru_utime + usage.ru_stime, "stored": out.stat().st_size}  # fmt: skip
 
+    def raw_ssh(self, cipher: str, size: int) -> Row:
+        """``ssh -c CIPHER host 'head -c SIZE /dev/zero' > /dev/null``: what SSH's encryption alone
+        costs the client and sshd per byte with this cipher (the forward's choice, docs)."""
+        remote = f"head -c {int(size)} /dev/zero" + REMOTE_CPU
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [*self.bench.ssh_argv("-c", cipher), remote],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        err = proc.stderr.read() if proc.stderr else b""
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"ssh -c {cipher} failed: {err.decode()[-500:]}")
+        _command, sshd = remote_cpu(err.decode("utf-8", "replace"))
+        return {"wall": wall, "ssh client": usage.ru_utime + usage.ru_stime, "sshd": sshd, "stored": 0}
+
     def alone(self) -> Row:
         repo = self.bench.repository(f"alone-{secrets.token_hex(3)}")
         cache = self.bench.root / "alone-cache"
@@ -157,12 +190,17 @@ class FirstNight:
                 assert server._proc is not None
                 rclone_before = process_cpu(server._proc.pid)
                 own_before, kids_before = time.process_time(), children_cpu()
+                sshd_before = sshd_cpu(bench.host.user)
                 start = time.perf_counter()
                 with bench.transport.forward_remote(server.port) as port:
                     result = bench.transport.run(
                         command, secret=True, timeout=3600,
                         env={"RESTIC_REPOSITORY": server.url(port), "RESTIC_PASSWORD": bench.password},
                     )  # fmt: skip
+                    # every sshd of the host user: the command's session and the forward's connection
+                    sshd = sum(
+                        cpu - sshd_before.get(pid, 0.0) for pid, cpu in sshd_cpu(bench.host.user).items()
+                    )
                 wall = time.perf_counter() - start
                 rclone = process_cpu(server._proc.pid) - rclone_before
                 own = time.process_time() - own_before
@@ -174,7 +212,7 @@ class FirstNight:
                 os.environ[DISABLE_ENV] = saved
         if result.rc != 0:
             raise RuntimeError(f"restic through the forward failed: {result.stderr[-800:]}")
-        restic, sshd = remote_cpu(result.stderr)
+        restic, _session = remote_cpu(result.stderr)
         stored = du(Path(repo.location))
         shutil.rmtree(repo.location, ignore_errors=True)
         return {"wall": wall, "restic": restic, "sshd": sshd, "ssh client": ssh_client, "rclone": rclone,
@@ -210,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
             "restic, maintkit forward (ssh -R)": lambda: night.through_forward(paramiko=False),
             "restic, maintkit forward (paramiko)": lambda: night.through_forward(paramiko=True),
         }
+        for cipher in ("chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"):
+            candidates[f"SSH alone: {cipher}, {total / MB:.0f} MB of zeros"] = lambda c=cipher: night.raw_ssh(  # type: ignore[misc]
+                c, total
+            )
         for variant in args.variant:
             candidates[f"restic, ssh -R, {variant}"] = lambda v=variant: night.through_forward(  # type: ignore[misc]
                 paramiko=False, variant=v

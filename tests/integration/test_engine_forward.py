@@ -103,7 +103,8 @@ def test_the_forward_goes_through_ssh_and_carries_bytes_both_ways(transport: SSH
     try:
         with transport.forward_remote(server.port) as host_port:
             assert transport.openssh_forwards == 1
-            assert len(forwarding_ssh(server.port)) == 1  # ssh -N -R, not paramiko
+            [ssh] = forwarding_ssh(server.port)  # ssh -N -R, not paramiko
+            assert " -N " in ssh and "StrictHostKeyChecking=yes" in ssh and "Ciphers=aes128-gcm" in ssh
             uploaded, downloaded = round_trip(transport, host_port)
         assert uploaded == expected_upload() and server.received == UPLOAD
         assert downloaded == hashlib.sha256(DOWNLOAD).hexdigest()
