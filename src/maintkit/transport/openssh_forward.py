@@ -96,16 +96,23 @@ class OpenSSHForward:
             raise ForwardUnavailable(f"ssh could not start: {error}") from error
         self._reader = threading.Thread(target=self._read, daemon=True, name="ssh-forward-stderr")
         self._reader.start()
+        try:
+            self._wait_for_port()
+        except BaseException:  # refused, timed out, or interrupted: no ssh is left behind
+            self.stop()
+            raise
+        return self
+
+    def _wait_for_port(self) -> None:
+        proc, reader = self._proc, self._reader
+        assert proc is not None and reader is not None
         deadline = time.monotonic() + self.timeout
         while not self._found.wait(0.05):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self._reader.join(timeout=1)
+            if proc.poll() is not None or time.monotonic() > deadline:
+                reader.join(timeout=1)
                 if self._found.is_set():
-                    break
-                why = self.stderr().strip()[-300:] or f"ssh exited {self._proc.returncode}"
-                self.stop()
-                raise ForwardUnavailable(why)
-        return self
+                    return
+                raise ForwardUnavailable(self.stderr().strip()[-300:] or f"ssh exited {proc.returncode}")
 
     def _read(self) -> None:
         """Drain ssh's stderr (it must never block on a full pipe), noting the allocated port."""
