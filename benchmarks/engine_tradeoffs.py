@@ -7,8 +7,9 @@
     append-only server (only new chunks stored). Reported: wall seconds and bytes stored per night.
 (b) **A tree of 100,000 small files** (a ``vendor/`` + media mix): first and second (unchanged)
     snapshot with ``ssh 'tar | zstd' > file``, restic on the host through OpenSSH's ``-R`` forward,
-    restic on the host through maintkit's own forward (paramiko, the path the product takes:
-    :meth:`SSHTransport.forward_remote`), and restic alone (on the same machine, a local repository:
+    restic on the host through maintkit's own forward (the path the product takes,
+    :meth:`SSHTransport.forward_remote`: the system ``ssh -R``, and paramiko's as before it), and
+    restic alone (on the same machine, a local repository:
     what the engine costs without any SSH).
 (c) **The first, full snapshot** of a media-like tree: restic through each forward against
     ``ssh 'tar | zstd' > file``, the baseline of the issue's target (<= 1.1x), and restic alone (what
@@ -46,6 +47,7 @@ from common import log, machine_facts, markdown_table, need_system, print_report
 from tests.sshd import SSHHost, SSHServers, open_transport, write_known_hosts
 
 from maintkit.storage.restic import AppendOnlyServer, Repository, ensure_password_file, read_password
+from maintkit.transport.openssh import DISABLE_ENV
 from maintkit.transport.ssh.transport import SSHTransport
 
 MB = 1_000_000
@@ -245,17 +247,28 @@ class Bench:
             raise RuntimeError(f"restic over ssh -R failed: {err.decode()[-1500:]}")
         return Result(seconds, du(Path(repo.location)), link_bytes(err))
 
-    def restic_maintkit(self, repo: Repository, args: str) -> Result:
-        """restic on the host through maintkit's forward (paramiko), as the product runs it."""
-        with self.server(repo) as server:
-            start = time.perf_counter()
-            with self.transport.forward_remote(server.port) as port:
-                result = self.transport.run(
-                    f"cd {self.work} && exec restic {args}",
-                    env={"RESTIC_REPOSITORY": server.url(port), "RESTIC_PASSWORD": self.password},
-                    secret=True, timeout=3600,
-                )  # fmt: skip
-            seconds = time.perf_counter() - start
+    def restic_maintkit(self, repo: Repository, args: str, *, paramiko: bool = False) -> Result:
+        """restic on the host through maintkit's forward, as the product runs it: the system
+        ``ssh -R`` (:mod:`maintkit.transport.openssh_forward`), or with ``paramiko`` the forward in
+        Python it replaced (``MAINTKIT_BULK_SSH=paramiko``, which the transport reads at each call)."""
+        saved = os.environ.get(DISABLE_ENV)
+        if paramiko:
+            os.environ[DISABLE_ENV] = "paramiko"
+        try:
+            with self.server(repo) as server:
+                start = time.perf_counter()
+                with self.transport.forward_remote(server.port) as port:
+                    result = self.transport.run(
+                        f"cd {self.work} && exec restic {args}",
+                        env={"RESTIC_REPOSITORY": server.url(port), "RESTIC_PASSWORD": self.password},
+                        secret=True, timeout=3600,
+                    )  # fmt: skip
+                seconds = time.perf_counter() - start
+        finally:
+            if saved is None:
+                os.environ.pop(DISABLE_ENV, None)
+            else:
+                os.environ[DISABLE_ENV] = saved
         if result.rc != 0:
             raise RuntimeError(f"restic over maintkit's forward failed: {result.stderr[-1500:]}")
         return Result(seconds, du(Path(repo.location)))
@@ -331,7 +344,7 @@ def small_files(bench: Bench, count: int) -> tuple[str, int]:
     bench.chown()
     subprocess.run(["sync"], check=False)
     candidates: dict[str, Callable[[int], Result]] = {}
-    repos = {n: bench.repository(f"small-{n}") for n in ("openssh", "maintkit", "alone")}
+    repos = {n: bench.repository(f"small-{n}") for n in ("openssh", "maintkit", "paramiko", "alone")}
     bench.forget_cache()
     candidates["ssh 'tar | zstd' > file"] = lambda n: bench.streamed(
         f"set -o pipefail; tar -C {tree} -cf - . | zstd -q -c", bench.root / "small-tar" / f"n{n}.tar.zst"
@@ -339,8 +352,11 @@ def small_files(bench: Bench, count: int) -> tuple[str, int]:
     candidates["restic, OpenSSH -R forward"] = lambda n: bench.restic_openssh(
         repos["openssh"], "backup -q small"
     )
-    candidates["restic, maintkit forward"] = lambda n: bench.restic_maintkit(
+    candidates["restic, maintkit forward (ssh -R)"] = lambda n: bench.restic_maintkit(
         repos["maintkit"], "backup -q small"
+    )
+    candidates["restic, maintkit forward (paramiko)"] = lambda n: bench.restic_maintkit(
+        repos["paramiko"], "backup -q small", paramiko=True
     )
     candidates["restic alone (local repo)"] = lambda n: bench.restic_alone(repos["alone"], tree)
     results: dict[str, list[Result]] = {name: [] for name in candidates}
@@ -368,7 +384,8 @@ def first_full(bench: Bench, size: int, rounds: int) -> tuple[str, list[str]]:
     names = (
         "ssh 'tar | zstd' > file",
         "restic, OpenSSH -R forward",
-        "restic, maintkit forward",
+        "restic, maintkit forward (ssh -R)",
+        "restic, maintkit forward (paramiko)",
         "restic alone",
     )
     times: dict[str, list[float]] = {name: [] for name in names}
@@ -387,8 +404,10 @@ def first_full(bench: Bench, size: int, rounds: int) -> tuple[str, list[str]]:
             else:
                 bench.forget_cache()
                 repo = bench.repository(f"media-{secrets.token_hex(3)}")
-                kind = bench.restic_openssh if "OpenSSH" in name else bench.restic_maintkit
-                result = kind(repo, "backup -q media")
+                if "OpenSSH" in name:
+                    result = bench.restic_openssh(repo, "backup -q media")
+                else:
+                    result = bench.restic_maintkit(repo, "backup -q media", paramiko="paramiko" in name)
                 shutil.rmtree(repo.location, ignore_errors=True)
             times[name].append(result.seconds)
             stored[name] = result.stored

@@ -14,6 +14,9 @@ Candidates (every one a separate process tree timed from the outside):
   the repository with the control node's own storage access. The host gets the repository
   password on stdin for the run and a one-run HTTP user/password; it never sees a storage
   credential, and append-only refuses deletes and overwrites;
+* ``borg-R``: borg 1.2 *on the host* in pull mode: ``borg create`` reaches ``borg serve
+  --append-only --restrict-to-repository`` on the control node through ``ssh -R`` (borg's own
+  "pull backup" recipe: socat on both sides); repokey-blake2, zstd 3;
 * ``rsync+restic``: ``rsync -a --delete`` pulls the tree into a control-side mirror (only the
   changed files cross), then restic on the control node backs the mirror up. Nothing runs on the
   host but rsync; the cost is a full copy of every site's tree on the control node's disk.
@@ -37,6 +40,7 @@ import os
 import random
 import re
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -210,6 +214,53 @@ class Bench:
             server.terminate()
             server.wait(timeout=10)
 
+    def borg_forwarded(self, night: int, password: str) -> Night:
+        """borg *on the host* in pull mode: ``borg create`` reaches ``borg serve --append-only
+        --restrict-to-repository`` on the control node through ``ssh -R``, as borg's own "pull
+        backup" recipe does with socat: its ``BORG_RSH`` is ``socat`` to the forwarded port (so
+        the host needs borg and socat, but no SSH key and no account on the control node). The
+        passphrase reaches the host on stdin; compression zstd level 3, as the tar pipeline.
+        """
+        repo = self.root / "borg-R" / "repo"
+        repo.parent.mkdir(exist_ok=True)
+        env = {**os.environ, "BORG_PASSPHRASE": password, "BORG_BASE_DIR": str(self.root / "borg-R")}
+        if night == 1:
+            subprocess.run(
+                ["borg", "init", "--encryption", "repokey-blake2", str(repo)], env=env, check=True,
+                capture_output=True,
+            )  # fmt: skip
+        serve_port, host_port = free_port(), free_port()
+        serve = shlex.join(["borg", "serve", "--append-only", "--restrict-to-repository", str(repo)])
+        server = subprocess.Popen(
+            ["socat", f"TCP-LISTEN:{serve_port},bind=127.0.0.1,reuseaddr,fork", f"EXEC:{serve}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        try:
+            _wait_port(serve_port)
+            # borg appends "HOST borg serve ..." to BORG_RSH: sh -c ignores them; socat half-closes
+            # the connection when borg is done (a bash /dev/tcp relay with two cats hangs there)
+            relay = f"sh -c 'exec socat STDIO TCP:127.0.0.1:{host_port}'"
+            script = (
+                "IFS= read -r BORG_PASSPHRASE; export BORG_PASSPHRASE; "
+                f"export BORG_RSH={shlex.quote(relay)} BORG_RELOCATED_REPO_ACCESS_IS_OK=yes; "
+                f"cd {shlex.quote(str(self.site))} && exec borg create --compression zstd,3 "
+                f"ssh://control{repo}::night{night} ."
+            )
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                [*self.ssh_argv("-o", "ExitOnForwardFailure=yes", "-R",
+                                f"127.0.0.1:{host_port}:127.0.0.1:{serve_port}"), script],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            _out, err = proc.communicate(f"{password}\n".encode())
+            seconds = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise RuntimeError(f"borg over ssh -R failed: {err.decode()[-2000:]}")
+            return Night(seconds, link_bytes(err), du(repo))
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
     def rsync_then_restic(self, night: int, password: str) -> Night:
         base = self.root / "rsync+restic"
         mirror, repo = base / "mirror", base / "repo"
@@ -262,6 +313,13 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(root)
     password = secrets.token_urlsafe(24)
     results: dict[str, list[Night]] = {"full-tar": [], "restic-R": [], "rsync+restic": []}
+    if need_system("borg") and need_system("socat"):
+        results["borg-R"] = []
+    else:
+        log(
+            "borg-R left out: borg and socat are needed on the control node "
+            "(apt-get install borgbackup socat)"
+        )
     try:
         size = make_tree(bench.site, args.size_mb * MB, seed=16)
         bench.chown()
@@ -280,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                     results[name].append(bench.full_tar(night))
                 elif name == "restic-R":
                     results[name].append(bench.restic_forwarded(night, password))
+                elif name == "borg-R":
+                    results[name].append(bench.borg_forwarded(night, password))
                 else:
                     results[name].append(bench.rsync_then_restic(night, password))
         rows = []
@@ -322,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                     "restic": ["restic", "version"],
                     "rclone": ["rclone", "version"],
                     "rsync": ["rsync", "--version"],
+                    "borg": ["borg", "--version"],
                 }
             ),
         )

@@ -228,3 +228,61 @@ def test_an_unknown_install_mode_is_refused_with_file_and_line(
     assert re.search(r"inventory\.yml:\d+", out) and "files_engine_install" in out, out
     assert "did you mean 'ship'" in out
     assert not (host.home / "ran").exists()
+
+
+def nightly_inventory(tmp_path: Path, host: SSHHost, known: Path, engine: str, **more: Any) -> Path:
+    """The host's inventory for the shipped nightly-backup playbook: files only, one local target."""
+    site = host.home / "site"
+    site.mkdir(exist_ok=True)
+    (site / "index.php").write_text("<?php echo 'shop';\n")
+    return inventory(
+        tmp_path / "inventory.yml", host, known,
+        storage=[{"name": "local", "type": "local", "path": str(tmp_path / "store")}],
+        files={"root": str(site)}, files_engine=engine, **more,
+    )  # fmt: skip
+
+
+def test_nightly_backup_stops_in_preflight_when_the_engine_cannot_run(
+    bare: tuple[SSHHost, Path], tmp_path: Path
+) -> None:
+    """The shipped playbook: a host without restic and ``files_engine_install: never`` fails in its
+    preflight step with what to do, before the snapshot reads or stores anything."""
+    host, known = bare
+    inv = nightly_inventory(tmp_path, host, known, "restic", files_engine_install="never")
+    result = run_cli(
+        "run", "nightly-backup", "-i", inv, "--env", "production", "--journal-dir", tmp_path / "j",
+        cwd=tmp_path,
+    )  # fmt: skip
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "the restic files engine could not run" in out
+    assert "files_engine_install" in out and "'never'" in out and "install restic" in out
+    ends = {e["step"]: e["status"] for e in events(tmp_path / "j") if e["event"] == "step_end"}
+    assert ends.get("the files engine can run here") == "failed", ends
+    started = {e["step"] for e in events(tmp_path / "j") if e["event"] == "step_start"}
+    assert "snapshot database and files" not in started
+    stored = list((tmp_path / "store").rglob("*")) if (tmp_path / "store").exists() else []
+    assert not [p for p in stored if p.is_file()], stored  # nothing stored, not even a repository
+    assert not (host.home / ".maintkit" / "bin").exists()  # and nothing installed
+
+
+def test_nightly_backup_with_tar_skips_the_engine_preflight(
+    bare: tuple[SSHHost, Path], tmp_path: Path
+) -> None:
+    """files_engine: tar (the default) runs nothing extra: the step is skipped, the snapshot is taken
+    (on a host without restic whose sshd refuses forwarding, which tar does not need)."""
+    host, known = bare
+    inv = nightly_inventory(tmp_path, host, known, "tar")
+    result = run_cli(
+        "run", "nightly-backup", "-i", inv, "--env", "production", "--journal-dir", tmp_path / "j",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    journal = events(tmp_path / "j")
+    started = [e["step"] for e in journal if e["event"] == "step_start"]
+    assert "the files engine can run here" not in started, started
+    ends = {e["step"]: e["status"] for e in journal if e["event"] == "step_end"}
+    assert ends["the files engine can run here"] == "skipped", ends
+    assert ends["snapshot database and files"] in ("ok", "changed"), ends
+    assert list((tmp_path / "store").rglob("manifest.json"))
+    assert list((tmp_path / "store").rglob("files.tar.*"))

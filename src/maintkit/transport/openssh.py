@@ -99,8 +99,9 @@ class PinnedHostKey:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def ssh_argv(program: str, target: BulkTarget, known_hosts: Path, remote: str) -> list[str]:
-    """The ``ssh`` command line that runs ``remote`` on the pinned host, no config, no prompts."""
+def pinned_options(program: str, target: BulkTarget, known_hosts: Path) -> list[str]:
+    """``ssh`` and the options every use shares: the pinned key only, no config, no prompts, no
+    agent or X11 forwarding; the account and identity files the paramiko connection used."""
     argv = [
         program,
         "-F", "/dev/null",
@@ -113,8 +114,6 @@ def ssh_argv(program: str, target: BulkTarget, known_hosts: Path, remote: str) -
         "-o", f"HostKeyAlgorithms={_ALGORITHMS.get(target.key_name, target.key_name)}",
         "-o", "UpdateHostKeys=no",
         "-o", "CheckHostIP=no",
-        "-o", "ClearAllForwardings=yes",
-        "-o", "LogLevel=ERROR",
         "-o", f"ConnectTimeout={max(1, round(target.connect_timeout))}",
         "-o", f"ServerAliveInterval={target.keepalive}",
         "-o", "ServerAliveCountMax=3",
@@ -123,7 +122,14 @@ def ssh_argv(program: str, target: BulkTarget, known_hosts: Path, remote: str) -
     ]  # fmt: skip
     for identity in target.identity_files:
         argv += ["-i", identity]
-    return [*argv, "--", target.host, remote]
+    return argv
+
+
+def ssh_argv(program: str, target: BulkTarget, known_hosts: Path, remote: str) -> list[str]:
+    """The ``ssh`` command line that runs ``remote`` on the pinned host, no config, no prompts."""
+    argv = pinned_options(program, target, known_hosts)
+    options = ["-o", "ClearAllForwardings=yes", "-o", "LogLevel=ERROR"]
+    return [*argv[:1], *options, *argv[1:], "--", target.host, remote]
 
 
 def start(argv: list[str]) -> subprocess.Popen[bytes]:

@@ -62,6 +62,7 @@ from maintkit.transport.hostkeys import (
     secure_client,
 )
 from maintkit.transport.openssh import BulkTarget, BulkUnavailable, PinnedHostKey
+from maintkit.transport.openssh_forward import ForwardUnavailable, OpenSSHForward, forward_argv
 from maintkit.transport.session import MAX_SCRIPT, Aborted, Session, SessionLost
 from maintkit.transport.ssh.channels import channel_writer, join_feeder, pump, read_input, remote_command
 from maintkit.transport.ssh.connect import (
@@ -130,6 +131,8 @@ class SSHTransport(Transport):
         self.bulk_off: str | None = None
         #: bulk streams that went through the system OpenSSH client (tests and benchmarks read it)
         self.bulk_count = 0
+        #: remote forwards opened through the system ``ssh -R`` (tests and benchmarks read it)
+        self.openssh_forwards = 0
         self._pin: PinnedHostKey | None = None
         self._pinned: tuple[str, str] | None = None
         #: the long-lived session short commands run in (see maintkit.transport.session)
@@ -184,11 +187,36 @@ class SSHTransport(Transport):
         """While open, the host's 127.0.0.1:<yielded port> leads to the control node's ``local_port``.
 
         Why: an engine running on the host writes to a control-side server through it, and the host
-        never gets a way to the control node beyond that one port (:mod:`.forward`).
+        never gets a way to the control node beyond that one port (:mod:`.forward`). Opened through
+        the system ``ssh -R`` when it can (measured faster, docs/performance.md), else over this
+        paramiko connection (``MAINTKIT_BULK_SSH=paramiko`` forces that).
         """
         transport, _fresh = self._ensure_connected()
+        forward = self._openssh_forward(transport, local_port)
+        if forward is not None:
+            with forward:
+                yield forward.port
+            return
         with remote_forward(transport, local_port) as port:
             yield port
+
+    def _openssh_forward(self, transport: paramiko.Transport, local_port: int) -> OpenSSHForward | None:
+        """The forward through the system ``ssh -R`` (faster: :mod:`maintkit.transport.openssh_forward`),
+        under the key this connection verified; None when ``ssh`` cannot give it (paramiko's then)."""
+        program = openssh.client()
+        conn = self._conn
+        if program is None or conn is None or conn.gateway:
+            return None
+        target = self._bulk_target(conn, transport)
+        pin = self._pin_key(target)
+        argv = forward_argv(program, target, pin.path, local_port)
+        try:
+            forward = OpenSSHForward(argv, timeout=target.connect_timeout + 10).start()
+        except ForwardUnavailable as why:
+            log.info("%s: the remote forward goes over paramiko: %s", self.label, why)
+            return None
+        self.openssh_forwards += 1
+        return forward
 
     def close(self) -> None:
         with self._lock:
