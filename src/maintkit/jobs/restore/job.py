@@ -288,7 +288,10 @@ class RestoreJob:
             with record.phase("prepare", artifact.name, "engine snapshot: tag and tree checked") as phase:
                 source = engine_source(target, artifact, password_file(record.site, record.source_env))
                 snapshot = check_snapshot(source, artifact)
-                phase.note = f"restic snapshot {snapshot.get('short_id')}: tag and tree are the manifest's"
+                phase.note = (
+                    f"restic snapshot {snapshot.get('short_id')} in {target.name}: tag and tree are the "
+                    "manifest's"
+                )
         except EngineRefused as error:
             cause: Cause = "integrity" if error.integrity else "error"
             raise RestoreFailed(cause, str(error), artifact.name, before_write=True) from None
@@ -595,9 +598,13 @@ class RestoreJob:
         def run() -> CommandResult:
             nonlocal stream
             stream = EngineTarStream(source, artifact)
+            made = stream
             started = now_iso()
+            # bytes of the tree read from restic, rate, ETA against the manifest's tree size
+            progress = Progress(self.ctx, artifact.name, expected_tar_bytes(artifact))
+            counted = ProgressReader(made, progress, lambda: made.plain_bytes)
             try:
-                return self._run(command, stdin=cast(BinaryIO, stream), timeout=self.params.timeout)
+                return self._run(command, stdin=cast(BinaryIO, counted), timeout=self.params.timeout)
             finally:
                 stream.close()
                 self._engine_streamed(artifact, stream, started)
@@ -613,7 +620,12 @@ class RestoreJob:
             raise IntegrityError(
                 artifact.name, "the host stopped reading before the end (nothing was committed)"
             )
-        self.record.files = {"root": files.root, "members": stream.members, "engine": "restic"}
+        self.record.files = {
+            "root": files.root,
+            "members": stream.members,
+            "engine": "restic",
+            "engine_snapshot": source.snapshot,  # its id in the repository read (a copy's differs)
+        }
         self.ctx.emit(
             "transferred",
             artifact=artifact.name,
@@ -632,7 +644,8 @@ class RestoreJob:
                     seconds,
                     artifact.name,
                     stream.plain_bytes,
-                    f"restic dump on the control node; {stream.dump_seconds:.2f} s waiting on it",
+                    f"restic dump of {self.engine.snapshot[:12] if self.engine else '?'} on the control "
+                    f"node; {stream.dump_seconds:.2f} s waiting on it",
                 ),
                 Phase(
                     "decompress",
@@ -898,6 +911,15 @@ class RestoreJob:
                     commands.discard_command(self.params.files.root, self.staging_dir), timeout=ABORT_TIMEOUT
                 )
             self.staging_dir = None
+
+
+def expected_tar_bytes(artifact: Artifact) -> int | None:
+    """About how many bytes ``restic dump`` will write for an engine artifact: the tree's bytes plus a
+    512-byte header and half a block of padding per file (what a progress ETA aims at); None for a
+    manifest that does not record the tree's size."""
+    if artifact.tree_bytes is None:
+        return None
+    return artifact.tree_bytes + 768 * (artifact.files_count or 0)
 
 
 def _covers(paths: Sequence[str], path: str) -> bool:
