@@ -18,6 +18,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -37,7 +38,7 @@ from tests.integration.helpers import events, run_cli
 from tests.integration.test_restic_engine import tree
 from tests.integration.test_restore_drill import magento_env_php
 from tests.mariadb import SHOP_DB, SHOP_PASSWORD, SHOP_USER, MariaDBServer, mariadb_fixture, seed_shop
-from tests.s3server import AWS_ENV_TO_CLEAR, FAKE_AWS_ENV, MotoServer
+from tests.s3server import AWS_ENV_TO_CLEAR, FAKE_AWS_ENV, FaultProxy, MotoServer
 from tests.sshd import SSHHost, skip_or_fail
 
 pytestmark = pytest.mark.integration
@@ -438,3 +439,30 @@ def _manifest(target: Any, snapshot_id: str) -> Manifest:
 
 def _databases(mariadb: MariaDBServer) -> set[str]:
     return {row[0] for row in mariadb.sql("SHOW DATABASES;")}
+
+
+def test_a_slow_engine_restore_shows_the_tree_s_bytes_rate_and_eta(
+    fresh: dict[str, Any], mariadb: MariaDBServer, moto_server: MotoServer
+) -> None:
+    world = fresh
+    snapshot_id = world["ids"][MIDDLE]
+    expected_bytes = sum(len(v[2]) for v in world["trees"][MIDDLE].values() if v[0] == "file")
+    # S3 behind a slow link: restic dump reads the middle night's ~1.3 MB of packs in ~10 s
+    port = int(moto_server.endpoint_url.rsplit(":", 1)[1])
+    with FaultProxy(port, down_rate=150_000) as proxy:
+        source = yaml.safe_load((world["work"] / "inventories" / "production.yml").read_text())
+        source["all"]["vars"]["storage"][1]["endpoint_url"] = proxy.endpoint_url
+        slow = world["work"] / "slow"
+        slow.mkdir(exist_ok=True)
+        (slow / "production.yml").write_text(yaml.safe_dump(source))
+        args = restore_args(snapshot_id, "--target", "offsite")  # with -i instead of --env
+        result = cli(world, *args[:2], "-i", str(slow / "production.yml"), *args[4:])
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if "⇣ copy1 files.restic:" in line]
+    shape = r"⇣ copy1 files\.restic: [\d.]+ [KMG]?i?B at [\d.]+ [KMG]?i?B/s, ETA \d+ s"
+    assert lines and re.search(shape, lines[0]), result.stdout
+    journal = events(world["work"] / "journal")
+    progress = [e for e in journal if e["event"] == "progress" and e["artifact"] == "files.restic"]
+    assert progress and all(0 < e["bytes"] < expected_bytes + 768 * 40 for e in progress)
+    assert progress[0]["eta"] > 0 and progress[0]["rate"] > 0
+    same_tree(tree(world["copy_root"]), world["trees"][MIDDLE])
