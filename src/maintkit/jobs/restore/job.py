@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import asdict
-from typing import Any, BinaryIO, Literal, Protocol, cast
+from typing import Any, BinaryIO, Generic, Literal, Protocol, TypeVar, cast
 
 from maintkit.cms.base import config_file
 from maintkit.jobs.context import HostContext
@@ -71,6 +71,8 @@ from maintkit.storage.manifest import Artifact, Manifest
 from maintkit.storage.operations import resolve_snapshot
 from maintkit.storage.sites import site_encryption, site_name
 from maintkit.transport.base import CommandResult
+
+T = TypeVar("T")
 
 #: seconds for the short metadata commands (inspect, swap, drop)
 META_TIMEOUT = 600.0
@@ -197,27 +199,36 @@ class RestoreJob:
         self.source, self.manifest = source, manifest
         db_artifact = self._artifact(manifest, ".sql") if self.params.database else None
         files_artifact = self._artifact(manifest, ".tar") if self.params.files else None
+        # An engine's tree: its snapshot is found and proven in the repository (read-only, ~2 s of
+        # restic: a key derivation, the snapshot list) while the host is inspected and the dump
+        # starts; the files stage waits for it (see _engine_checked).
+        check = None
         if files_artifact is not None and files_artifact.engine is not None:
-            self.engine = self._engine(target, files_artifact)  # read-only, before anything else
-        # Restoring into another environment (or site), or a drill: the copy must be another place
-        # than the source and must get its own config. Everything up to the staging is read-only.
-        foreign = self.params.drill or self._foreign()
-        self.config_mode = self._config_plan() if foreign else None
-        self._probe(db_artifact, files_artifact)
-        if foreign:
-            self._guard(source, manifest)
-        stages: list[Callable[[], None]] = []
-        if db_artifact is not None:
-            # refusals and the staging database first: a target that cannot be staged into fails
-            # before the files start streaming
-            state = self._check_database()
-            self._create_staging(state)
-            stages.append(lambda: self._stage_database(target, db_artifact, manifest, state))
-        if files_artifact is not None:
-            stages.append(lambda: self._stage_all_files(target, files_artifact))
-        # The database and the files stage at the same time (see parallel.py); the first failure
-        # cancels the other, and nothing is committed unless both staged and were proven.
-        run_together(stages, self.cancel)
+            check = _Background(lambda: self._engine(target, files_artifact), "restore-engine-check")
+        try:
+            # Restoring into another environment (or site), or a drill: the copy must be another
+            # place than the source and must get its own config. Everything up to the staging is
+            # read-only.
+            foreign = self.params.drill or self._foreign()
+            self.config_mode = self._config_plan() if foreign else None
+            self._probe(db_artifact, files_artifact)
+            if foreign:
+                self._guard(source, manifest)
+            stages: list[Callable[[], None]] = []
+            if db_artifact is not None:
+                # refusals and the staging database first: a target that cannot be staged into
+                # fails before the files start streaming
+                state = self._check_database()
+                self._create_staging(state)
+                stages.append(lambda: self._stage_database(target, db_artifact, manifest, state))
+            if files_artifact is not None:
+                stages.append(lambda: self._stage_all_files(target, files_artifact, check))
+            # The database and the files stage at the same time (see parallel.py); the first
+            # failure cancels the other, and nothing is committed unless both staged and were proven.
+            run_together(stages, self.cancel)
+        finally:
+            if check is not None:
+                check.wait()  # never leave its restic behind (it ends by itself, bounded)
         self._commit()
         if self.config_mode is not None and self.params.files is not None:
             self._prove_config(self.params.files.root, "after the commit")
@@ -552,8 +563,15 @@ class RestoreJob:
 
     # -- files ------------------------------------------------------------------------------------
 
-    def _stage_all_files(self, target: Target, artifact: Artifact) -> None:
-        """The files' staging task: extract, prepare (kept paths, config), then make it durable."""
+    def _stage_all_files(
+        self, target: Target, artifact: Artifact, check: _Background[EngineSource] | None = None
+    ) -> None:
+        """The files' staging task: (an engine's snapshot proven first) extract, prepare (kept
+        paths, config), then make it durable."""
+        if check is not None:
+            self.engine = check.result()  # raises the refusal: cancels the database's staging
+            if self.cancel.is_set():  # the database's staging failed meanwhile: its error is reported
+                return
         self._stage_files(target, artifact)
         self._prepare_files()
         self._sync_files()
@@ -911,6 +929,33 @@ class RestoreJob:
                     commands.discard_command(self.params.files.root, self.staging_dir), timeout=ABORT_TIMEOUT
                 )
             self.staging_dir = None
+
+
+class _Background(Generic[T]):
+    """One call run in a thread now; :meth:`result` waits for it and returns or raises its outcome."""
+
+    def __init__(self, call: Callable[[], T], name: str) -> None:
+        self._call = call
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as error:
+            self._error = error
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
 
 
 def expected_tar_bytes(artifact: Artifact) -> int | None:
