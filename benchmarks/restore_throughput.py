@@ -317,11 +317,17 @@ def run_maintkit_reference(setup: Setup, database: str, folder: Path, work: Path
     return run_maintkit(setup, database, folder, work, src=REFERENCE_SRC)
 
 
+def run_maintkit_engine_reference(setup: Setup, database: str, folder: Path, work: Path) -> Timed:
+    """The engine restore by the other version of maintkit (``--reference-src``)."""
+    return run_maintkit(setup, database, folder, work, engine=True, src=REFERENCE_SRC)
+
+
 RUNNERS: dict[str, Callable[[Setup, str, Path, Path], Timed]] = {
     "openssh": run_openssh,
     "maintkit": run_maintkit,
     "maintkit-engine": run_maintkit_engine,
     "maintkit-ref": run_maintkit_reference,
+    "maintkit-engine-ref": run_maintkit_engine_reference,
     "restic": run_restic,
 }
 
@@ -350,7 +356,8 @@ def report(setup: Setup, results: dict[str, list[Timed]], rounds: int) -> str:
     for tool, runs in results.items():
         secs = median(t.seconds for t in runs)
         rows.append(
-            (tool, f"{secs:.2f}", f"{source / MB / secs:.0f}", ratio(secs, base),
+            (tool, f"{secs:.2f}", " / ".join(f"{t.seconds:.2f}" for t in runs),
+             f"{source / MB / secs:.0f}", ratio(secs, base),
              f"{max(t.max_rss_kib for t in runs) / 1024:.0f}", f"{median(t.cpu_seconds for t in runs):.2f}",
              len(runs))
         )  # fmt: skip
@@ -367,11 +374,21 @@ def report(setup: Setup, results: dict[str, list[Timed]], rounds: int) -> str:
             engine = median(t.seconds for t in results["maintkit-engine"])
             checks.append(("maintkit-engine / restic restore + import wall", f"{engine / peer:.2f}x", "< 1x",
                            verdict(engine < peer)))  # fmt: skip
+    for tool in ("maintkit", "maintkit-engine"):
+        if tool in results and f"{tool}-ref" in results:
+            now = median(t.seconds for t in results[tool])
+            before = median(t.seconds for t in results[f"{tool}-ref"])
+            checks.append((f"{tool} / {tool}-ref (--reference-src) wall", f"{now / before:.2f}x",
+                           "< 1x", verdict(now < before)))  # fmt: skip
+    if "maintkit-engine" in results:
+        engine = median(t.seconds for t in results["maintkit-engine"])
+        checks.append(("maintkit-engine / shell pipeline wall", f"{engine / base:.2f}x", f"≤ {TARGET_RATIO}x",
+                       verdict(engine / base <= TARGET_RATIO)))  # fmt: skip
     data = (
         f"database: {setup.rows} rows, dump {setup.dump_bytes / MB:.0f} MB of SQL; files: {setup.file_count} "
         f"files, {setup.file_bytes / MB:.0f} MB; snapshot stored: {setup.stored / MB:.0f} MB"
     )
-    header = ("tool", "median s", "MB/s", "vs shell pipeline", "peak RSS MiB", "CPU s", "runs")
+    header = ("tool", "median s", "rounds s", "MB/s", "vs shell pipeline", "peak RSS MiB", "CPU s", "runs")
     sections = [
         ("Data", data),
         (f"Restore of database + files, median of {rounds} interleaved rounds (MB/s of source data)",
@@ -412,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.reference_src:
             global REFERENCE_SRC
             REFERENCE_SRC = args.reference_src.resolve()
-            tools.append("maintkit-ref")
+            # the reference of each maintkit path measured: the stored tar's, the engine's
+            tools += [f"{t}-ref" for t in ("maintkit", "maintkit-engine") if t in tools]
         if "openssh" not in tools or "maintkit" not in tools:
             raise SystemExit("--tools needs openssh (the baseline) and maintkit")
         results = measure(setup, rounds, root, tools)

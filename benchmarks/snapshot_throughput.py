@@ -64,7 +64,7 @@ from tests.sshd import SSHHost, SSHServers, write_known_hosts
 
 MB = 1_000_000
 MiB = 1024 * 1024
-USER = "mk-bench-snap"
+USER = os.environ.get("MAINTKIT_TEST_USER_PREFIX", "mk") + "-bench-snap"  # apart from other sessions
 DB_USER, DB_PASSWORD = "bench", "bench-pw-4711"
 #: bytes of dump SQL per seeded order row (measured: 67.2 MB for 100 000 rows)
 DUMP_BYTES_PER_ROW = 672

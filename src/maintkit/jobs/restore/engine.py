@@ -10,14 +10,24 @@ by :class:`~maintkit.jobs.restore.tarcheck.TarGuard`, compressed with zstd level
 SSH link stays small, at a CPU cost well under what the link carries), extracted on the host into
 the sibling staging folder, swapped in only after everything else of the restore was proven.
 
-What proves the tree is the manifest's: before anything is written, the engine snapshot named in
-the manifest (``engine_snapshot``) must exist in the repository with the manifest's tag
-(``engine_tag``: ``maintkit-<snapshot id>``) and tree (``engine_tree``, restic's content address of
-the whole tree: restic checks every blob it reads against its hash, so the bytes dumped are that
-tree's). A mismatch is refused (exit 2). And the end of the stream is **held back until restic has
-exited 0**: the zstd frame's end (and the EOF) reach the host only then, so a restic that fails
-half-way (a damaged pack, a lost connection to the bucket) cannot leave a staged tree that looks
-complete; the host's extraction is killed and its folder removed.
+What proves the tree is the manifest's: before anything is written, the repository of the target
+read must hold an engine snapshot with the manifest's tag (``engine_tag``: ``maintkit-<snapshot
+id>``) and tree (``engine_tree``, restic's content address of the whole tree: restic checks every
+blob it reads against its hash, so the bytes dumped are that tree's). The snapshot is looked up by
+that tag in *this* repository, not by the manifest's ``engine_snapshot`` id alone: the id is the
+first target's, and ``restic copy`` gives the copy in every other target a new id (it records the
+first one as ``original``). The manifest's id, or a copy of it, is preferred when several match. No
+snapshot with both tag and tree is refused (exit 2), naming what the repository holds instead.
+And the end of the stream is **held back until restic has exited 0**: the zstd frame's end (and
+the EOF) reach the host only then, so a restic that fails half-way (a damaged pack, a lost
+connection to the bucket) cannot leave a staged tree that looks complete; the host's extraction is
+killed and its folder removed.
+
+Speed (docs/performance.md, "The engine restore"): ``restic dump`` reads and decrypts on one thread,
+so it must never wait on us. A reader thread drains its stdout (1 MiB reads, the pipe enlarged to
+1 MiB) into a bounded queue while the transport's thread checks, compresses and sends the previous
+chunks; before, restic stalled on a full 64 KiB pipe whenever the compression or the SSH channel
+did.
 
 The repository password: read-only lookup of the control node's file (``MAINTKIT_KEYS_DIR``, default
 ``~/.maintkit/keys``, ``/SITE/ENV/restic.password``): a restore never creates one (a new password
@@ -27,7 +37,10 @@ opens nothing). When it is missing, the message names the file and the escrow co
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,15 +49,13 @@ from typing import IO, Any
 
 import zstandard
 
-from maintkit.jobs.restore.stream import CHUNK, IntegrityError, UnsafeContent
+from maintkit.jobs.restore.stream import IntegrityError, UnsafeContent
 from maintkit.jobs.restore.tarcheck import TarGuard, UnsafeMember
 from maintkit.model.problems import StepFailed
-from maintkit.storage.base import Target
-from maintkit.storage.engine import escrow_key, password_path
-from maintkit.storage.local import LocalTarget
+from maintkit.storage.base import StorageError, Target
+from maintkit.storage.engine import escrow_key, location, password_path
 from maintkit.storage.manifest import Artifact
 from maintkit.storage.restic import Repository
-from maintkit.storage.s3 import S3Target
 from maintkit.transport.base import Tail
 
 #: zstd level of the tar sent to the host: level 1 compresses several hundred MB/s on one core
@@ -53,6 +64,11 @@ LEVEL = 1
 CHECK_TIMEOUT = 300.0
 #: the rclone remote restic's rclone backend uses for an S3 target (configured by environment)
 REMOTE = "mkrestore"
+#: bytes per read of ``restic dump``'s output, and the size its pipe is given (Linux F_SETPIPE_SZ)
+READ_SIZE = 1024 * 1024
+#: chunks the reader thread may hold ahead of the sender (bounded memory: 16 MiB)
+AHEAD = 16
+_F_SETPIPE_SZ = 1031
 
 
 class EngineRefused(StepFailed):
@@ -83,100 +99,75 @@ def password_file(site: str, env: str) -> Path:
 
 @dataclass
 class EngineSource:
-    """A repository the control node reads, and the environment restic needs for it."""
+    """A repository the control node reads, the environment restic needs for it, and (once
+    :func:`check_snapshot` found it) the id of the manifest's engine snapshot in *this* repository."""
 
     repository: Repository
     env: dict[str, str] = field(default_factory=dict)
+    target: str = ""  # the storage target's name, for messages
+    snapshot: str = ""  # the engine snapshot to dump: its id in this repository
 
 
 def engine_source(target: Target, artifact: Artifact, password: Path) -> EngineSource:
-    """Where the artifact's repository (``key``, relative to the target) is, for restic here."""
-    if isinstance(target, LocalTarget):
-        return EngineSource(Repository(str(target.root / artifact.key), password))
-    if isinstance(target, S3Target):
-        path = f"rclone:{REMOTE}:{target.bucket}/{target.full_key(artifact.key)}"
-        return EngineSource(Repository(path, password), _rclone_s3_env(target))
-    raise EngineRefused(
-        artifact.name,
-        f"restic cannot read storage target '{target.name}' ({target.describe()})",
-        integrity=False,
-    )
-
-
-def _rclone_s3_env(target: S3Target) -> dict[str, str]:
-    """An rclone S3 remote from the target's settings and this node's AWS credentials (boto3's chain
-    or the target's ``profile``), in environment variables only: never argv, never a file."""
-    import boto3
-
-    session = boto3.session.Session(profile_name=target.profile)
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise EngineRefused(
-            "files.restic", f"storage target '{target.name}': no AWS credentials on this control node",
-            integrity=False,
-        )  # fmt: skip
-    frozen = credentials.get_frozen_credentials()
-    settings = {
-        "TYPE": "s3",
-        "PROVIDER": "Other" if target.endpoint_url else "AWS",
-        "ACCESS_KEY_ID": frozen.access_key,
-        "SECRET_ACCESS_KEY": frozen.secret_key,
-        "REGION": target.region or session.region_name or "us-east-1",
-    }
-    if frozen.token:
-        settings["SESSION_TOKEN"] = frozen.token
-    if target.endpoint_url:
-        settings.update(ENDPOINT=target.endpoint_url, FORCE_PATH_STYLE="true")
-    return {f"RCLONE_CONFIG_{REMOTE.upper()}_{name}": value for name, value in settings.items()}
+    """Where the artifact's repository (``key``, relative to the target) is, for restic here: a
+    local target's folder, or an S3 target through restic's rclone backend, whose remote is set up
+    by ``RCLONE_CONFIG_*`` environment variables with this node's credentials (never argv)."""
+    try:
+        where = location(target, artifact.key, remote=REMOTE)
+    except StorageError as error:
+        raise EngineRefused(artifact.name, str(error), integrity=False) from None
+    return EngineSource(Repository(where.restic, password, name=target.name), where.env, target.name)
 
 
 def check_snapshot(source: EngineSource, artifact: Artifact) -> dict[str, Any]:
-    """Require the manifest's engine snapshot in the repository, with its tag and tree; return it.
+    """Find the manifest's engine snapshot in this repository by its tag and tree; return it.
 
-    Raises :class:`EngineRefused` (``integrity``) naming what differs; restic's own failure (wrong
-    password, unreachable repository) is refused too, with restic's words."""
-    proc = source.repository.popen(
-        "snapshots", "--json", "--no-lock", artifact.engine_snapshot, env=source.env
-    )
+    Sets ``source.snapshot`` to its id here. Raises :class:`EngineRefused` (``integrity``) naming
+    what differs; restic's own failure (wrong password, unreachable repository) is refused too,
+    with restic's words."""
+    proc = source.repository.popen("snapshots", "--json", "--no-lock", env=source.env)
     try:
         out, err = proc.communicate(timeout=CHECK_TIMEOUT)
     except BaseException:
         proc.kill()
         proc.wait()
         raise
+    where = f"the repository {artifact.key} of target {source.target or source.repository.name}"
     if proc.returncode != 0:
         why = err.decode("utf-8", "replace").strip()[-800:]
         raise EngineRefused(
             artifact.name,
-            f"restic cannot read engine snapshot {artifact.engine_snapshot[:12]} in {artifact.key} "
-            f"(exit {proc.returncode}): {why}",
+            f"restic cannot list the engine snapshots of {where} (exit {proc.returncode}): {why}",
             integrity=True,
         )
-    found = [s for s in json.loads(out or b"[]") or [] if s.get("id") == artifact.engine_snapshot]
-    if not found:
-        raise EngineRefused(
-            artifact.name,
-            f"engine snapshot {artifact.engine_snapshot[:12]} is not in {artifact.key}",
-            integrity=True,
-        )
-    snapshot: dict[str, Any] = found[0]
-    problems = []
-    if artifact.engine_tag not in (snapshot.get("tags") or []):
-        problems.append(
-            f"it is not tagged {artifact.engine_tag} (tags: {', '.join(snapshot.get('tags') or [])})"
-        )
-    if snapshot.get("tree") != artifact.engine_tree:
-        problems.append(
-            f"its tree is {str(snapshot.get('tree'))[:12]}, the manifest says {artifact.engine_tree[:12]}"
-        )
-    if problems:
-        raise EngineRefused(
-            artifact.name,
-            f"engine snapshot {artifact.engine_snapshot[:12]} is not the manifest's: {'; '.join(problems)} "
-            "(refusing to restore it)",
-            integrity=True,
-        )
+    snapshots: list[dict[str, Any]] = list(json.loads(out or b"[]") or [])
+    snapshot = pick_snapshot(snapshots, artifact, where)
+    source.snapshot = str(snapshot["id"])
     return snapshot
+
+
+def pick_snapshot(snapshots: list[dict[str, Any]], artifact: Artifact, where: str) -> dict[str, Any]:
+    """The snapshot of ``snapshots`` (restic's JSON list) with the manifest's tag and tree: the
+    manifest's own id first, then a copy of it (``original``), then any; else refuse, saying why."""
+    wanted, tag, tree = artifact.engine_snapshot, artifact.engine_tag, artifact.engine_tree
+    tagged = [s for s in snapshots if tag in (s.get("tags") or [])]
+    matching = [s for s in tagged if s.get("tree") == tree]
+    if matching:
+        rank = {True: 0, False: 1}
+        return min(matching, key=lambda s: (rank[s.get("id") == wanted], rank[s.get("original") == wanted]))
+    named = [s for s in snapshots if wanted and wanted in (s.get("id"), s.get("original"))]
+    if tagged:
+        trees = ", ".join(sorted({str(s.get("tree"))[:12] for s in tagged}))
+        why = f"the snapshot tagged {tag} has tree {trees}, the manifest says {tree[:12]}"
+    elif named:
+        found = named[0]
+        problems = [f"it is not tagged {tag} (tags: {', '.join(found.get('tags') or []) or 'none'})"]
+        if found.get("tree") != tree:
+            problems.append(f"its tree is {str(found.get('tree'))[:12]}, the manifest says {tree[:12]}")
+        why = f"engine snapshot {str(found.get('id'))[:12]} is not the manifest's: {'; '.join(problems)}"
+    else:
+        why = f"no engine snapshot is tagged {tag} (nor is {wanted[:12]} there)"
+    raise EngineRefused(artifact.name, f"{where}: {why} (refusing to restore it)", integrity=True)
 
 
 class EngineTarStream:
@@ -184,7 +175,8 @@ class EngineTarStream:
 
     ``read`` raises (the transport then kills the host's command, which never sees the end of its
     input) on an unsafe member, a truncated tar, or a restic that did not exit 0. After the stream:
-    ``members``, ``plain_bytes``, ``sent`` (compressed bytes), ``elapsed``, ``finished``.
+    ``members``, ``plain_bytes``, ``sent`` (compressed bytes), ``elapsed``, ``finished``,
+    ``dump_seconds`` (the sender waiting on restic).
     """
 
     def __init__(self, source: EngineSource, artifact: Artifact) -> None:
@@ -192,16 +184,25 @@ class EngineTarStream:
         self.guard = TarGuard()
         self.sent = 0
         self.finished = False
-        self.dump_seconds = 0.0  # waiting on restic (repository reads, decryption)
+        self.dump_seconds = 0.0  # the sender waiting on restic (repository reads, decryption)
         self.started = time.monotonic()
         self.ended: float | None = None
         self._compressor = zstandard.ZstdCompressor(level=LEVEL).compressobj()
-        self._proc = source.repository.popen(
-            "dump", artifact.engine_snapshot, "/", "--archive", "tar", env=source.env
-        )
+        snapshot = source.snapshot or artifact.engine_snapshot
+        self._proc = source.repository.popen("dump", snapshot, "/", "--archive", "tar", env=source.env)
+        stdout = self._proc.stdout
+        assert stdout is not None
+        with contextlib.suppress(OSError):  # not Linux, or over the user's pipe limit: 64 KiB then
+            fcntl.fcntl(stdout.fileno(), _F_SETPIPE_SZ, READ_SIZE)
+        self._chunks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=AHEAD)
+        self._stop = threading.Event()
         self._stderr = Tail(8192)
         self._drain = threading.Thread(target=self._drain_stderr, name="restic-dump-stderr", daemon=True)
         self._drain.start()
+        self._reader = threading.Thread(
+            target=self._read_ahead, args=(stdout,), name="restic-dump", daemon=True
+        )
+        self._reader.start()
 
     @property
     def members(self) -> int:
@@ -221,15 +222,32 @@ class EngineTarStream:
         for line in iter(lambda: stream.read(4096), b""):
             self._stderr.write(line)
 
+    def _read_ahead(self, stdout: IO[bytes]) -> None:
+        """restic's output into the queue, so restic never waits on the sender; b"" at the end."""
+        item: bytes | BaseException
+        while not self._stop.is_set():
+            try:
+                item = stdout.read(READ_SIZE)
+            except (OSError, ValueError) as error:  # closed under us by close(): the reader is done
+                item = error
+            while not self._stop.is_set():
+                try:
+                    self._chunks.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(item, bytes) or not item:
+                return
+
     def read(self, _n: int = -1) -> bytes:
         if self.finished:
             return b""
-        stdout: IO[bytes] | None = self._proc.stdout
-        assert stdout is not None
         while True:
             started = time.monotonic()
-            data = stdout.read(CHUNK)
+            data = self._chunks.get()
             self.dump_seconds += time.monotonic() - started
+            if isinstance(data, BaseException):
+                raise IntegrityError(self.artifact.name, f"reading restic dump failed: {data}")
             if not data:
                 return self._end()
             try:
@@ -261,11 +279,13 @@ class EngineTarStream:
         return tail
 
     def close(self) -> None:
-        """Stop restic (by its own PID) when the stream ended early; close its pipes."""
+        """Stop restic (by its own PID) when the stream ended early, and the reader; close the pipes."""
         proc = self._proc
+        self._stop.set()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        self._reader.join(timeout=10)
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()

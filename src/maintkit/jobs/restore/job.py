@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import asdict
-from typing import Any, BinaryIO, Literal, Protocol, cast
+from typing import Any, BinaryIO, Generic, Literal, Protocol, TypeVar, cast
 
 from maintkit.cms.base import config_file
 from maintkit.jobs.context import HostContext
@@ -71,6 +71,8 @@ from maintkit.storage.manifest import Artifact, Manifest
 from maintkit.storage.operations import resolve_snapshot
 from maintkit.storage.sites import site_encryption, site_name
 from maintkit.transport.base import CommandResult
+
+T = TypeVar("T")
 
 #: seconds for the short metadata commands (inspect, swap, drop)
 META_TIMEOUT = 600.0
@@ -198,27 +200,36 @@ class RestoreJob:
         self.source, self.manifest = source, manifest
         db_artifact = self._artifact(manifest, ".sql") if self.params.database else None
         files_artifact = self._artifact(manifest, ".tar") if self.params.files else None
+        # An engine's tree: its snapshot is found and proven in the repository (read-only, ~2 s of
+        # restic: a key derivation, the snapshot list) while the host is inspected and the dump
+        # starts; the files stage waits for it (see _engine_checked).
+        check = None
         if files_artifact is not None and files_artifact.engine is not None:
-            self.engine = self._engine(target, files_artifact)  # read-only, before anything else
-        # Restoring into another environment (or site), or a drill: the copy must be another place
-        # than the source and must get its own config. Everything up to the staging is read-only.
-        foreign = self.params.drill or self._foreign()
-        self.config_mode = self._config_plan() if foreign else None
-        self._probe(db_artifact, files_artifact)
-        if foreign:
-            self._guard(source, manifest)
-        stages: list[Callable[[], None]] = []
-        if db_artifact is not None:
-            # refusals and the staging database first: a target that cannot be staged into fails
-            # before the files start streaming
-            state = self._check_database()
-            self._create_staging(state)
-            stages.append(lambda: self._stage_database(target, db_artifact, manifest, state))
-        if files_artifact is not None:
-            stages.append(lambda: self._stage_all_files(target, files_artifact))
-        # The database and the files stage at the same time (see parallel.py); the first failure
-        # cancels the other, and nothing is committed unless both staged and were proven.
-        run_together(stages, self.cancel)
+            check = _Background(lambda: self._engine(target, files_artifact), "restore-engine-check")
+        try:
+            # Restoring into another environment (or site), or a drill: the copy must be another
+            # place than the source and must get its own config. Everything up to the staging is
+            # read-only.
+            foreign = self.params.drill or self._foreign()
+            self.config_mode = self._config_plan() if foreign else None
+            self._probe(db_artifact, files_artifact)
+            if foreign:
+                self._guard(source, manifest)
+            stages: list[Callable[[], None]] = []
+            if db_artifact is not None:
+                # refusals and the staging database first: a target that cannot be staged into
+                # fails before the files start streaming
+                state = self._check_database()
+                self._create_staging(state)
+                stages.append(lambda: self._stage_database(target, db_artifact, manifest, state))
+            if files_artifact is not None:
+                stages.append(lambda: self._stage_all_files(target, files_artifact, check))
+            # The database and the files stage at the same time (see parallel.py); the first
+            # failure cancels the other, and nothing is committed unless both staged and were proven.
+            run_together(stages, self.cancel)
+        finally:
+            if check is not None:
+                check.wait()  # never leave its restic behind (it ends by itself, bounded)
         self._commit()
         if self.config_mode is not None and self.params.files is not None:
             self._prove_config(self.params.files.root, "after the commit")
@@ -289,7 +300,10 @@ class RestoreJob:
             with record.phase("prepare", artifact.name, "engine snapshot: tag and tree checked") as phase:
                 source = engine_source(target, artifact, password_file(record.site, record.source_env))
                 snapshot = check_snapshot(source, artifact)
-                phase.note = f"restic snapshot {snapshot.get('short_id')}: tag and tree are the manifest's"
+                phase.note = (
+                    f"restic snapshot {snapshot.get('short_id')} in {target.name}: tag and tree are the "
+                    "manifest's"
+                )
         except EngineRefused as error:
             cause: Cause = "integrity" if error.integrity else "error"
             raise RestoreFailed(cause, str(error), artifact.name, before_write=True) from None
@@ -550,8 +564,15 @@ class RestoreJob:
 
     # -- files ------------------------------------------------------------------------------------
 
-    def _stage_all_files(self, target: Target, artifact: Artifact) -> None:
-        """The files' staging task: extract, prepare (kept paths, config), then make it durable."""
+    def _stage_all_files(
+        self, target: Target, artifact: Artifact, check: _Background[EngineSource] | None = None
+    ) -> None:
+        """The files' staging task: (an engine's snapshot proven first) extract, prepare (kept
+        paths, config), then make it durable."""
+        if check is not None:
+            self.engine = check.result()  # raises the refusal: cancels the database's staging
+            if self.cancel.is_set():  # the database's staging failed meanwhile: its error is reported
+                return
         self._stage_files(target, artifact)
         self._prepare_files()
         self._sync_files()
@@ -597,9 +618,13 @@ class RestoreJob:
         def run() -> CommandResult:
             nonlocal stream
             stream = EngineTarStream(source, artifact)
+            made = stream
             started = now_iso()
+            # bytes of the tree read from restic, rate, ETA against the manifest's tree size
+            progress = Progress(self.ctx, artifact.name, expected_tar_bytes(artifact))
+            counted = ProgressReader(made, progress, lambda: made.plain_bytes)
             try:
-                return self._run(command, stdin=cast(BinaryIO, stream), timeout=self.params.timeout)
+                return self._run(command, stdin=cast(BinaryIO, counted), timeout=self.params.timeout)
             finally:
                 stream.close()
                 self._engine_streamed(artifact, stream, started)
@@ -615,7 +640,12 @@ class RestoreJob:
             raise IntegrityError(
                 artifact.name, "the host stopped reading before the end (nothing was committed)"
             )
-        self.record.files = {"root": files.root, "members": stream.members, "engine": "restic"}
+        self.record.files = {
+            "root": files.root,
+            "members": stream.members,
+            "engine": "restic",
+            "engine_snapshot": source.snapshot,  # its id in the repository read (a copy's differs)
+        }
         self.ctx.emit(
             "transferred",
             artifact=artifact.name,
@@ -634,7 +664,8 @@ class RestoreJob:
                     seconds,
                     artifact.name,
                     stream.plain_bytes,
-                    f"restic dump on the control node; {stream.dump_seconds:.2f} s waiting on it",
+                    f"restic dump of {self.engine.snapshot[:12] if self.engine else '?'} on the control "
+                    f"node; {stream.dump_seconds:.2f} s waiting on it",
                 ),
                 Phase(
                     "decompress",
@@ -905,6 +936,42 @@ class RestoreJob:
             # folder, but on the host's time (and not at all after a KILL); sweep it now, under the lock
             with suppress(Exception):
                 transport.run(commands.sweep_command(self.params.files.root), timeout=ABORT_TIMEOUT)
+
+
+class _Background(Generic[T]):
+    """One call run in a thread now; :meth:`result` waits for it and returns or raises its outcome."""
+
+    def __init__(self, call: Callable[[], T], name: str) -> None:
+        self._call = call
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as error:
+            self._error = error
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+def expected_tar_bytes(artifact: Artifact) -> int | None:
+    """About how many bytes ``restic dump`` will write for an engine artifact: the tree's bytes plus a
+    512-byte header and half a block of padding per file (what a progress ETA aims at); None for a
+    manifest that does not record the tree's size."""
+    if artifact.tree_bytes is None:
+        return None
+    return artifact.tree_bytes + 768 * (artifact.files_count or 0)
 
 
 def _covers(paths: Sequence[str], path: str) -> bool:
