@@ -142,6 +142,7 @@ def s3_object(moto_server: MotoServer, bucket: str, key: str) -> bytes:
     return body
 
 
+@pytest.mark.timeout(600)  # four nights, two restores from two targets, verify and prune: ~2 min alone
 def test_restic_nights_restore_identical_from_both_targets_verify_and_prune(
     tmp_path: Path, ssh_inventory: Path, moto_server: MotoServer, bucket: str, site: Path, host: SSHHost
 ) -> None:
