@@ -91,7 +91,7 @@ def test_the_disk_filling_up_is_warned_with_its_date_in_the_run_status_report_an
 ):
     first = nightly(project)
     assert "disk" not in first.stderr  # one point is no trend
-    url = database_url(project / "journal")
+    url = database_url(project / "journal", cwd=project)
     engine = create_engine(url)
     with Session(engine) as session:
         rows = list(session.scalars(select(DiskSpace).where(DiskSpace.site == "prod1")))
