@@ -137,7 +137,14 @@ def _rclone_s3_env(target: S3Target, remote: str) -> dict[str, str]:
         env["SERVER_SIDE_ENCRYPTION"] = target.sse
     if target.sse_kms_key_id:
         env["SSE_KMS_KEY_ID"] = target.sse_kms_key_id
-    return {prefix + name: value for name, value in env.items()}
+    out = {prefix + name: value for name, value in env.items()}
+    bundle = os.environ.get("AWS_CA_BUNDLE")
+    if bundle:
+        # boto3 honours AWS_CA_BUNDLE; rclone's S3 backend refuses to start with it ("unable to load
+        # custom CA bundle ... unsupported transport", rclone 1.60): give rclone the same bundle its
+        # own way and hide the variable from it (the AWS SDK treats an empty value as unset)
+        out.update({"RCLONE_CA_CERT": bundle, "AWS_CA_BUNDLE": ""})
+    return out
 
 
 def write_escrow(
