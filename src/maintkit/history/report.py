@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -280,7 +281,8 @@ def next_actions(data: dict[str, Any], ref: SiteRef, period: Period, now: dateti
         actions.append("No backup was taken this month: check the nightly backup schedule.")
     elif backups["verified"] < backups["taken"]:
         missing = backups["taken"] - backups["verified"]
-        actions.append(f"{missing} backup(s) were not verified: run `maintkit snapshots verify`.")
+        verify = f"maintkit snapshots verify --env {shlex.quote(ref.env)}"
+        actions.append(f"{missing} backup(s) were not verified: run `{verify}`.")
     if backups["failed_verifications"]:
         actions.append("A backup failed its verification: take a new backup and look into the failed one.")
     if not data["drills"]:
