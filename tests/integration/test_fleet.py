@@ -382,16 +382,20 @@ def test_sigterm_revokes_the_sites_no_worker_started_and_stops_the_running_one(
     assert lock_folders(ssh_hosts) == []
 
 
-def test_a_frozen_site_is_refused_in_a_fleet_run_and_the_override_reaches_its_run(project, ssh_hosts):
-    """The portfolio's freeze refuses the update of shop-a only; --override-freeze --reason is handed down."""
+def _frozen(sites: list[str]) -> dict[str, Any]:
+    """A portfolio of ``sites`` whose shop-a is in a freeze window from yesterday to tomorrow."""
     from datetime import UTC, datetime, timedelta
 
     today = datetime.now(UTC).date()
-    portfolio = _portfolio(["shop-a", "shop-b"])
+    portfolio = _portfolio(sites)
     portfolio["clients"]["acme"]["sites"]["shop-a"]["freeze"] = [
         {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
     ]
-    (project / "portfolio.yml").write_text(yaml.safe_dump(portfolio, sort_keys=False))
+    return portfolio
+
+
+def _write_update_playbook(project: Path) -> None:
+    """update.yml: marks the site done, then a composer step (what a freeze refuses)."""
     update = {
         "name": "update",
         "steps": [
@@ -406,6 +410,12 @@ def test_a_frozen_site_is_refused_in_a_fleet_run_and_the_override_reaches_its_ru
         ],
     }
     write_playbook(project, update, "update")
+
+
+def test_a_frozen_site_is_refused_in_a_fleet_run_and_the_override_reaches_its_run(project, ssh_hosts):
+    """The portfolio's freeze refuses the update of shop-a only; --override-freeze --reason is handed down."""
+    (project / "portfolio.yml").write_text(yaml.safe_dump(_frozen(["shop-a", "shop-b"]), sort_keys=False))
+    _write_update_playbook(project)
     args = (
         "fleet",
         "run",
@@ -463,28 +473,8 @@ def test_the_fleet_run_and_its_sites_runs_are_recorded_in_the_history(project, s
 
 def test_the_portfolio_given_with_P_is_the_one_every_site_s_run_reads(project, ssh_hosts):
     """-P reaches each site's run: its freeze windows refuse the update (portfolio.yml has none)."""
-    from datetime import UTC, datetime, timedelta
-
-    today = datetime.now(UTC).date()
-    frozen = _portfolio(["shop-a"])
-    frozen["clients"]["acme"]["sites"]["shop-a"]["freeze"] = [
-        {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
-    ]
-    (project / "frozen.yml").write_text(yaml.safe_dump(frozen, sort_keys=False))
-    update = {
-        "name": "update",
-        "steps": [
-            {
-                "name": "done",
-                "shell": "mkdir -p sites/{{ site }} && echo {{ run_id }} >> sites/{{ site }}/done",
-            },
-            {
-                "name": "composer",
-                "composer": {"command": "install", "working_dir": "~/sites/{{ site }}/none"},
-            },
-        ],
-    }
-    write_playbook(project, update, "update")
+    (project / "frozen.yml").write_text(yaml.safe_dump(_frozen(["shop-a"]), sort_keys=False))
+    _write_update_playbook(project)
     result = run_cli("fleet", "run", "update.yml", "--env", "production", "-P", "frozen.yml",
                      "--output", "json", cwd=project, timeout=120)  # fmt: skip
     [line] = map(json.loads, result.stdout.splitlines())
