@@ -18,7 +18,7 @@ from pathlib import Path
 
 from maintkit.history.schema import HEAD
 from maintkit.history.sqlitewriter import BUSY_SECONDS
-from maintkit.history.trends import Trend, disk_trend, latency_trend, size_trend
+from maintkit.history.trends import Trend, disk_series, disk_trend, latency_trend, size_trend
 
 Key = tuple[str, str]  # (site, env)
 
@@ -75,23 +75,13 @@ def trend_warnings(path: Path, sites: list[str], env: str, now: datetime) -> dic
 def _disks(
     connection: sqlite3.Connection, where: str, params: list[str], env: str
 ) -> dict[Key, dict[str, list[tuple[datetime, int, int]]]]:
-    """Free space per site and filesystem, named as :func:`maintkit.history.trendquery._disks`
-    names it (the files' and the database's on one filesystem are one series)."""
+    """Free space per site and filesystem, named by :func:`.trends.disk_series` (as trendquery does)."""
     sql = (
         f"SELECT site, host, mount, what, at, free_bytes, total_bytes FROM disk_space WHERE {where} "  # noqa: S608
         "AND at >= ? AND at <= ? ORDER BY at"
     )
-    rows: dict[Key, dict[tuple[str, str], list[tuple[datetime, int, int, str]]]] = defaultdict(
-        lambda: defaultdict(list)
+    rows = connection.execute(sql, params)
+    return disk_series(
+        (site, env, host, mount, what, _read(at), free, total)
+        for site, host, mount, what, at, free, total in rows
     )
-    for site, host, mount, what, at, free, total in connection.execute(sql, params):
-        rows[(site, env)][(host, mount or "?")].append((_read(at), int(free), int(total or 0), what))
-    out: dict[Key, dict[str, list[tuple[datetime, int, int]]]] = {}
-    for key, filesystems in rows.items():
-        named = {}
-        for (host, mount), points in filesystems.items():
-            whose = " and ".join(sorted({what for *_, what in points}))
-            series = {at: (at, free, total) for at, free, total, _ in points}  # one reading per snapshot
-            named[f"the disk of the {whose} on {host} ({mount})"] = list(series.values())
-        out[key] = named
-    return out

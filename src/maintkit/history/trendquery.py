@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from maintkit.history.mapping import as_utc
 from maintkit.history.models import DiskSpace, Run, SmokeCheck, Snapshot
-from maintkit.history.trends import Trend, disk_trend, duration_trend, latency_trend, size_trend
+from maintkit.history.trends import Trend, disk_series, disk_trend, duration_trend, latency_trend, size_trend
 from maintkit.model.portfolio import MaintenanceWindow
 
 LOOKBACK = timedelta(days=35)
@@ -72,11 +72,7 @@ def trend_warnings_of(
 def _disks(
     session: Session, windows: Mapping[Key, object], envs: list[str], since: datetime, now: datetime
 ) -> dict[Key, dict[str, list[tuple[datetime, int, int]]]]:
-    """Free space per site environment and filesystem (host and mount), oldest first, each series
-    named as its warning names it: the files' and the database's on one filesystem are one series."""
-    rows: dict[Key, dict[tuple[str, str], list[tuple[datetime, int, int, str]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    """Free space per site environment and filesystem, named by :func:`.trends.disk_series`."""
     query = (
         select(
             DiskSpace.site,
@@ -91,20 +87,12 @@ def _disks(
         .where(DiskSpace.env.in_(envs), DiskSpace.at >= since, DiskSpace.at <= now)
         .order_by(DiskSpace.at)
     )
-    for site, env, host, mount, what, at, free, total in session.execute(query):
-        if (site, env) in windows:
-            rows[(site, env)][(host, mount or "?")].append((as_utc(at), int(free), int(total or 0), what))
-    out: dict[Key, dict[str, list[tuple[datetime, int, int]]]] = {}
-    for key, filesystems in rows.items():
-        named = {}
-        for (host, mount), points in filesystems.items():
-            whose = " and ".join(sorted({what for *_, what in points}))
-            series: dict[datetime, tuple[datetime, int, int]] = {}
-            for at, free, total, _ in points:  # one reading per snapshot, whoever asked
-                series[at] = (at, free, total)
-            named[f"the disk of the {whose} on {host} ({mount})"] = list(series.values())
-        out[key] = named
-    return out
+    rows = (
+        (site, env, host, mount, what, as_utc(at), free, total)
+        for site, env, host, mount, what, at, free, total in session.execute(query)
+        if (site, env) in windows
+    )
+    return disk_series(rows)
 
 
 def _durations(

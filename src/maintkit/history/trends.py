@@ -26,7 +26,8 @@ that stays quiet on noise:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -200,3 +201,27 @@ def _gib(size: float) -> str:
 
 def _mib(size: float) -> str:
     return f"{size / 1024 / 1024:.1f} MiB"
+
+
+#: one free-space reading as the readers give it: (site, env, host, mount, what, at, free, total)
+DiskRow = tuple[str, str, str, "str | None", str, datetime, int, int]
+
+
+def disk_series(rows: Iterable[DiskRow]) -> dict[tuple[str, str], dict[str, list[tuple[datetime, int, int]]]]:
+    """Free space per site environment and filesystem (host and mount), oldest first as given, each
+    series named as its warning names it: the files' and the database's readings of one filesystem
+    are one series (one reading per snapshot, whoever asked). Shared by both history readers."""
+    grouped: dict[tuple[str, str], dict[tuple[str, str], list[tuple[datetime, int, int, str]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for site, env, host, mount, what, at, free, total in rows:
+        grouped[(site, env)][(host, mount or "?")].append((at, int(free), int(total or 0), what))
+    out: dict[tuple[str, str], dict[str, list[tuple[datetime, int, int]]]] = {}
+    for key, filesystems in grouped.items():
+        named = {}
+        for (host, mount), points in filesystems.items():
+            whose = " and ".join(sorted({what for *_, what in points}))
+            series = {at: (at, free, total) for at, free, total, _ in points}
+            named[f"the disk of the {whose} on {host} ({mount})"] = list(series.values())
+        out[key] = named
+    return out
