@@ -314,3 +314,35 @@ def test_a_killed_run_is_no_lock_holder_in_status(work, ssh_hosts):
     assert holder["run_id"] in warning["message"] and "killed" in warning["message"]
     text = cli(work, None, "status", "--site", "prod1")
     assert "killed" in text.stdout and f"({holder['control_host']} pid {run.pid})" not in text.stdout
+
+
+def test_a_nightly_run_with_a_hash_list_records_and_compares_without_sqlalchemy(work, ssh_hosts):
+    """Every site of a fleet runs this each night: the recording, the trends and the integrity
+    watch read the SQLite history with ``sqlite3``. Importing SQLAlchemy cost each run 0.3
+    CPU-seconds (docs/performance.md); ``-X importtime`` (its env twin) lists every module the run
+    imported, and the watch still warns about a file changed outside an update."""
+    book = {"name": "hashed", "steps": [{"snapshot": {"files": "{{ files }}", "integrity": True}}]}
+    write_playbook(work, book, "hashed")
+    site = Path(ssh_hosts["prod1"].home) / "site"
+    site.mkdir(exist_ok=True)
+    (site / "index.php").write_text("<?php echo 'shop';")
+    shutil.chown(site / "index.php", site.stat().st_uid, site.stat().st_gid)
+
+    def hashed() -> str:
+        result = cli(work, None, "run", "hashed.yml", "--env", "production", "--limit", "prod1")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stderr
+
+    hashed()  # the first run creates the history (Alembic) and the hash list's baseline
+    (site / "evil.php").write_text("<?php eval($_POST['x']);")
+    shutil.chown(site / "evil.php", site.stat().st_uid, site.stat().st_gid)
+    os.environ["PYTHONPROFILEIMPORTTIME"] = "1"
+    try:
+        stderr = hashed()
+    finally:
+        del os.environ["PYTHONPROFILEIMPORTTIME"]
+    imported = [line for line in stderr.splitlines() if line.startswith("import time:")]
+    assert imported and not [line for line in imported if "sqlalchemy" in line]
+    assert "files changed outside an update run" in stderr and "added evil.php" in stderr
+    with sqlite3.connect(work / ".maintkit" / "history.sqlite") as connection:
+        assert connection.execute("SELECT count(*) FROM runs").fetchone()[0] == 2

@@ -113,3 +113,23 @@ def test_the_plain_trend_reader_finds_what_trendquery_finds(tmp_path):
     assert found is not None and {t.kind for t in expected} == {"latency", "backup-size"}  # both fired
     mine = [(t.kind, t.message) for t in found[("shop", "production")]]
     assert mine == [(t.kind, t.message) for t in expected]
+
+
+def test_the_plain_reader_sees_updates_and_releases_as_the_session_does(tmp_path):
+    """The integrity watch asks "was the site updated or released since the last hash list?" with
+    ``sqlite3`` after a run (no SQLAlchemy import); the answer must be the ORM's at every moment."""
+    from maintkit.history.integrity import updated_since_in_session
+
+    path = tmp_path / "h.sqlite"
+    store = HistoryStore.open(f"sqlite:///{path}")
+    store.record(map_run(events("upd", 5)))  # its composer update and its release 5 hours ago
+    with Session(store.engine) as session:
+        by_session = updated_since_in_session(session)
+        for site, hours in [("shop", 6), ("shop", 5), ("shop", 4.99), ("shop", 1), ("other", 6)]:
+            since = NOW - timedelta(hours=hours)
+            expected = by_session(site, "production", since)
+            assert plaintrends.updated_since(path, site, "production", since) is expected, (site, hours)
+        assert by_session("shop", "production", NOW - timedelta(hours=6)) is True
+        assert by_session("shop", "production", NOW - timedelta(hours=4)) is False
+        assert plaintrends.updated_since(path, "shop", "staging", NOW - timedelta(hours=6)) is False
+    store.close()

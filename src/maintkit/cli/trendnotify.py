@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from maintkit.engine.runconfig import RunConfig
+
+if TYPE_CHECKING:
+    from maintkit.history.integrity import UpdatedSince
 
 
 def report_trends(
@@ -28,8 +31,8 @@ def report_trends(
     env = config.inventory.name
     url = database_url(journals)
     try:
-        messages = _plain_trends(url, sites, env, journal)
-        if messages is None:  # PostgreSQL, a schema to migrate, or integrity lists to compare
+        messages = _plain_trends(config, url, journals, journal, sites, env)
+        if messages is None:  # PostgreSQL, or a schema to migrate
             messages = _trends_through_sqlalchemy(config, url, journals, journal, sites, env)
     except Exception as error:
         click.echo(f"warning: the trends could not be read from the history: {error}", err=True)
@@ -44,32 +47,27 @@ def report_trends(
     return messages
 
 
-def _plain_trends(url: str, sites: list[str], env: str, journal: Path | None) -> list[str] | None:
-    """The trend messages read with ``sqlite3`` (no SQLAlchemy: a run's cheap path), or None.
-
-    None when the history is not the embedded SQLite at the newest schema, or when the run has
-    integrity lists to compare (:mod:`maintkit.history.integrity` reads through SQLAlchemy).
-    """
+def _plain_trends(
+    config: RunConfig, url: str, journals: Path, journal: Path | None, sites: list[str], env: str
+) -> list[str] | None:
+    """The integrity and trend messages read with ``sqlite3`` (no SQLAlchemy: a run's cheap path),
+    or None when the history is not the embedded SQLite at the newest schema."""
     from maintkit.history import plaintrends
     from maintkit.history.sqlitewriter import sqlite_file
 
     path = sqlite_file(url)
-    if path is None or _has_integrity_steps(journal):
+    if path is None:
         return None
-    found = plaintrends.trend_warnings(path, sites, env, datetime.now(UTC))
+    now = datetime.now(UTC)
+    found = plaintrends.trend_warnings(path, sites, env, now)
     if found is None:
         return None
-    return [f"{site} ({env}): {t.message}" for site in sites for t in found[(site, env)]]
 
+    def updated_since(site: str, env: str, since: datetime) -> bool:
+        return plaintrends.updated_since(path, site, env, since)
 
-def _has_integrity_steps(journal: Path | None) -> bool:
-    """Whether the journal may hold a hash list (an ``integrity`` step, a snapshot with
-    ``integrity: true``) or an ``audit`` step's findings, which :mod:`maintkit.history.integrity`
-    compares through SQLAlchemy (a substring test: a false yes only costs time)."""
-    if journal is None or not journal.is_file():
-        return False
-    with open(journal, encoding="utf-8") as handle:
-        return any('"integrity"' in line or '"audit"' in line for line in handle)
+    messages = _integrity(config, journals, journal, updated_since, now)
+    return messages + [f"{site} ({env}): {t.message}" for site in sites for t in found[(site, env)]]
 
 
 def _trends_through_sqlalchemy(
@@ -79,6 +77,7 @@ def _trends_through_sqlalchemy(
     from sqlalchemy.orm import Session
 
     from maintkit.history.database import HistoryUnavailable
+    from maintkit.history.integrity import updated_since_in_session
     from maintkit.history.store import HistoryStore
     from maintkit.history.trendquery import trend_warnings
 
@@ -90,7 +89,7 @@ def _trends_through_sqlalchemy(
     try:
         with Session(store.engine) as session:
             now = datetime.now(UTC)
-            messages += _integrity(config, journals, journal, session, now)
+            messages += _integrity(config, journals, journal, updated_since_in_session(session), now)
             for site in sites:
                 messages += [f"{site} ({env}): {t.message}" for t in trend_warnings(session, site, env, now)]
     finally:
@@ -106,7 +105,7 @@ def _say_failed_notifications(*_args: Any, **fields: Any) -> None:
 
 
 def _integrity(
-    config: RunConfig, journals: Path, journal: Path | None, session: Any, now: datetime
+    config: RunConfig, journals: Path, journal: Path | None, updated_since: UpdatedSince, now: datetime
 ) -> list[str]:
     """Compare each host's hash list of this run (its ``integrity`` steps, its snapshots made with
     ``integrity: true``) with the previous one."""
@@ -139,7 +138,14 @@ def _integrity(
                 out.append(f"{site} ({env}): integrity watch: {listed['error']}")
                 continue
             finding = check(
-                journals.parent, session, site, env, listed["files"], str(event.get("run_id")), now, updating
+                journals.parent,
+                updated_since,
+                site,
+                env,
+                listed["files"],
+                str(event.get("run_id")),
+                now,
+                updating,
             )
             if finding is not None:
                 out.append(f"{site} ({env}): {describe(finding)}")

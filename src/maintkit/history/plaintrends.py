@@ -35,18 +35,43 @@ def _read(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
-def trend_warnings(path: Path, sites: list[str], env: str, now: datetime) -> dict[Key, list[Trend]] | None:
-    """Each site's trend warnings at ``now``; None when the file is not a history at the newest schema."""
+def updated_since(path: Path, site: str, env: str, since: datetime) -> bool:
+    """Whether the history holds an update or a release of (site, env) from ``since`` on
+    (:data:`maintkit.history.integrity.UpdatedSince`, as its SQLAlchemy twin reads it)."""
+    connection = _open(path)
+    if connection is None:
+        return False
+    try:
+        for table in ("updates", "releases"):
+            sql = f"SELECT 1 FROM {table} WHERE site = ? AND env = ? AND at >= ? LIMIT 1"  # noqa: S608
+            if connection.execute(sql, (site, env, _stored(since))).fetchone() is not None:
+                return True
+        return False
+    finally:
+        connection.close()
+
+
+def _open(path: Path) -> sqlite3.Connection | None:
+    """A read-only connection to ``path``; None when it is not a history at the newest schema."""
     if not path.is_file():
         return None
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_SECONDS)
     try:
-        try:
-            found = connection.execute("SELECT version_num FROM alembic_version").fetchone()
-        except sqlite3.OperationalError:
-            return None
-        if found is None or found[0] != HEAD:
-            return None
+        found = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        found = None
+    if found is None or found[0] != HEAD:
+        connection.close()
+        return None
+    return connection
+
+
+def trend_warnings(path: Path, sites: list[str], env: str, now: datetime) -> dict[Key, list[Trend]] | None:
+    """Each site's trend warnings at ``now``; None when the file is not a history at the newest schema."""
+    connection = _open(path)
+    if connection is None:
+        return None
+    try:
         since, until = _stored(now - LOOKBACK), _stored(now)
         marks = ", ".join("?" for _ in sites)
         latencies: dict[Key, list[tuple[datetime, float]]] = defaultdict(list)
