@@ -10,6 +10,7 @@ come back byte for byte, and failures are loud.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -697,3 +698,26 @@ def test_stream_decompressor_reads_what_tar_wrote(
     assert d.complete
     listing = subprocess.run(["tar", "-tf", "-"], input=plain, capture_output=True, check=True).stdout
     assert re.search(rb"^\./pub/static/\.htaccess$", listing, re.MULTILINE)
+
+
+def test_a_plain_site_s_fingerprint_reads_composer_lock_and_starts_no_php_without_one(
+    transport: LocalTransport, tmp_path: Path
+) -> None:
+    """A site without a CMS: the version comes from composer.lock when there is one; without one,
+    the fingerprint is the folder's and PHP is not started (a fleet of plain sites pays it nightly)."""
+    root = tmp_path / "plain site"
+    root.mkdir()
+    bin_dir = tmp_path / "bin"  # a php first on PATH that notes each start, then runs the real one
+    bin_dir.mkdir()
+    starts = tmp_path / "php-starts"
+    (bin_dir / "php").write_text(f'#!/bin/sh\necho started >> {starts}\nexec {shutil.which("php")} "$@"\n')
+    (bin_dir / "php").chmod(0o755)
+    command = f"PATH={bin_dir}:$PATH; " + fingerprint_command("none", str(root))
+    assert parse_fingerprint(transport.run(command, timeout=30).stdout) == {"cms": "none"}
+    assert not starts.exists()
+    lock = {"packages": [{"name": "magento/magento2-base", "version": "2.4.7"}]}
+    (root / "composer.lock").write_text(json.dumps(lock))
+    found = parse_fingerprint(transport.run(command, timeout=30).stdout)
+    assert found["version"] == "2.4.7" and found["package"] == "magento/magento2-base"
+    assert found["composer_lock_sha256"] == hashlib.sha256((root / "composer.lock").read_bytes()).hexdigest()
+    assert starts.read_text() == "started\n"

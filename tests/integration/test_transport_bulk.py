@@ -10,6 +10,7 @@ connection for ``clear_to_send_timeout``.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 from maintkit.model.problems import CommandTimeout
 from maintkit.transport import openssh
 from maintkit.transport.ssh.transport import SSHTransport
-from tests.sshd import SSHHost, keygen, open_transport
+from tests.sshd import SSHHost, SSHServers, keygen, open_transport
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +93,8 @@ def test_a_key_other_than_the_verified_one_is_refused_and_paramiko_takes_over(
 ) -> None:
     transport.run("true", stdout=HashSink())
     assert transport.bulk_count == 1 and transport._pin is not None
+    for control in transport._pin.folder.iterdir():  # the master idled out: the next stream connects
+        openssh.close_master("ssh", control)
     impostor = keygen(tmp_path / "impostor", "impostor")
     transport._pin.path.write_text(f"{openssh.PIN_ALIAS} {impostor}\n")  # as if another key were pinned
     sink = HashSink()
@@ -136,6 +139,8 @@ def test_when_ssh_cannot_start_no_input_is_lost_and_paramiko_takes_over(
 ) -> None:
     transport.run("true", stdout=HashSink())
     assert transport._pin is not None
+    for control in transport._pin.folder.iterdir():  # the master idled out: the next stream connects
+        openssh.close_master("ssh", control)
     transport._pin.path.write_text(f"{openssh.PIN_ALIAS} {keygen(tmp_path / 'impostor', 'x')}\n")
     source = CountingSource(5_000_000)
     result = transport.run("sha256sum", stdin=source)
@@ -167,3 +172,67 @@ def test_a_rekey_started_while_a_channel_closes_does_not_stall_the_connection(
         assert result.rc == 0 and result.stdout_bytes == 1_500_000
         assert time.monotonic() - started < 2
     assert transport.connect_count == 1
+
+
+def _logins(servers: SSHServers, name: str) -> int:
+    """How many logins the sshd of ``name`` accepted so far (its log)."""
+    server = servers.servers[name]
+    return server.log.read_text(errors="replace").count(f"Accepted publickey for {server.user}")
+
+
+def _masters(folder: Path) -> list[str]:
+    """The master connections (``ssh: SOCKET [mux]``, as ssh names them) whose socket is in ``folder``."""
+    out = subprocess.run(["ps", "ww", "-e", "-o", "args="], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line.startswith(f"ssh: {folder}/") and "[mux]" in line]
+
+
+def test_a_run_s_streams_to_a_host_share_one_connection_closed_with_the_run(
+    ssh_servers: SSHServers, ssh_hosts: dict[str, SSHHost], known_hosts_file: Path, tmp_path: Path
+) -> None:
+    """Each ``ssh`` connection costs ~105 ms of CPU (OpenSSH 9's key exchange); a run's streams to
+    one host ride one master connection, whose process is gone when the transport closes."""
+    before = _logins(ssh_servers, "prod2")
+    with open_transport(ssh_hosts["prod2"], known_hosts_file, tmp_path) as transport:
+        for _ in range(3):
+            sink = HashSink()
+            result = transport.run(STREAM, stdout=sink, timeout=60)
+            assert result.rc == 0 and sink.sha.digest() == hashlib.sha256(expected_stream()).digest()
+        failed = transport.run("echo broken >&2; exit 3", stdout=HashSink(), timeout=30)
+        assert failed.rc == 3 and failed.stderr.strip() == "broken"
+        assert transport.bulk_count == 4
+        assert _logins(ssh_servers, "prod2") - before == 2  # paramiko's connection and one master
+        folder = transport._pin.folder if transport._pin else None
+        assert folder is not None and len(_masters(folder)) == 1
+    assert not _masters(folder) and not folder.exists()
+
+
+def test_a_fleet_s_sites_on_one_account_share_one_master_closed_with_the_fleet(
+    ssh_servers: SSHServers, ssh_hosts: dict[str, SSHHost], known_hosts_file: Path, tmp_path: Path
+) -> None:
+    """Several sites of one server and one SSH user (the usual shared hosting): inside
+    :func:`~maintkit.transport.openssh.shared_connections` their runs' streams share one master
+    connection, which outlives each run and is closed when the fleet ends."""
+    before = _logins(ssh_servers, "prod1")
+    with openssh.shared_connections() as folder:
+        assert folder.stat().st_mode & 0o077 == 0
+        for site in range(3):  # three sites' runs, one after the other, each its own transport
+            with open_transport(ssh_hosts["prod1"], known_hosts_file, tmp_path / f"s{site}") as transport:
+                sink = HashSink()
+                assert transport.run(STREAM, stdout=sink, timeout=60).rc == 0
+                assert sink.total == 20_000_000
+            assert len(_masters(folder)) == 1  # still there for the next site
+        assert _logins(ssh_servers, "prod1") - before == 4  # three paramiko connections, one master
+    assert not _masters(folder) and not folder.exists()
+    assert openssh.SHARE_ENV not in os.environ
+
+
+def test_a_master_that_refuses_a_session_is_no_error_of_the_command() -> None:
+    """sshd's MaxSessions (10 by default) refused a shared master's session: ``ssh`` connects on
+    its own and says so on stderr; the command's stderr is what the command wrote."""
+    noise = (
+        "mux_client_request_session: session request failed: Session open refused by peer\r\n"
+        "ControlSocket /tmp/mk-ssh-x/abc already exists, disabling multiplexing\r\n"
+    )
+    assert openssh.without_mux_notices(noise + "tar: file changed as we read it\n") == (
+        "tar: file changed as we read it\n"
+    )

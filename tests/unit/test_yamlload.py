@@ -144,3 +144,33 @@ def test_a_latin_1_byte_is_located(tmp_path) -> None:
     with pytest.raises(InvalidInput) as caught:
         load_yaml(path, "latin.yml")
     assert str(caught.value.problems[0]) == "latin.yml:2:10: byte 0xe9 is not UTF-8: save the file as UTF-8"
+
+
+def test_a_file_parsed_ahead_gives_each_reader_its_own_equal_copy_and_a_changed_one_is_parsed_again(
+    tmp_path,
+) -> None:
+    """The fleet's fork server parses the shared inventory once (:func:`parse_ahead`); each site's
+    run must get exactly what parsing gives (values and positions), a copy of its own, and a file
+    changed since must be parsed anew, not served from before."""
+    from maintkit.text import yamlload
+
+    path = tmp_path / "production.yml"
+    path.write_text("all:\n  hosts:\n    web1: {host: 10.0.0.1}\n    web2: {host: 10.0.0.2}\n")
+    yamlload.parse_ahead([path, tmp_path / "missing.yml"])
+    try:
+        first, second = yamlload.load_yaml(path), yamlload.load_yaml(path)
+        yamlload._PARSED_AHEAD.clear()
+        reference = yamlload.load_yaml(path)
+        assert first == reference and first is not second
+        assert first["all"]["hosts"].positions == reference["all"]["hosts"].positions == {
+            "web1": (3, 5),
+            "web2": (4, 5),
+        }
+        assert first["all"]["hosts"]["web2"].start == reference["all"]["hosts"]["web2"].start
+        first["all"]["hosts"]["web1"]["host"] = "changed"  # one run's copy is its own
+        yamlload.parse_ahead([path])
+        assert yamlload.load_yaml(path)["all"]["hosts"]["web1"]["host"] == "10.0.0.1"
+        path.write_text("all:\n  hosts:\n    web3: {host: 10.0.0.3}\n")
+        assert list(yamlload.load_yaml(path)["all"]["hosts"]) == ["web3"]
+    finally:
+        yamlload._PARSED_AHEAD.clear()

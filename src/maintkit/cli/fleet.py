@@ -7,6 +7,7 @@ sites' runs are planned and run by :mod:`maintkit.fleet`, and the view is
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -148,7 +149,10 @@ def fleet_run(
     # the fleet run itself, in the history and a journal of its own: which sites, how it ended
     sites = sorted({entry.site_name for entry in entries})
     record = Recording(FLEET_COMMAND, env, sites, playbook=playbook, folder=journal_dir, run_id=fleet_id)
-    results = _run(runs, concurrency, workers, quiet, output)
+    from maintkit.transport.openssh import shared_connections
+
+    with shared_connections():  # sites on one account share a master connection (one handshake)
+        results = _run(runs, concurrency, workers, quiet, output)
     from maintkit.fleet.process import worst_exit_code
 
     code = worst_exit_code(results)
@@ -221,9 +225,11 @@ def _runner(
         from maintkit.fleet.remote import RemoteFleet
 
         return RemoteFleet(runs, workers, concurrency, on_change)
-    from maintkit.cli.sitechild import fork_server
+    from maintkit.cli.sitechild import PARSE_AHEAD_ENV, fork_server
     from maintkit.fleet.pool import Fleet
 
+    # the inventories every site reads, parsed once by the fork server (it starts with this env)
+    os.environ[PARSE_AHEAD_ENV] = os.pathsep.join(sorted({str(Path(r.inventory).resolve()) for r in runs}))
     return Fleet(runs, Path.cwd(), concurrency, on_change, forks=fork_server())
 
 
@@ -281,7 +287,6 @@ def worker(
     loglevel: str,
 ) -> None:
     """Run sites sent by `maintkit fleet run --workers REDIS_URL` (a Celery worker on Redis)."""
-    import os
 
     from maintkit.cli.sitechild import fork_server
     from maintkit.fleet.tasks import (
@@ -296,4 +301,7 @@ def worker(
     app = make_app(broker, visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT)
     use_fork_server(fork_server())
     app.conf.worker_hijack_root_logger = True  # a worker's log is Celery's: tasks received, ready, lost
-    app.worker_main(worker_argv(concurrency, name, loglevel))
+    from maintkit.transport.openssh import shared_connections
+
+    with shared_connections():  # this worker's sites on one account share a master connection
+        app.worker_main(worker_argv(concurrency, name, loglevel))

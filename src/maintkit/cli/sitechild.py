@@ -47,12 +47,17 @@ import maintkit.reporting.console
 import maintkit.reporting.logs
 import maintkit.reporting.stdout
 import maintkit.reporting.terminal
+import maintkit.text.yamlload
 import maintkit.transport.ssh.transport  # the imports are the point: see the docstring
 from maintkit.fleet.forkserver import ForkServer
 from maintkit.fleet.process import arm_parent_death_signal
 
 for _name in maintkit.actions.base.available_actions():  # every action a playbook may name
     maintkit.actions.base.get_action(_name)
+
+#: the files (os.pathsep-separated) the fleet's sites will all read: parsed once, here
+PARSE_AHEAD_ENV = "MAINTKIT_FLEET_PARSE_AHEAD"
+maintkit.text.yamlload.parse_ahead(p for p in os.environ.get(PARSE_AHEAD_ENV, "").split(os.pathsep) if p)
 
 gc.freeze()  # what was imported stays out of the collector's sight: a child's collections never
 # write to (and so copy) the pages it shares with the fork server

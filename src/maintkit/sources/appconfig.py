@@ -154,7 +154,10 @@ def fingerprint_command(cms: CmsName, root: str) -> str:
             '  sum=$(sha256sum < "$root/composer.lock") || exit 1',
             '  echo "composer_lock_sha256=${sum%% *}"',
             "fi",
-            "if command -v php >/dev/null 2>&1; then",
+            # no CMS: the version is read from composer.lock only, so no PHP start without one
+            # (~20 ms of CPU a night for each of a fleet's plain sites)
+            ('if [ -f "$root/composer.lock" ] && ' if cms == "none" else "if ")
+            + "command -v php >/dev/null 2>&1; then",
             f'  php {PHP_FLAGS} -- {cms} "$root" ' + heredoc("MAINTKIT_PHP", version_php()),
             "fi",
         ]

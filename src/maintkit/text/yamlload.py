@@ -10,6 +10,7 @@ Why duplicate keys are errors: YAML keeps the last one silently, and a playbook 
 from __future__ import annotations
 
 import difflib
+import pickle
 from collections.abc import Hashable, Iterable
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,10 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 MAX_NODES = 50_000
 #: the deepest nesting of mappings and lists a document may have; a playbook needs fewer than ten
 MAX_DEPTH = 64
+
+
+#: documents parsed ahead (:func:`parse_ahead`), by their exact text: their data, pickled
+_PARSED_AHEAD: dict[str, bytes] = {}
 
 
 class PosDict(dict[Any, Any]):
@@ -216,6 +221,9 @@ def parse_yaml(text: str, file: str) -> Any:
     Raise InvalidInput on a syntax error, on duplicate keys (all of them at once), or when the
     document is empty.
     """
+    ahead = _PARSED_AHEAD.get(text)
+    if ahead is not None:
+        return pickle.loads(ahead)  # noqa: S301 (our own pickle, made in this process or its parent)
     loader = PositionLoader(text)
     try:
         node = loader.get_single_node()
@@ -260,6 +268,24 @@ def _index_paths(node: Any, path: tuple[Any, ...], paths: dict[int, tuple[Any, .
         paths[id(node)] = path
         for index, value in enumerate(node):
             _index_paths(value, (*path, index), paths)
+
+
+def parse_ahead(paths: Iterable[str | Path]) -> None:
+    """Parse these files now, so that a later :func:`parse_yaml` of the same text gets a copy.
+
+    Why: a fleet's sites are forks of one fork server (:mod:`maintkit.cli.sitechild`), and each
+    site's run parses the inventory it shares with hundreds of others: 100 ms of CPU per site for a
+    200-host inventory, most of a small site's run (docs/performance.md). Parsed once in the fork
+    server, each run unpickles a private copy in about a millisecond. Keyed by the whole text, so a
+    file changed since is parsed again; a file that is missing or invalid is left for the run to
+    report as it always does.
+    """
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+            _PARSED_AHEAD[text] = pickle.dumps(parse_yaml(text, str(path)), pickle.HIGHEST_PROTOCOL)
+        except (OSError, UnicodeDecodeError, InvalidInput):
+            continue
 
 
 def load_yaml(path: str | Path, name: str | None = None) -> Any:

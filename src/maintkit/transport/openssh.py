@@ -21,12 +21,23 @@ Same trust, same account as the paramiko connection:
 When ``ssh`` cannot start the command (no client installed, a key that needs a passphrase, a refused
 host key) nothing ran on the host: the caller sends the command over paramiko instead, and keeps
 doing so for that host. ``MAINTKIT_BULK_SSH=paramiko`` turns bulk streaming through ``ssh`` off.
+
+One handshake for all of a host's streams: the streams share one master connection (OpenSSH's
+``ControlMaster``, as Ansible's ``ControlPersist``). Measured here (docs/performance.md): a new
+``ssh`` connection costs ~105 ms of CPU (OpenSSH 9's default key exchange, sntrup761x25519, is most
+of it), a session on an open master ~7 ms. A run's masters live in its pinned-key folder and are
+closed with the transport; a fleet (:func:`shared_connections`) keeps one per account (host, port,
+user, identity files, verified key) for all its sites, and closes them when it ends. The master is
+started by the first stream with the pinned key, so every later stream rides a connection whose
+host key was verified; a master that refuses a session (sshd's ``MaxSessions``) or has died makes
+``ssh`` connect on its own, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import selectors
@@ -34,7 +45,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -42,6 +53,18 @@ from typing import IO, Protocol
 from maintkit.transport.streams import CHUNK, StdinFeeder, abort_reason, wait_slice
 
 DISABLE_ENV = "MAINTKIT_BULK_SSH"
+#: a private folder where the runs a fleet (or worker) starts keep their shared master connections
+SHARE_ENV = "MAINTKIT_SSH_CONTROL_DIR"
+#: seconds an idle master connection stays (a run that was killed leaves none for longer)
+CONTROL_PERSIST = 30
+#: a Unix socket's path has ~108 bytes; ``ssh`` adds a 17-byte suffix while it binds
+_MAX_CONTROL_PATH = 88
+#: what ``ssh`` prints when a master refused a session and it connected on its own (not the command's)
+_MUX_NOTICE = re.compile(
+    r"^(mux_client_request_session: session request failed: .*|ControlSocket .* already exists, "
+    r"disabling multiplexing)\r?\n",
+    re.MULTILINE,
+)
 PIN_ALIAS = "maintkit-pinned-host"
 #: read size for the client's stdout; the pipe is enlarged to match (fewer wake-ups per GB). The
 #: sinks still receive at most ``CHUNK`` (64 KiB) per write, as the transport contract says.
@@ -49,7 +72,7 @@ BULK_CHUNK = 1 << 20
 #: ssh's own fatal messages (exit status 255 also means "the remote command exited 255")
 _SSH_FAILURE = re.compile(
     rb"^(ssh: |client_loop: |Connection to .* closed|Connection closed by |Timeout, server |"
-    rb"Broken pipe|packet_write_wait|kex_exchange_identification)",
+    rb"Broken pipe|packet_write_wait|kex_exchange_identification|mux_client_read_packet)",
     re.MULTILINE,
 )
 #: paramiko host key names that stand for several signature algorithms
@@ -125,11 +148,80 @@ def pinned_options(program: str, target: BulkTarget, known_hosts: Path) -> list[
     return argv
 
 
-def ssh_argv(program: str, target: BulkTarget, known_hosts: Path, remote: str) -> list[str]:
-    """The ``ssh`` command line that runs ``remote`` on the pinned host, no config, no prompts."""
+def ssh_argv(
+    program: str, target: BulkTarget, known_hosts: Path, remote: str, control: Path | None = None
+) -> list[str]:
+    """The ``ssh`` command line that runs ``remote`` on the pinned host, no config, no prompts;
+    through the master connection at ``control`` (started by this stream if there is none yet)."""
     argv = pinned_options(program, target, known_hosts)
     options = ["-o", "ClearAllForwardings=yes", "-o", "LogLevel=ERROR"]
+    if control is not None:
+        options += ["-o", "ControlMaster=auto", "-o", f"ControlPath={control}"]
+        options += ["-o", f"ControlPersist={CONTROL_PERSIST}"]
     return [*argv[:1], *options, *argv[1:], "--", target.host, remote]
+
+
+def control_path(folder: Path, target: BulkTarget) -> Path | None:
+    """The master connection's socket for this account and verified key in ``folder`` (None: the
+    path would be too long for a Unix socket, so no master)."""
+    account = (
+        target.host,
+        target.port,
+        target.user,
+        target.identity_files,
+        target.key_name,
+        target.key_base64,
+    )
+    path = folder / hashlib.sha256(repr(account).encode()).hexdigest()[:24]
+    return path if len(os.fsencode(path)) <= _MAX_CONTROL_PATH else None
+
+
+def shared_folder() -> Path | None:
+    """The fleet's folder of shared master connections, when this run was started by one."""
+    value = os.environ.get(SHARE_ENV)
+    if not value:
+        return None
+    folder = Path(value)
+    try:
+        info = folder.lstat()
+    except OSError:
+        return None
+    private = info.st_uid == os.getuid() and info.st_mode & 0o077 == 0
+    return folder if private and folder.is_dir() and not folder.is_symlink() else None
+
+
+def close_master(program: str, control: Path) -> None:
+    """Ask the master connection at ``control`` to exit (its sessions, if any, end with it)."""
+    if not control.is_socket():
+        return
+    argv = [program, "-F", "/dev/null", "-o", f"ControlPath={control}", "-O", "exit", "maintkit-master"]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
+
+
+@contextlib.contextmanager
+def shared_connections() -> Iterator[Path]:
+    """While inside: the runs started from this process (the fleet's sites, a worker's) share one
+    master connection per account, in a private folder; at the end every master is closed."""
+    folder = Path(tempfile.mkdtemp(prefix="mk-ssh-"))  # 0700
+    previous = os.environ.get(SHARE_ENV)
+    os.environ[SHARE_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop(SHARE_ENV, None)
+        else:
+            os.environ[SHARE_ENV] = previous
+        program = shutil.which("ssh")
+        for control in folder.iterdir() if program else ():
+            close_master(str(program), control)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def without_mux_notices(stderr: str) -> str:
+    """The command's stderr without ``ssh``'s notices that it connected on its own."""
+    return _MUX_NOTICE.sub("", stderr)
 
 
 def start(argv: list[str]) -> subprocess.Popen[bytes]:

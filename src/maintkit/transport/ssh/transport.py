@@ -228,7 +228,15 @@ class SSHTransport(Transport):
         if conn is not None:
             close_chain(conn)
         if pin is not None:
+            self._close_masters(pin)
             pin.remove()
+
+    def _close_masters(self, pin: PinnedHostKey) -> None:
+        """Close the master connections this run's streams opened in its pinned-key folder (a
+        fleet's shared ones are the fleet's to close)."""
+        program = openssh.client()
+        for control in pin.folder.iterdir() if program else ():
+            openssh.close_master(str(program), control)
 
     def _ensure_connected(self) -> tuple[paramiko.Transport, bool]:
         """Return the live paramiko transport, (re)connecting if needed, and whether it is new."""
@@ -629,7 +637,8 @@ class SSHTransport(Transport):
         target = self._bulk_target(conn, transport)
         pin = self._pin_key(target)
         remote, prefix = remote_command(command, env, secret)
-        proc = openssh.start(openssh.ssh_argv(program, target, pin.path, remote))
+        control = openssh.control_path(openssh.shared_folder() or pin.folder, target)
+        proc = openssh.start(openssh.ssh_argv(program, target, pin.path, remote, control))
         assert proc.stdin is not None
         out: Tail | CountingSink = Tail() if stdout is None else CountingSink(stdout)
         err = PidFilter(Tail())
@@ -662,7 +671,7 @@ class SSHTransport(Transport):
         join_feeder(feeder)
         openssh.stop(proc)
         rc = proc.returncode
-        stderr = err.tail.text()
+        stderr = openssh.without_mux_notices(err.tail.text())
         if rc == 255 and err.pgid is None and out.total == 0 and not read_input(feeder, stdin):
             raise BulkUnavailable(f"ssh could not start the command: {stderr.strip()[-300:]}")
         if rc == 255 and openssh.lost_connection(stderr.encode("utf-8", "replace")):
@@ -700,6 +709,7 @@ class SSHTransport(Transport):
         with self._lock:
             if self._pin is None or self._pinned != (target.key_name, target.key_base64):
                 if self._pin is not None:
+                    self._close_masters(self._pin)
                     self._pin.remove()
                 self._pin = PinnedHostKey(target)
                 self._pinned = (target.key_name, target.key_base64)
