@@ -43,6 +43,12 @@ from maintkit.sources import (
     tar_command,
 )
 from maintkit.sources.appconfig import db_config_php
+from maintkit.sources.identity import (
+    database_identity_command,
+    identity_and_tables_command,
+    parse_database_identity,
+    parse_identity_and_tables,
+)
 from maintkit.transport.base import CommandResult
 from maintkit.transport.local import LocalTransport
 from tests.mariadb import (
@@ -296,6 +302,28 @@ def test_tables_command_lists_exact_row_counts(mariadb: MariaDBServer, transport
     assert listing.database == SHOP_DB
     assert listing.tables == mariadb.table_row_counts(SHOP_DB)
     assert sorted(listing.tables) == sorted(SHOP_TABLES)  # views are not tables
+
+
+def test_identity_and_row_counts_in_one_session_equal_the_two_questions_asked_apart(
+    mariadb: MariaDBServer, transport: LocalTransport
+) -> None:
+    """A snapshot asks who the server is and how many rows each table has in one client session
+    (one login less per snapshot); the answers must be exactly those of the two separate commands."""
+    src = explicit(mariadb)
+    command, stdin = identity_and_tables_command(src)
+    assert SHOP_PASSWORD not in command
+    both = transport.run(command, stdin=stdin, timeout=30)
+    assert both.rc == 0, both.stderr
+    identity, listing = parse_identity_and_tables(both.stdout)
+    command, stdin = database_identity_command(src)
+    alone = transport.run(command, stdin=stdin, timeout=30)
+    command, stdin = tables_command(src)
+    tables = transport.run(command, stdin=stdin, timeout=30)
+    assert identity == parse_database_identity(alone.stdout) and identity.name == SHOP_DB
+    assert listing == parse_tables(tables.stdout)
+    assert listing.tables == mariadb.table_row_counts(SHOP_DB) and listing.database == SHOP_DB
+    with pytest.raises(ValueError, match="database name"):
+        parse_identity_and_tables(alone.stdout)  # no listing: never taken for an empty database
 
 
 def test_a_wrong_password_fails_readably_without_a_trailer(

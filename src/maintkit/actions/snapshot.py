@@ -16,10 +16,15 @@ from maintkit.jobs.hashlist import HashList
 from maintkit.jobs.snapshot import reads_app_config, take_snapshot
 from maintkit.model.results import ActionResult
 from maintkit.sources.codehashes import DEFAULT_EXCLUDE, start_command
-from maintkit.sources.database import DatabaseSource, dump_command, tables_command
+from maintkit.sources.database import DatabaseSource, dump_command
 from maintkit.sources.diskspace import DiskReading, disk_command, disk_paths, parse_disk
 from maintkit.sources.files import FilesSource, tar_command
-from maintkit.sources.identity import SourceIdentity, database_identity_command, files_identity_command
+from maintkit.sources.identity import (
+    SourceIdentity,
+    database_identity_command,
+    files_identity_command,
+    identity_and_tables_command,
+)
 from maintkit.sources.probe import probe_command
 from maintkit.storage.base import snapshot_prefix
 from maintkit.storage.restic import backup_command
@@ -70,8 +75,8 @@ class Snapshot(Action):
         if params.integrity and params.files:
             plan.append(start_command(params.files.root, params.integrity_exclude))
         if params.database:
-            plan.append(database_identity_command(params.database)[0])
-            plan += [tables_command(params.database)[0]] if params.count_rows else []
+            facts = identity_and_tables_command if params.count_rows else database_identity_command
+            plan.append(facts(params.database)[0])
             plan.append(dump_command(params.database, params.compression)[0])
         targets = ", ".join(t.describe() for t in site_targets(ctx.vars, params.targets, ctx.redactor))
         if params.files:

@@ -225,11 +225,11 @@ def _runner(
         from maintkit.fleet.remote import RemoteFleet
 
         return RemoteFleet(runs, workers, concurrency, on_change)
-    from maintkit.cli.sitechild import PARSE_AHEAD_ENV, fork_server
+    from maintkit.cli.sitechild import AHEAD_ENV, fleet_spec, fork_server
     from maintkit.fleet.pool import Fleet
 
-    # the inventories every site reads, parsed once by the fork server (it starts with this env)
-    os.environ[PARSE_AHEAD_ENV] = os.pathsep.join(sorted({str(Path(r.inventory).resolve()) for r in runs}))
+    # what every site reads, read once by the fork server (it starts with this environment)
+    os.environ[AHEAD_ENV] = fleet_spec(Path.cwd(), [(r.playbook, r.env, r.inventory, r.hosts) for r in runs])
     return Fleet(runs, Path.cwd(), concurrency, on_change, forks=fork_server())
 
 

@@ -19,11 +19,13 @@ import contextlib
 import encodings.idna
 import encodings.unicode_escape  # noqa: F401
 import gc
+import json
 import os
 import signal
 import sys
 import unicodedata  # noqa: F401
 from importlib.resources import readers  # noqa: F401  (the shipped playbooks are read through it)
+from pathlib import Path
 from typing import Any
 
 import maintkit.actions.base
@@ -47,17 +49,54 @@ import maintkit.reporting.console
 import maintkit.reporting.logs
 import maintkit.reporting.stdout
 import maintkit.reporting.terminal
-import maintkit.text.yamlload
 import maintkit.transport.ssh.transport  # the imports are the point: see the docstring
+from maintkit.config.inventory import build_ahead
+from maintkit.config.playbook import resolve_playbook
+from maintkit.config.validate import load_run
 from maintkit.fleet.forkserver import ForkServer
 from maintkit.fleet.process import arm_parent_death_signal
+from maintkit.text.yamlload import parse_ahead
 
 for _name in maintkit.actions.base.available_actions():  # every action a playbook may name
     maintkit.actions.base.get_action(_name)
 
-#: the files (os.pathsep-separated) the fleet's sites will all read: parsed once, here
-PARSE_AHEAD_ENV = "MAINTKIT_FLEET_PARSE_AHEAD"
-maintkit.text.yamlload.parse_ahead(p for p in os.environ.get(PARSE_AHEAD_ENV, "").split(os.pathsep) if p)
+#: what the fleet's sites will read: JSON ``{"cwd": …, "runs": [[playbook, env, inventory, hosts]]}``,
+#: one run for each playbook and inventory the fleet's sites use
+AHEAD_ENV = "MAINTKIT_FLEET_AHEAD"
+
+
+def prepare(spec: str) -> None:
+    """Read once, here in the fork server, what every site's run reads, and validate one site's run
+    of each kind: the inventory built (:mod:`maintkit.config.ahead`), the playbook parsed, their
+    templates compiled and their names found (those caches are keyed by the templates' text).
+    Whatever fails is left to the sites' runs, which report it as always."""
+    try:
+        wanted = json.loads(spec)
+        cwd = Path(wanted["cwd"])
+        runs = [
+            (str(book), str(env), str(inventory), list(hosts))
+            for book, env, inventory, hosts in wanted["runs"]
+        ]
+    except (ValueError, KeyError, TypeError):
+        return
+    for book, env, inventory, hosts in runs:
+        with contextlib.suppress(Exception):
+            build_ahead(env, inventory, cwd)
+        with contextlib.suppress(Exception):
+            parse_ahead([resolve_playbook(book, cwd)])
+        with contextlib.suppress(Exception):
+            load_run(book, env, inventory, hosts, [], [], cwd)
+
+
+def fleet_spec(cwd: Path, runs: list[tuple[str, str, str, list[str]]]) -> str:
+    """The :data:`AHEAD_ENV` value: one of ``runs`` (playbook, env, inventory, hosts) for each
+    playbook and inventory."""
+    kinds = {(book, env, inventory): hosts for book, env, inventory, hosts in reversed(runs)}
+    listed = [[*kind, hosts] for kind, hosts in kinds.items()]
+    return json.dumps({"cwd": os.fspath(cwd), "runs": listed})
+
+
+prepare(os.environ.get(AHEAD_ENV, ""))  # in the fork server, started by the fleet with this set
 
 gc.freeze()  # what was imported stays out of the collector's sight: a child's collections never
 # write to (and so copy) the pages it shares with the fork server

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from maintkit.config import ahead
 from maintkit.config.ini_inventory import load_ini_inventory, looks_like_ini
 from maintkit.config.sshargs import proxy_jump
 from maintkit.model.hosts import Host, Inventory
@@ -152,6 +153,9 @@ def load_inventory_with_origins(
     Validation uses the origins to point at an inventory variable whose template is wrong.
     """
     found = find_inventory(env, path, cwd)
+    known = ahead.recall(inventory_key(env, path, cwd, found), found.file, found.folder)
+    if known is not None:  # built by the fleet's fork server from the same bytes (config.ahead)
+        return known
     file = display_path(found.file, cwd)
     data = _read_data(found.file, file)
     parsed = _Parsed()
@@ -169,6 +173,19 @@ def load_inventory_with_origins(
     if parsed.problems or cyclic:
         raise InvalidInput(parsed.problems)
     return _build(parsed, found, file)
+
+
+def build_ahead(env: str | None, path: str | None, cwd: Path) -> None:
+    """Build this inventory now, so that later loads of the same bytes get a copy (a fleet's fork
+    server: :mod:`maintkit.config.ahead`). Raise InvalidInput as :func:`load_inventory` does."""
+    found = find_inventory(env, path, cwd)
+    key = inventory_key(env, path, cwd, found)
+    ahead.remember(key, found.file, found.folder, lambda: load_inventory_with_origins(env, path, cwd))
+
+
+def inventory_key(env: str | None, path: str | None, cwd: Path, found: InventoryFile) -> ahead.Key:
+    """What an inventory built ahead is remembered by (:mod:`maintkit.config.ahead`)."""
+    return (env, path, str(cwd), str(found.file))
 
 
 def _read_data(path: Path, file: str) -> Any:

@@ -24,14 +24,17 @@ from maintkit.jobs.progress import Progress
 from maintkit.model.problems import MaintkitError, StepFailed
 from maintkit.sources.appconfig import fingerprint_command, parse_fingerprint
 from maintkit.sources.compression import SUFFIX, Compression, strip_markers
-from maintkit.sources.database import DatabaseSource, dump_command, parse_tables, tables_command
+from maintkit.sources.database import DatabaseSource, dump_command
 from maintkit.sources.files import FilesSource, tar_command
 from maintkit.sources.identity import (
+    DatabaseIdentity,
     SourceIdentity,
     database_identity_command,
     files_identity_command,
+    identity_and_tables_command,
     parse_database_identity,
     parse_files_identity,
+    parse_identity_and_tables,
 )
 from maintkit.sources.probe import parse_probe, probe_command
 from maintkit.sources.trailer import DumpTrailerWatcher
@@ -148,15 +151,20 @@ class SnapshotJob:
         """Count rows, then stream the dump; commit it only when it exited 0 and its trailer arrived."""
         counts: dict[str, int] = {}
         database = source.name or ""
-        self._identify_database(source)
-        if self.params.count_rows:
+        if self.params.count_rows:  # who the server is and the rows, in one client session
             started = time.monotonic()
-            command, stdin = tables_command(source)
+            command, stdin = identity_and_tables_command(source)
             listed = self.ctx.run(command, stdin=stdin, timeout=self.params.timeout)
-            _require(listed, "counting the database's rows")
-            listing = parse_tables(listed.stdout)
+            _require(listed, "asking the database server who it is and counting the database's rows")
+            try:
+                identity, listing = parse_identity_and_tables(listed.stdout)
+            except ValueError as error:
+                raise StepFailed(f"asking the database server who it is: {error}") from None
+            self._set_database_identity(identity)
             counts, database = listing.tables, listing.database
             self.manifest.timings["count_rows"] = round(time.monotonic() - started, 3)
+        else:
+            self._identify_database(source)
         name = self._name(f"db.sql{SUFFIX[self.compression]}")
         watcher = DumpTrailerWatcher(self.compression)
         command, stdin = dump_command(source, self.compression)
@@ -215,6 +223,9 @@ class SnapshotJob:
             identity = parse_database_identity(result.stdout)
         except ValueError as error:
             raise StepFailed(f"asking the database server who it is: {error}") from None
+        self._set_database_identity(identity)
+
+    def _set_database_identity(self, identity: DatabaseIdentity) -> None:
         current = self.manifest.identity or SourceIdentity()
         self.manifest.identity = SourceIdentity(identity, current.files)
 
