@@ -288,7 +288,7 @@ def worker(
 ) -> None:
     """Run sites sent by `maintkit fleet run --workers REDIS_URL` (a Celery worker on Redis)."""
 
-    from maintkit.cli.sitechild import fork_server
+    from maintkit.cli.sitechild import AHEAD_ENV, fork_server, worker_spec
     from maintkit.fleet.tasks import (
         DEFAULT_VISIBILITY_TIMEOUT,
         WORKDIR_ENV,
@@ -298,6 +298,8 @@ def worker(
     )
 
     os.environ[WORKDIR_ENV] = str(Path(workdir).resolve())
+    # the project's inventories, built once by the fork server (it starts with this environment)
+    os.environ[AHEAD_ENV] = worker_spec(Path(workdir).resolve())
     app = make_app(broker, visibility_timeout or DEFAULT_VISIBILITY_TIMEOUT)
     use_fork_server(fork_server())
     app.conf.worker_hijack_root_logger = True  # a worker's log is Celery's: tasks received, ready, lost

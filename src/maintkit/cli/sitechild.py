@@ -50,8 +50,8 @@ import maintkit.reporting.logs
 import maintkit.reporting.stdout
 import maintkit.reporting.terminal
 import maintkit.transport.ssh.transport  # the imports are the point: see the docstring
-from maintkit.config.inventory import build_ahead
-from maintkit.config.playbook import resolve_playbook
+from maintkit.config.inventory import build_ahead, load_inventory
+from maintkit.config.playbook import resolve_playbook, shipped_playbooks
 from maintkit.config.validate import load_run
 from maintkit.fleet.forkserver import ForkServer
 from maintkit.fleet.process import arm_parent_death_signal
@@ -69,12 +69,14 @@ def prepare(spec: str) -> None:
     """Read once, here in the fork server, what every site's run reads, and validate one site's run
     of each kind: the inventory built (:mod:`maintkit.config.ahead`), the playbook parsed, their
     templates compiled and their names found (those caches are keyed by the templates' text).
-    Whatever fails is left to the sites' runs, which report it as always."""
+    A worker, which learns its sites' runs only later, names the project's inventories instead
+    (``runs`` without hosts: nothing validated). Whatever fails is left to the sites' runs, which
+    report it as always."""
     try:
         wanted = json.loads(spec)
         cwd = Path(wanted["cwd"])
         runs = [
-            (str(book), str(env), str(inventory), list(hosts))
+            (str(book) if book else None, str(env), str(inventory), list(hosts))
             for book, env, inventory, hosts in wanted["runs"]
         ]
     except (ValueError, KeyError, TypeError):
@@ -82,10 +84,29 @@ def prepare(spec: str) -> None:
     for book, env, inventory, hosts in runs:
         with contextlib.suppress(Exception):
             build_ahead(env, inventory, cwd)
-        with contextlib.suppress(Exception):
-            parse_ahead([resolve_playbook(book, cwd)])
-        with contextlib.suppress(Exception):
-            load_run(book, env, inventory, hosts, [], [], cwd)
+        books = [book] if book else [str(b) for b in wanted.get("playbooks") or []]
+        for each in books:
+            with contextlib.suppress(Exception):
+                parse_ahead([resolve_playbook(each, cwd)])
+                load_run(each, env, inventory, hosts or _first_host(env, inventory, cwd), [], [], cwd)
+
+
+def _first_host(env: str, inventory: str, cwd: Path) -> list[str]:
+    """One host of the inventory: validating a run of it compiles the playbook's templates."""
+    return list(load_inventory(env, inventory, cwd).hosts)[:1]
+
+
+def worker_spec(cwd: Path) -> str:
+    """The :data:`AHEAD_ENV` value for a worker: every ``inventories/ENV.yml`` of its project,
+    named as the fleet names them (``--env ENV -i inventories/ENV.yml``), and every playbook it
+    may be sent (shipped, and the project's), each validated once with one host of each."""
+    folder = cwd / "inventories"
+    found = (
+        sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yml", ".yaml")) if folder.is_dir() else []
+    )
+    runs: list[list[object]] = [[None, p.stem, f"inventories/{p.name}", []] for p in found]
+    books = sorted(shipped_playbooks()) + [p.stem for p in sorted((cwd / "playbooks").glob("*.y*ml"))]
+    return json.dumps({"cwd": os.fspath(cwd), "runs": runs, "playbooks": books})
 
 
 def fleet_spec(cwd: Path, runs: list[tuple[str, str, str, list[str]]]) -> str:
