@@ -496,3 +496,44 @@ def test_the_dump_is_still_streamed_beside_the_restic_files_in_one_manifest(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     journal = "".join(p.read_text() for p in (tmp_path / "journal").glob("*.jsonl"))
     assert SHOP_PASSWORD not in journal
+
+
+def test_a_night_lists_each_repository_once_for_its_snapshot_and_its_retention(
+    tmp_path: Path,
+    ssh_inventory: Path,
+    moto_server: MotoServer,
+    bucket: str,
+    site: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every restic run on the control node costs a key derivation (~0.5 s of CPU); the retention
+    step reads the snapshot list the night's snapshot step has just read instead of listing again.
+    A restic first on the control node's PATH logs each of its runs."""
+    real = subprocess.run(["sh", "-c", "command -v restic"], capture_output=True, text=True).stdout.strip()
+    wrapper = tmp_path / "bin" / "restic"
+    wrapper.parent.mkdir()
+    log = tmp_path / "restic-runs.log"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    inventory = write_inventory(
+        tmp_path, ssh_inventory, moto_server, bucket, files_engine="restic", retention={"keep_last": 1}
+    )
+    first = night(tmp_path, inventory)["snapshot_id"]
+    log.write_text("")
+    second = night(tmp_path, inventory)["snapshot_id"]
+    runs = log.read_text().splitlines()
+    listings = [line for line in runs if line.split(" --password-file ")[-1].split()[1:2] == ["snapshots"]]
+    assert len(listings) == 2, runs  # one per target (the folder, S3), read by the retention too
+    assert any(" forget " in f" {line} " for line in runs), runs  # keep_last 1: the first night goes
+    remaining = [s["tags"] for s in repository_of(tmp_path).snapshots()]
+    assert remaining == [[f"maintkit-{second}"]] and first != second
+
+
+def repository_of(tmp_path: Path) -> Any:
+    """The local target's repository of prod1, as the control node opens it."""
+    from maintkit.storage.engine import existing_password
+    from maintkit.storage.local import LocalTarget
+
+    target = LocalTarget("local", tmp_path / "backups")
+    return repository(target, f"prod1/{ENV}/restic", existing_password("prod1", ENV))

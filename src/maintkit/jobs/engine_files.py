@@ -90,14 +90,14 @@ class EngineNight:
         started = time.monotonic()
         self.written.append(first)  # from here on, a failure forgets the tag in it
         summary = self._backup(source, restic, key, password, timeout)
-        [made] = _tagged(first, self.tag)
+        [made] = _tagged(first, self.tag, first.snapshots())  # the whole list: retention reads it too
         engine_id, tree = str(made["id"]), str(made["tree"])
         for target, repo in zip(self.targets[1:], repos[1:], strict=True):
             if not self._exists(target, key):
                 repo.init(like=first)
             self.written.append(repo)
             repo.copy_from(first, self.tag)
-            if not any(s.get("tree") == tree for s in repo.by_tag(self.tag)):
+            if not any(s.get("tree") == tree for s in _with_tag(repo.snapshots(), self.tag)):
                 raise StepFailed(f"the engine snapshot {self.tag} is not in {repo.name} after the copy")
         escrowed = write_escrow(self.targets, self.site, self.env, password_file, recipients)
         if escrowed:
@@ -184,8 +184,12 @@ class EngineNight:
         return f"the engine snapshot {self.tag} was forgotten" if self.written else ""
 
 
-def _tagged(repo: Repository, tag: str) -> list[dict[str, Any]]:
-    found = repo.by_tag(tag)
+def _with_tag(listed: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
+    return [s for s in listed if tag in (s.get("tags") or [])]
+
+
+def _tagged(repo: Repository, tag: str, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = _with_tag(listed, tag)
     if len(found) != 1:
         raise StepFailed(f"expected one engine snapshot tagged {tag} in {repo.name}, found {len(found)}")
     return found

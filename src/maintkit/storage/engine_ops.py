@@ -101,7 +101,7 @@ def prune_engine(
     wanted = {engine_tag(i) for i in pruned_ids}
     complete = set(complete_ids)
     forget: list[str] = []
-    for snapshot in repo.snapshots():
+    for snapshot in repo.last_listing():  # the night's snapshot step may have just read it
         tags = [str(t) for t in snapshot.get("tags") or [] if str(t).startswith(TAG_PREFIX)]
         for tag in tags:
             snapshot_id = tag[len(TAG_PREFIX) :]

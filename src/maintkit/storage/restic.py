@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -39,6 +40,10 @@ from maintkit.sources.script import host_path
 
 #: seconds rclone may take to listen
 SERVER_START_TIMEOUT = 15.0
+#: the rclone remote's name in a ``restic -r rclone:REMOTE:PATH`` location
+_REMOTE = re.compile(r"^rclone:[^:]*:")
+#: each repository's whole snapshot list as this process last read it (:meth:`Repository.last_listing`)
+_LISTED: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
 
 class ResticError(MaintkitError):
@@ -257,6 +262,7 @@ class Repository:
 
     def init(self, like: Repository | None = None) -> None:
         """Create the repository (``like``: see :meth:`init_if_missing`)."""
+        self._written()
         if like is None:
             self.run("init")
         else:
@@ -267,8 +273,32 @@ class Repository:
         return [command, "--from-repo", self.location, "--from-password-file", str(self.password_file)]
 
     def snapshots(self, *, tag: str | None = None) -> list[dict[str, Any]]:
+        """The repository's snapshots (``tag``: those carrying it), read now. The whole list is
+        also kept for :meth:`last_listing`."""
         args = ["snapshots", "--json", *(["--tag", tag] if tag else [])]
-        return list(json.loads(self.run(*args).stdout or b"[]") or [])
+        found = list(json.loads(self.run(*args).stdout or b"[]") or [])
+        if tag is None:
+            _LISTED[self._place] = found
+        return found
+
+    def last_listing(self) -> list[dict[str, Any]]:
+        """The whole snapshot list as this process last read it, if it wrote nothing here since;
+        else read now. Why: every restic run costs a key derivation (~0.5 s of CPU: restic tunes
+        scrypt to that when the repository is made), and a night's retention step would list the
+        repository the night's snapshot step has just listed (docs/performance.md). Only this
+        process's writes are seen: a snapshot another process added is missing from an older list,
+        which only ever means it is not forgotten this time."""
+        listed = _LISTED.get(self._place)
+        return list(listed) if listed is not None else self.snapshots()
+
+    @property
+    def _place(self) -> tuple[str, str]:
+        """The repository whatever rclone remote name reaches it (a night's second target is
+        ``mk1``, the retention step's ``mk0``)."""
+        return (self.name, _REMOTE.sub("rclone::", self.location))
+
+    def _written(self) -> None:
+        _LISTED.pop(self._place, None)
 
     def by_tag(self, tag: str) -> list[dict[str, Any]]:
         """The engine snapshots carrying ``tag`` (each with ``id``, the full id, and ``tree``)."""
@@ -280,11 +310,13 @@ class Repository:
         The copy gets a new engine id in this repository (restic records the original); tag and tree
         stay the same, and that is how verify and restore find it in every target.
         """
+        self._written()
         self.run(*source.from_args("copy"), "--tag", tag, env=source.env, timeout=24 * 3600)
 
     def forget(self, snapshot_ids: Sequence[str]) -> None:
         """Forget these engine snapshots (their data stays until :meth:`prune`)."""
         if snapshot_ids:
+            self._written()
             self.run("forget", *snapshot_ids)
 
     def forget_tag(self, tag: str) -> list[str]:
@@ -294,6 +326,7 @@ class Repository:
         return ids
 
     def prune(self) -> None:
+        self._written()
         self.run("prune", timeout=24 * 3600)
 
     def unlock(self) -> None:
