@@ -101,9 +101,7 @@ def worker_spec(cwd: Path) -> str:
     named as the fleet names them (``--env ENV -i inventories/ENV.yml``), and every playbook it
     may be sent (shipped, and the project's), each validated once with one host of each."""
     folder = cwd / "inventories"
-    found = (
-        sorted(p for p in folder.glob("*.y*ml") if p.suffix in (".yml", ".yaml")) if folder.is_dir() else []
-    )
+    found = sorted(p for p in folder.iterdir() if p.suffix in (".yml", ".yaml")) if folder.is_dir() else []
     runs: list[list[object]] = [[None, p.stem, f"inventories/{p.name}", []] for p in found]
     books = sorted(shipped_playbooks()) + [p.stem for p in sorted((cwd / "playbooks").glob("*.y*ml"))]
     return json.dumps({"cwd": os.fspath(cwd), "runs": runs, "playbooks": books})

@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from maintkit.fsmodes import make_private_dirs, open_private
+from maintkit.history.mapping import as_utc
 
 #: whether the history holds an update or a release of (site, env) since a moment: read through
 #: SQLAlchemy (:func:`updated_since_in_session`) or, after a run on the embedded SQLite, with
@@ -70,9 +71,7 @@ def check(
     changes = diff(previous["files"], files)
     if not any(changes.values()) or updating:
         return None
-    since = datetime.fromisoformat(previous["at"])
-    since = since.replace(tzinfo=UTC) if since.tzinfo is None else since.astimezone(UTC)
-    if updated_since is not None and updated_since(site, env, since):
+    if updated_since is not None and updated_since(site, env, as_utc(datetime.fromisoformat(previous["at"]))):
         return None
     finding = {"at": now.isoformat(), "run_id": run_id, "since_run": previous["run_id"], **changes}
     descriptor = open_private(where / f"{site}-findings.jsonl")

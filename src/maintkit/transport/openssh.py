@@ -199,6 +199,13 @@ def close_master(program: str, control: Path) -> None:
         subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
 
 
+def close_masters(folder: Path) -> None:
+    """Close every master connection whose socket is in ``folder``."""
+    program = shutil.which("ssh")
+    for control in folder.iterdir() if program else ():
+        close_master(str(program), control)
+
+
 @contextlib.contextmanager
 def shared_connections() -> Iterator[Path]:
     """While inside: the runs started from this process (the fleet's sites, a worker's) share one
@@ -213,9 +220,7 @@ def shared_connections() -> Iterator[Path]:
             os.environ.pop(SHARE_ENV, None)
         else:
             os.environ[SHARE_ENV] = previous
-        program = shutil.which("ssh")
-        for control in folder.iterdir() if program else ():
-            close_master(str(program), control)
+        close_masters(folder)
         shutil.rmtree(folder, ignore_errors=True)
 
 

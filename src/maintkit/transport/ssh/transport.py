@@ -95,8 +95,6 @@ SESSION_ENV = "MAINTKIT_SSH_SESSION"
 SESSION_ATTEMPTS = 3
 
 
-
-
 class SSHTransport(Transport):
     """One lazily opened, reused SSH connection to an inventory host.
 
@@ -228,15 +226,8 @@ class SSHTransport(Transport):
         if conn is not None:
             close_chain(conn)
         if pin is not None:
-            self._close_masters(pin)
+            openssh.close_masters(pin.folder)  # this run's; a fleet's shared ones are the fleet's
             pin.remove()
-
-    def _close_masters(self, pin: PinnedHostKey) -> None:
-        """Close the master connections this run's streams opened in its pinned-key folder (a
-        fleet's shared ones are the fleet's to close)."""
-        program = openssh.client()
-        for control in pin.folder.iterdir() if program else ():
-            openssh.close_master(str(program), control)
 
     def _ensure_connected(self) -> tuple[paramiko.Transport, bool]:
         """Return the live paramiko transport, (re)connecting if needed, and whether it is new."""
@@ -709,7 +700,7 @@ class SSHTransport(Transport):
         with self._lock:
             if self._pin is None or self._pinned != (target.key_name, target.key_base64):
                 if self._pin is not None:
-                    self._close_masters(self._pin)
+                    openssh.close_masters(self._pin.folder)
                     self._pin.remove()
                 self._pin = PinnedHostKey(target)
                 self._pinned = (target.key_name, target.key_base64)
