@@ -142,6 +142,12 @@ def run_sampled(
     return seconds, peak * 1024 / 1e6, err.decode(errors="replace"), cpu_seconds, machine
 
 
+def own_cpu_seconds(pid: int) -> float:
+    """The CPU seconds of process ``pid`` itself, all its threads, not its children (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Fleet:
     """S servers, one MariaDB, N sites (folders and databases), the project folder maintkit reads."""
 
@@ -238,7 +244,9 @@ class Fleet:
             raise RuntimeError(f"maintkit: {len(manifests)} manifests for {count} sites")
         return seconds, rss, cpu, machine
 
-    def run_celery(self, work: Path, count: int, concurrency: int, broker: str) -> tuple[float, float, float]:
+    def run_celery(
+        self, work: Path, count: int, concurrency: int, broker: str, redis_pid: int
+    ) -> tuple[float, float, float, float]:
         """The same fleet through two ``maintkit worker`` processes (concurrency/2 each) on Redis.
 
         The workers are started (and ready) before the clock starts, as they would be on their
@@ -276,7 +284,14 @@ class Fleet:
                 time.sleep(0.2)
             argv = [str(VENV_BIN / "maintkit"), "fleet", "run", "nightly-backup", "--env", "production",
                     "--workers", broker, "-q"]  # fmt: skip
-            seconds, rss, _, _, machine = run_sampled(argv, project, child_env())
+            before = [own_cpu_seconds(w.pid) for w in workers] + [own_cpu_seconds(redis_pid)]
+            seconds, rss, _, fleet_cpu, machine = run_sampled(argv, project, child_env())
+            after = [own_cpu_seconds(w.pid) for w in workers] + [own_cpu_seconds(redis_pid)]
+            spent = [(b - a) / count * 1000 for a, b in zip(before, after, strict=True)]
+            log(
+                f"  Celery's own CPU per site: fleet {fleet_cpu / count * 1000:.1f} ms, workers (their own"
+                f" threads) {sum(spent[:-1]):.1f} ms, redis-server {spent[-1]:.1f} ms"
+            )
         finally:
             for worker in workers:
                 terminate(worker)  # type: ignore[arg-type]
@@ -407,8 +422,8 @@ def main() -> int:
                     elif tool == "before":
                         measured = fleet.run_maintkit(work, count, args.concurrency, args.reference_src)
                     else:
-                        assert redis is not None
-                        measured = fleet.run_celery(work, count, args.concurrency, redis.url)
+                        assert redis is not None and redis.proc is not None
+                        measured = fleet.run_celery(work, count, args.concurrency, redis.url, redis.proc.pid)
                     log(
                         f"  {measured[0]:.1f} s, {measured[1]:.0f} MB, {measured[2]:.1f} CPU s (control),"
                         f" {measured[3]:.1f} CPU s (machine)"
