@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from maintkit.storage.engine import repository
+from maintkit.storage.restickey import LIGHT_N, key_params
 from maintkit.storage.s3 import S3Target
 from tests.integration.helpers import events, run_cli
 from tests.integration.test_restic_engine import tree
@@ -190,6 +191,15 @@ def test_restic_nights_restore_identical_from_both_targets_verify_and_prune(
     assert unchanged <= 0.02 * first, (first, unchanged)
     assert changed <= 0.15 * first, (first, changed)  # 150 kB of new media in a 3 MB tree
     assert s3_bytes(moto_server, bucket, f"prod1/{ENV}/restic/") >= first
+
+    # each repository opens with one light key (storage/restickey.py), in the folder and the bucket
+    [local_key] = list((repo_dir / "keys").iterdir())
+    assert key_params(local_key.read_bytes()) == (LIGHT_N, 8, 1)
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name="us-east-1")
+    [s3_key] = client.list_objects_v2(Bucket=bucket, Prefix=f"prod1/{ENV}/restic/keys/")["Contents"]
+    assert key_params(s3_object(moto_server, bucket, s3_key["Key"])) == (LIGHT_N, 8, 1)
 
     # every night restores byte-identical from both targets (restic restore on the control node)
     password = tmp_path / "keys" / "prod1" / ENV / "restic.password"

@@ -49,6 +49,7 @@ from maintkit.storage.restic import (
     parse_backup,
     read_password,
 )
+from maintkit.storage.restickey import lighten
 from maintkit.transport.local import LocalTransport
 
 ARTIFACT_NAME = "files.restic"
@@ -87,6 +88,7 @@ class EngineNight:
         first = repos[0]
         if not self._exists(self.targets[0], key):
             first.init()
+        lighten(first, self.targets[0], key)  # once per repository: every restic run then saves ~0.5 s
         started = time.monotonic()
         self.written.append(first)  # from here on, a failure forgets the tag in it
         summary = self._backup(source, restic, key, password, timeout)
@@ -95,6 +97,7 @@ class EngineNight:
         for target, repo in zip(self.targets[1:], repos[1:], strict=True):
             if not self._exists(target, key):
                 repo.init(like=first)
+            lighten(repo, target, key)
             self.written.append(repo)
             repo.copy_from(first, self.tag)
             if not any(s.get("tree") == tree for s in _with_tag(repo.snapshots(), self.tag)):
