@@ -50,6 +50,7 @@ from maintkit.storage.restic import (
     read_password,
 )
 from maintkit.storage.restickey import lighten
+from maintkit.storage.resticread import RepositoryReader
 from maintkit.transport.local import LocalTransport
 
 ARTIFACT_NAME = "files.restic"
@@ -92,15 +93,19 @@ class EngineNight:
         started = time.monotonic()
         self.written.append(first)  # from here on, a failure forgets the tag in it
         summary = self._backup(source, restic, key, password, timeout)
-        [made] = _tagged(first, self.tag, first.snapshots())  # the whole list: retention reads it too
+        reader = RepositoryReader.open(self.targets[0], key, password)
+        [made] = _tagged(first, self.tag, _listing(first, reader, prefix=summary.snapshot_id))
         engine_id, tree = str(made["id"]), str(made["tree"])
         for target, repo in zip(self.targets[1:], repos[1:], strict=True):
             if not self._exists(target, key):
                 repo.init(like=first)
             lighten(repo, target, key)
             self.written.append(repo)
+            reader = RepositoryReader.open(target, key, password)
+            before = set(reader.snapshot_names()) if reader else set()
             repo.copy_from(first, self.tag)
-            if not any(s.get("tree") == tree for s in _with_tag(repo.snapshots(), self.tag)):
+            new = [n for n in reader.snapshot_names() if n not in before] if reader else None
+            if not any(s.get("tree") == tree for s in _with_tag(_listing(repo, reader, names=new), self.tag)):
                 raise StepFailed(f"the engine snapshot {self.tag} is not in {repo.name} after the copy")
         escrowed = write_escrow(self.targets, self.site, self.env, password_file, recipients)
         if escrowed:
@@ -185,6 +190,17 @@ class EngineNight:
                 "the next prune forgets it (it has no manifest)"
             )
         return f"the engine snapshot {self.tag} was forgotten" if self.written else ""
+
+
+def _listing(
+    repo: Repository, reader: RepositoryReader | None, *, prefix: str = "", names: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Snapshots read from storage when the repository has maintkit's light key (``names``, else those
+    whose id starts with ``prefix``: the backup's summary gives the new one's short id); else every
+    snapshot, listed by restic (a repository with a human's password)."""
+    if reader is None:
+        return repo.snapshots()  # the whole list: retention reads it too
+    return reader.snapshots(reader.snapshot_names(prefix) if names is None else names)
 
 
 def _with_tag(listed: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:

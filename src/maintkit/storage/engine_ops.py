@@ -23,7 +23,8 @@ from maintkit.model.problems import MaintkitError
 from maintkit.storage.base import Target, parse_snapshot_id
 from maintkit.storage.engine import TAG_PREFIX, engine_tag, existing_password, repository, repository_key
 from maintkit.storage.manifest import Artifact, ArtifactCheck
-from maintkit.storage.restic import ResticError
+from maintkit.storage.restic import ResticError, read_password
+from maintkit.storage.resticread import RepositoryReader
 from maintkit.storage.retention import UNFINISHED_GRACE
 
 _WANTED_PACK = re.compile(r"want ([0-9a-f]{64})")
@@ -97,11 +98,14 @@ def prune_engine(
     key = repository_key(site, env)
     if not target.exists(f"{key}/config"):
         return done
-    repo = repository(target, key, existing_password(site, env))
+    password_file = existing_password(site, env)
+    repo = repository(target, key, password_file)
+    reader = RepositoryReader.open(target, key, read_password(password_file))
     wanted = {engine_tag(i) for i in pruned_ids}
     complete = set(complete_ids)
     forget: list[str] = []
-    for snapshot in repo.last_listing():  # the night's snapshot step may have just read it
+    # read from storage (light key), else by restic: the night's snapshot step may have just listed it
+    for snapshot in reader.snapshots() if reader else repo.last_listing():
         tags = [str(t) for t in snapshot.get("tags") or [] if str(t).startswith(TAG_PREFIX)]
         for tag in tags:
             snapshot_id = tag[len(TAG_PREFIX) :]

@@ -68,14 +68,14 @@ def _user_key(password: str, salt: bytes, n: int, r: int, p: int) -> tuple[bytes
     return derived[:32], derived[32:48], derived[48:64]
 
 
-def _mac(ciphertext: bytes, iv: bytes, mac_k: bytes, mac_r: bytes) -> bytes:
+def poly1305_aes(ciphertext: bytes, iv: bytes, mac_k: bytes, mac_r: bytes) -> bytes:
     """restic's Poly1305-AES: the one-time key is r || AES-128_k(IV) (Poly1305 clamps r itself)."""
     encryptor = Cipher(algorithms.AES(mac_k), modes.ECB()).encryptor()  # noqa: S305 - one block: AES_k(IV)
     s = encryptor.update(iv) + encryptor.finalize()
     return Poly1305.generate_tag(mac_r + s, ciphertext)
 
 
-def _ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+def aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
     cipher = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
     return cipher.update(data) + cipher.finalize()
 
@@ -87,8 +87,8 @@ def seal_key_file(
     returns (its id: the SHA-256 of its bytes, its bytes)."""
     salt, iv = os.urandom(SALT_BYTES), os.urandom(IV_BYTES)
     aes_key, mac_k, mac_r = _user_key(password, salt, n, r, p)
-    ciphertext = _ctr(aes_key, iv, json.dumps(master_key, separators=(",", ":")).encode())
-    data = iv + ciphertext + _mac(ciphertext, iv, mac_k, mac_r)
+    ciphertext = aes_ctr(aes_key, iv, json.dumps(master_key, separators=(",", ":")).encode())
+    data = iv + ciphertext + poly1305_aes(ciphertext, iv, mac_k, mac_r)
     created = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     document = {
         "created": created,
@@ -118,9 +118,10 @@ def open_key_file(password: str, raw: bytes) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as exc:
         raise KeyFileError(f"not a restic key file: {exc}") from None
     iv, ciphertext, tag = data[:IV_BYTES], data[IV_BYTES:-MAC_BYTES], data[-MAC_BYTES:]
-    if len(data) < IV_BYTES + MAC_BYTES or not hmac.compare_digest(_mac(ciphertext, iv, mac_k, mac_r), tag):
+    expected = poly1305_aes(ciphertext, iv, mac_k, mac_r)
+    if len(data) < IV_BYTES + MAC_BYTES or not hmac.compare_digest(expected, tag):
         raise KeyFileError("the key file does not open with this password (MAC mismatch)")
-    master: dict[str, Any] = json.loads(_ctr(aes_key, iv, ciphertext))
+    master: dict[str, Any] = json.loads(aes_ctr(aes_key, iv, ciphertext))
     return master
 
 
