@@ -160,14 +160,19 @@ class EngineNight:
         command = backup_command(
             source.root, source.paths, tag=self.tag, restic=restic, exclude=source.all_excludes()
         )
-        with AppendOnlyServer(served.rclone, env=served.env) as server:
-            self.ctx.redactor.add(server.password)
+        server = AppendOnlyServer(served.rclone, env=served.env)
+        self.ctx.redactor.add(server.password)
+        server.start()  # rclone comes up while the forward's SSH connection is made
+        try:
             with _reach(self.ctx, server.port) as port:
+                server.ready()
                 result = self.ctx.run(
                     command,
                     env={"RESTIC_REPOSITORY": server.url(port), "RESTIC_PASSWORD": password},
                     timeout=timeout,
                 )
+        finally:
+            server.stop()
         if result.rc != 0:
             why = strip_markers(result.stderr).strip()[-1500:]
             raise StepFailed(

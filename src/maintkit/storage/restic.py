@@ -108,6 +108,17 @@ class AppendOnlyServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> AppendOnlyServer:
+        self.start()
+        try:
+            self.ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def start(self) -> None:
+        """Start rclone on a free port of 127.0.0.1 (:attr:`port`), without waiting for it to listen:
+        the caller may open the host's forward meanwhile (an SSH handshake: ~0.2 s of a night)."""
         if shutil.which(self.rclone) is None:
             raise ResticError(f"{self.rclone} is not installed on the control node (apt-get install rclone)")
         self.port = _free_port()
@@ -117,16 +128,20 @@ class AppendOnlyServer:
             "--", self.repository,
         ]  # fmt: skip
         self._proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def ready(self) -> None:
+        """Wait until rclone listens; raise ResticError if it exits or does not listen in time."""
+        proc = self._proc
+        assert proc is not None, "start() first"
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                err = self._proc.stderr.read().decode("utf-8", "replace") if self._proc.stderr else ""
-                raise ResticError(f"rclone serve restic exited {self._proc.returncode}: {err[-1000:]}")
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+                raise ResticError(f"rclone serve restic exited {proc.returncode}: {err[-1000:]}")
             with socket.socket() as sock:
                 if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            time.sleep(0.05)
-        self.__exit__(None, None, None)
+                    return
+            time.sleep(0.02)
         raise ResticError(f"rclone serve restic did not listen within {SERVER_START_TIMEOUT:.0f} s")
 
     def url(self, host_port: int) -> str:
@@ -136,6 +151,10 @@ class AppendOnlyServer:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """End rclone by its own PID (if it was started)."""
         proc, self._proc = self._proc, None
         if proc is None:
             return
