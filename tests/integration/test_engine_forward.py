@@ -143,3 +143,16 @@ def test_bulk_ssh_off_keeps_the_forward_on_paramiko(
         assert transport.openssh_forwards == 0 and uploaded == expected_upload()
     finally:
         server.close()
+
+
+def test_a_forward_for_little_data_stays_on_the_connection(transport: SSHTransport) -> None:
+    """``bulk=False`` (a later engine night: only the change crosses): no ``ssh`` and no second SSH
+    handshake, the bytes cross paramiko's forward intact."""
+    server = HashServer()
+    try:
+        with transport.forward_remote(server.port, bulk=False) as host_port:
+            assert transport.openssh_forwards == 0 and not forwarding_ssh(server.port)
+            uploaded, downloaded = round_trip(transport, host_port)
+        assert uploaded == expected_upload() and downloaded == hashlib.sha256(DOWNLOAD).hexdigest()
+    finally:
+        server.close()

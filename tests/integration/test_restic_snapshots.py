@@ -157,6 +157,7 @@ def test_restic_nights_restore_identical_from_both_targets_verify_and_prune(
     expected: list[dict[str, Any]] = []
     ids: list[str] = []
     stored: list[int] = []
+    forwards: list[str] = []
     for n in range(3):
         if n == 2:  # added, changed, deleted, renamed, a mode and a symlink changed
             media = site / "pub" / "media"
@@ -171,6 +172,11 @@ def test_restic_nights_restore_identical_from_both_targets_verify_and_prune(
         expected.append({k: v for k, v in tree(site).items() if not k.startswith("var/cache")})
         ids.append(night(tmp_path, inventory)["snapshot_id"])
         stored.append(folder_bytes(repo_dir))
+        [made] = [e for e in events(tmp_path / "journal") if e["event"] == "engine_snapshot"]
+        forwards.append(made["forward"])
+    # the first night moves the whole tree through the system ssh -R; later nights the change only,
+    # over the run's own connection (no second SSH handshake)
+    assert forwards == ["ssh", "connection", "connection"]
 
     # the manifests: format 2, the engine artifact as the restore side reads it
     engine_ids: list[str] = []

@@ -67,6 +67,7 @@ class EngineNight:
     snapshot_id: str
     written: list[Repository] = field(default_factory=list)
     restic: str = ""  # the host's restic command, once found (:meth:`find_restic`)
+    forward: str = ""  # how the host reached the server: "ssh" (ssh -R), "connection" (paramiko's), "none"
 
     @property
     def tag(self) -> str:
@@ -92,8 +93,10 @@ class EngineNight:
         lighten(first, self.targets[0], key)  # once per repository: every restic run then saves ~0.5 s
         started = time.monotonic()
         self.written.append(first)  # from here on, a failure forgets the tag in it
-        summary = self._backup(source, restic, key, password, timeout)
         reader = RepositoryReader.open(self.targets[0], key, password)
+        # the first night moves the whole tree: through the system ssh; a later one moves the change
+        whole_tree = reader is None or not reader.snapshot_names()
+        summary = self._backup(source, restic, key, password, timeout, bulk=whole_tree)
         [made] = _tagged(first, self.tag, _listing(first, reader, prefix=summary.snapshot_id))
         engine_id, tree = str(made["id"]), str(made["tree"])
         for target, repo in zip(self.targets[1:], repos[1:], strict=True):
@@ -130,6 +133,7 @@ class EngineNight:
             files_changed=summary.files_changed,
             tree_bytes=summary.total_bytes_processed,
             targets=[r.name for r in repos],
+            forward=self.forward,
         )
         return Artifact(
             name=ARTIFACT_NAME,
@@ -154,17 +158,18 @@ class EngineNight:
         return target.exists(f"{key}/config")
 
     def _backup(
-        self, source: FilesSource, restic: str, key: str, password: str, timeout: float | None
+        self, source: FilesSource, restic: str, key: str, password: str, timeout: float | None, *, bulk: bool
     ) -> Any:
         served = location(self.targets[0], key, remote="mk0")
         command = backup_command(
             source.root, source.paths, tag=self.tag, restic=restic, exclude=source.all_excludes()
         )
+        openssh_before = getattr(self.ctx.transport, "openssh_forwards", 0)
         server = AppendOnlyServer(served.rclone, env=served.env)
         self.ctx.redactor.add(server.password)
         server.start()  # rclone comes up while the forward's SSH connection is made
         try:
-            with _reach(self.ctx, server.port) as port:
+            with _reach(self.ctx, server.port, bulk=bulk) as port:
                 server.ready()
                 result = self.ctx.run(
                     command,
@@ -173,6 +178,11 @@ class EngineNight:
                 )
         finally:
             server.stop()
+        self.forward = (
+            "ssh" if getattr(self.ctx.transport, "openssh_forwards", 0) > openssh_before else "connection"
+        )
+        if isinstance(self.ctx.transport, LocalTransport):
+            self.forward = "none"
         if result.rc != 0:
             why = strip_markers(result.stderr).strip()[-1500:]
             raise StepFailed(
@@ -220,9 +230,10 @@ def _tagged(repo: Repository, tag: str, listed: list[dict[str, Any]]) -> list[di
 
 
 @contextlib.contextmanager
-def _reach(ctx: HostContext, port: int) -> Iterator[int]:
+def _reach(ctx: HostContext, port: int, *, bulk: bool) -> Iterator[int]:
     """The port the host uses to reach the control node's ``port``: a remote forward over its SSH
-    connection, or the port itself when the host is this machine (``connection: local``)."""
+    connection (``bulk``: see :meth:`~maintkit.transport.ssh.transport.SSHTransport.forward_remote`),
+    or the port itself when the host is this machine (``connection: local``)."""
     transport = ctx.transport
     if isinstance(transport, LocalTransport):
         yield port
@@ -230,5 +241,5 @@ def _reach(ctx: HostContext, port: int) -> Iterator[int]:
     forward = getattr(transport, "forward_remote", None)
     if forward is None:
         raise StepFailed(f"{ctx.host.name}: files_engine restic needs an SSH or local connection")
-    with forward(port) as host_port:
+    with forward(port, bulk=bulk) as host_port:
         yield int(host_port)

@@ -29,7 +29,7 @@ ROUND_TRIP_TIMEOUT = 30.0
 class Forwarding(Protocol):
     """A transport that can open a remote forward (the SSH one; a local host needs none)."""
 
-    def forward_remote(self, local_port: int) -> AbstractContextManager[int]: ...
+    def forward_remote(self, local_port: int, *, bulk: bool = True) -> AbstractContextManager[int]: ...
 
 
 def refused_message(host: str, user: str | None, reason: str) -> str:

@@ -181,16 +181,18 @@ class SSHTransport(Transport):
                 self._session_lock.release()
 
     @contextmanager
-    def forward_remote(self, local_port: int) -> Iterator[int]:
+    def forward_remote(self, local_port: int, *, bulk: bool = True) -> Iterator[int]:
         """While open, the host's 127.0.0.1:<yielded port> leads to the control node's ``local_port``.
 
         Why: an engine running on the host writes to a control-side server through it, and the host
-        never gets a way to the control node beyond that one port (:mod:`.forward`). Opened through
-        the system ``ssh -R`` when it can (measured faster, docs/performance.md), else over this
-        paramiko connection (``MAINTKIT_BULK_SSH=paramiko`` forces that).
+        never gets a way to the control node beyond that one port (:mod:`.forward`). ``bulk`` (much
+        will cross, e.g. a first engine night): through the system ``ssh -R`` when it can (its
+        bytes cost a fraction of the CPU), else, and when little will cross, over this paramiko
+        connection, which needs no new SSH handshake (~0.15 s; both measured, docs/performance.md).
+        ``MAINTKIT_BULK_SSH=paramiko`` forces paramiko's.
         """
         transport, _fresh = self._ensure_connected()
-        forward = self._openssh_forward(transport, local_port)
+        forward = self._openssh_forward(transport, local_port) if bulk else None
         if forward is not None:
             with forward:
                 yield forward.port
