@@ -33,8 +33,11 @@ def _restic() -> None:
             skip_or_fail(f"{tool} is needed (apt-get install restic rclone)")
 
 
-def three_nights(tmp_path: Path, target: Target, password: str | None = None) -> Repository:
-    """A repository in ``target`` made by restic, with three tagged backups of a changing folder."""
+def three_nights(
+    tmp_path: Path, target: Target, password: str | None = None, *, version: int = 2
+) -> Repository:
+    """A repository in ``target`` made by restic (format ``version``: 2 compresses, 1 does not), with
+    three tagged backups of a changing folder."""
     password_file = tmp_path / "keys" / "restic.password"
     if password is None:
         ensure_password_file(password_file)
@@ -42,7 +45,7 @@ def three_nights(tmp_path: Path, target: Target, password: str | None = None) ->
         password_file.parent.mkdir(parents=True)
         password_file.write_text(password + "\n")
     repo = repository(target, KEY, password_file)
-    repo.init()
+    repo.run("init", "--repository-version", str(version))
     lighten(repo, target, KEY)
     data = tmp_path / "data"
     data.mkdir()
@@ -113,3 +116,13 @@ def test_a_repository_without_the_light_key_is_left_to_restic(tmp_path: Path) ->
     repo = three_nights(tmp_path, target, password="correct horse battery staple")
     assert RepositoryReader.open(target, KEY, read_password(repo.password_file)) is None
     assert len(restic_listing(repo)) == 3
+
+
+def test_a_format_1_repository_is_read_too(tmp_path: Path) -> None:
+    """Repositories made by restic before 0.14 (format 1: nothing compressed) list the same way."""
+    target = LocalTarget("local", tmp_path / "store")
+    repo = three_nights(tmp_path, target, version=1)
+    assert json.loads(repo.run("cat", "config").stdout)["version"] == 1
+    reader = RepositoryReader.open(target, KEY, read_password(repo.password_file))
+    assert reader is not None
+    assert sorted(reader.snapshots(), key=lambda s: str(s["id"])) == restic_listing(repo)
