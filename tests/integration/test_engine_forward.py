@@ -156,3 +156,21 @@ def test_a_forward_for_little_data_stays_on_the_connection(transport: SSHTranspo
         assert uploaded == expected_upload() and downloaded == hashlib.sha256(DOWNLOAD).hexdigest()
     finally:
         server.close()
+
+
+def test_two_forwards_on_one_connection_each_reach_their_own_server(transport: SSHTransport) -> None:
+    """paramiko keeps one forward handler per connection: each channel must still reach the server
+    of the port it arrived on, and closing one forward must leave the other working."""
+    first, second = HashServer(), HashServer()
+    try:
+        with transport.forward_remote(first.port, bulk=False) as first_port:
+            with transport.forward_remote(second.port, bulk=False) as second_port:
+                assert round_trip(transport, second_port)[0] == expected_upload()
+                assert second.received == UPLOAD and first.received == 0
+            closed = transport.run(f"bash -c 'exec 3<>/dev/tcp/127.0.0.1/{second_port}' 2>/dev/null; echo $?")
+            assert closed.stdout.strip() != "0"  # the second listener is gone
+            assert round_trip(transport, first_port)[0] == expected_upload()  # the first still works
+            assert first.received == UPLOAD
+    finally:
+        first.close()
+        second.close()

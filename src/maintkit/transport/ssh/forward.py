@@ -55,22 +55,61 @@ def _join(chan: paramiko.Channel, local_port: int) -> None:
     chan.close()
 
 
+class _Routes:
+    """The forwards open on one paramiko transport: host-side port → control-side port.
+
+    Why: paramiko keeps ONE handler per transport for every forwarded channel (``request_port_forward``
+    replaces it, ``cancel_port_forward`` clears it), so two forwards on one connection (two sites of
+    one server sharing it, a preflight beside a night) would send the first one's connections to the
+    second's server, and closing either would cut both. One handler per transport routes each channel
+    by the port sshd says it arrived on; a forward is cancelled with the bare SSH request.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ports: dict[int, int] = {}
+
+    def handler(self, chan: paramiko.Channel, origin: tuple[str, int], server: tuple[str, int]) -> None:
+        with self.lock:
+            local_port = self.ports.get(int(server[1]))
+        if local_port is None:  # a listener being cancelled: nothing of ours is behind it any more
+            chan.close()
+            return
+        threading.Thread(target=_join, args=(chan, local_port), daemon=True, name="forward").start()
+
+
+_ROUTES_LOCK = threading.Lock()
+
+
+def _routes(transport: paramiko.Transport) -> _Routes:
+    with _ROUTES_LOCK:
+        routes = getattr(transport, "_maintkit_routes", None)
+        if routes is None:
+            routes = _Routes()
+            transport._maintkit_routes = routes  # held by the transport: gone with it
+        return routes
+
+
 @contextmanager
 def remote_forward(transport: paramiko.Transport, local_port: int) -> Iterator[int]:
     """Listen on the host's 127.0.0.1 and forward to the control node's 127.0.0.1:``local_port``.
 
     Yields the host-side port (sshd picks a free one). The listener is cancelled on exit; a
-    connection still open then is closed with the transport's channels.
+    connection still open then is closed with the transport's channels. Other forwards on the same
+    transport keep working (:class:`_Routes`).
     """
-
-    def handler(chan: paramiko.Channel, origin: tuple[str, int], server: tuple[str, int]) -> None:
-        threading.Thread(target=_join, args=(chan, local_port), daemon=True, name="forward").start()
-
-    port = transport.request_port_forward("127.0.0.1", 0, handler)
+    routes = _routes(transport)
+    # not under routes.lock: paramiko's reader thread, which runs the handler, must read the answer
+    port = transport.request_port_forward("127.0.0.1", 0, routes.handler)
     if not port:
         raise paramiko.SSHException("the host's sshd refused the remote port forward (AllowTcpForwarding?)")
+    with routes.lock:  # nothing connects before the port is yielded: nobody knows it yet
+        routes.ports[int(port)] = local_port
     try:
         yield int(port)
     finally:
+        with routes.lock:
+            routes.ports.pop(int(port), None)
         with suppress(paramiko.SSHException, OSError, EOFError):  # a lost connection took it along
-            transport.cancel_port_forward("127.0.0.1", int(port))
+            if transport.is_active():  # not paramiko's cancel_port_forward: it clears every route
+                transport.global_request("cancel-tcpip-forward", ("127.0.0.1", int(port)), wait=True)
