@@ -21,11 +21,13 @@ the median of each round's ratio (same round, same load), with its range.
 Usage::
 
     .venv/bin/python benchmarks/restic_snapshots.py [--size-mb 200] [--change 0.01] [--rounds 1] [--quick]
+    .venv/bin/python benchmarks/restic_snapshots.py --small-files 100000   # a vendor/-like tree
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import statistics
 import subprocess
@@ -44,6 +46,7 @@ from common import (
     print_report,
     run_timed,
 )
+from engine_tradeoffs import make_small_files
 from incremental_engine import MB, Bench, change_tree, du, make_tree
 
 
@@ -91,14 +94,20 @@ NAMES = ("pipeline", "maintkit tar", "maintkit restic", "maintkit restic, parami
 
 
 def one_round(
-    bench: Bench, work: Path, size_mb: int, change: float, order: list[str]
+    bench: Bench, work: Path, size_mb: int, change: float, order: list[str], small_files: int = 0
 ) -> dict[str, list[tuple[float, int]]]:
-    """Three nights from a fresh tree and fresh storage; per candidate, (wall s, stored bytes) per night."""
+    """Three nights from a fresh tree and fresh storage; per candidate, (wall s, stored bytes) per night.
+
+    ``small_files``: that many small files (a ``vendor/`` + thumbnails mix) instead of the media tree.
+    """
     shutil.rmtree(bench.site, ignore_errors=True)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     shutil.rmtree(bench.root / "full-tar", ignore_errors=True)
-    make_tree(bench.site, size_mb * MB, seed=16)
+    if small_files:
+        make_small_files(bench.site, small_files, random.Random(16))
+    else:
+        make_tree(bench.site, size_mb * MB, seed=16)
     bench.chown()
     found: dict[str, list[tuple[float, int]]] = {name: [] for name in order}
     for night in (1, 2, 3):
@@ -122,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--change", type=float, default=0.01)
     parser.add_argument("--rounds", type=int, default=1, help="runs of the three nights, interleaved")
+    parser.add_argument("--small-files", type=int, default=0, help="a tree of N small files instead")
     parser.add_argument("--quick", action="store_true", help="a 10 MB tree: checks the script runs")
     args = parser.parse_args(argv)
     if args.quick:
@@ -137,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in range(args.rounds):
             order = list(NAMES[n % len(NAMES) :] + NAMES[: n % len(NAMES)])
             log(f"round {n + 1} of {args.rounds}: {', '.join(order)}")
-            rounds.append(one_round(bench, root / "work", args.size_mb, args.change, order))
+            rounds.append(one_round(bench, root / "work", args.size_mb, args.change, order, args.small_files))
         size = sum(p.stat().st_size for p in bench.site.rglob("*") if p.is_file())
         files = sum(1 for p in bench.site.rglob("*") if p.is_file())
         rows = []
