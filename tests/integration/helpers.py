@@ -97,3 +97,17 @@ def ping_receiver(path: str) -> Iterator[PingReceiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def restic_password_file(tmp_path: Path, password: str | None = None) -> Path:
+    """``tmp_path/keys/restic.password``: maintkit's own random password (None), or ``password`` as a
+    human would write it (0600 either way)."""
+    from maintkit.storage.restic import ensure_password_file
+
+    path = tmp_path / "keys" / "restic.password"
+    if password is None:
+        return ensure_password_file(path)
+    path.parent.mkdir(parents=True)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return path

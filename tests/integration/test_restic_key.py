@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from maintkit.storage.local import LocalTarget
-from maintkit.storage.restic import Repository, ensure_password_file, read_password
+from maintkit.storage.restic import Repository, read_password
 from maintkit.storage.restickey import (
     LIGHT_N,
     KeyFileError,
@@ -21,6 +21,7 @@ from maintkit.storage.restickey import (
     open_key_file,
     seal_key_file,
 )
+from tests.integration.helpers import restic_password_file
 from tests.sshd import skip_or_fail
 
 pytestmark = pytest.mark.integration
@@ -35,13 +36,7 @@ def _restic() -> None:
 
 def made(tmp_path: Path, password: str | None = None) -> tuple[Repository, LocalTarget, Path]:
     """A repository made by restic (calibrated key) holding one backup of a small folder."""
-    password_file = tmp_path / "keys" / "restic.password"
-    if password is None:
-        ensure_password_file(password_file)
-    else:
-        password_file.parent.mkdir(parents=True)
-        password_file.write_text(password + "\n")
-        password_file.chmod(0o600)
+    password_file = restic_password_file(tmp_path, password)
     target = LocalTarget("local", tmp_path / "store")
     repo = Repository(str(target.root / KEY), password_file, name="local")
     repo.init()

@@ -15,10 +15,11 @@ import pytest
 from maintkit.storage.base import Target
 from maintkit.storage.engine import repository
 from maintkit.storage.local import LocalTarget
-from maintkit.storage.restic import Repository, ensure_password_file, read_password
+from maintkit.storage.restic import Repository, read_password
 from maintkit.storage.restickey import lighten
 from maintkit.storage.resticread import RepositoryReader, RepositoryReadError
 from maintkit.storage.s3 import S3Target
+from tests.integration.helpers import restic_password_file
 from tests.s3server import MotoServer, use_fake_aws_credentials
 from tests.sshd import skip_or_fail
 
@@ -38,12 +39,7 @@ def three_nights(
 ) -> Repository:
     """A repository in ``target`` made by restic (format ``version``: 2 compresses, 1 does not), with
     three tagged backups of a changing folder."""
-    password_file = tmp_path / "keys" / "restic.password"
-    if password is None:
-        ensure_password_file(password_file)
-    else:
-        password_file.parent.mkdir(parents=True)
-        password_file.write_text(password + "\n")
+    password_file = restic_password_file(tmp_path, password)
     repo = repository(target, KEY, password_file)
     repo.run("init", "--repository-version", str(version))
     lighten(repo, target, KEY)
