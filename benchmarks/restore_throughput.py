@@ -59,6 +59,10 @@ from snapshot_throughput import (
     _ssh_argv,
 )
 
+from maintkit.storage.local import LocalTarget
+from maintkit.storage.restic import Repository, ensure_password_file
+from maintkit.storage.restickey import lighten
+
 TARGET_RATIO = 1.1
 ENV = "bench"
 SITE = "snaphost"
@@ -148,14 +152,15 @@ class Setup:
         restic = need_system("restic")
         assert restic is not None
         self.keys = self.root / "keys"
-        password = self.keys / SITE / ENV / "restic.password"
-        password.parent.mkdir(parents=True)
-        password.write_text(RESTIC_PASSWORD + "\n")
-        password.chmod(0o600)
+        # the password and key maintkit's first night makes: 32 random bytes, the light key
+        password = ensure_password_file(self.keys / SITE / ENV / "restic.password")
         repo = str(self.storage / SITE / ENV / "restic")
         self.cache = self.root / "restic-cache"
         env = child_env({"RESTIC_PASSWORD_FILE": str(password), "RESTIC_CACHE_DIR": str(self.cache)})
         subprocess.run([restic, "-r", repo, "init"], env=env, capture_output=True, check=True)
+        store = LocalTarget("local", self.storage)
+        if not lighten(Repository(repo, password), store, f"{SITE}/{ENV}/restic"):
+            raise SystemExit("the engine repository kept restic's calibrated key")
         manifest = json.loads((self.db_artifact.parent / "manifest.json").read_text())
         self.tar_snapshot = manifest["snapshot_id"]
         self.engine_snapshot = self.tar_snapshot[:-1] + ("1" if self.tar_snapshot[-1] != "1" else "2")

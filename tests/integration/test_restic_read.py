@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from maintkit.jobs.restore.engine import check_snapshot, engine_source
 from maintkit.storage.base import Target
 from maintkit.storage.engine import repository
 from maintkit.storage.local import LocalTarget
+from maintkit.storage.manifest import Artifact
 from maintkit.storage.restic import Repository, read_password
 from maintkit.storage.restickey import lighten
 from maintkit.storage.resticread import RepositoryReader, RepositoryReadError
@@ -122,3 +124,34 @@ def test_a_format_1_repository_is_read_too(tmp_path: Path) -> None:
     reader = RepositoryReader.open(target, KEY, read_password(repo.password_file))
     assert reader is not None
     assert sorted(reader.snapshots(), key=lambda s: str(s["id"])) == restic_listing(repo)
+
+
+def test_a_restore_finds_its_engine_snapshot_without_running_restic(tmp_path: Path) -> None:
+    """The restore's tag-and-tree check (jobs/restore/engine.py) reads the list from storage when the
+    light key opens: a restic that cannot run is never asked. With a human's password restic lists."""
+    target = LocalTarget("local", tmp_path / "store")
+    repo = three_nights(tmp_path, target)
+    newest = restic_listing(repo)
+    night2 = next(s for s in newest if s["tags"] == ["maintkit-night2"])
+    artifact = Artifact(
+        "files.restic", KEY, 0, "", engine="restic", engine_snapshot=str(night2["id"]),
+        engine_tag="maintkit-night2", engine_tree=str(night2["tree"]),
+    )  # fmt: skip
+    source = engine_source(target, artifact, repo.password_file)
+    source.repository.restic = str(tmp_path / "no-restic-here")
+    assert check_snapshot(source, artifact)["tree"] == night2["tree"]
+    assert source.snapshot == night2["id"]
+
+    human = tmp_path / "human"
+    human.mkdir()
+    store = LocalTarget("local", human / "store")
+    other = three_nights(human, store, password="correct horse battery staple")
+    night0 = next(s for s in restic_listing(other) if s["tags"] == ["maintkit-night0"])
+    artifact.engine_snapshot, artifact.engine_tag = str(night0["id"]), "maintkit-night0"
+    artifact.engine_tree = str(night0["tree"])
+    source = engine_source(store, artifact, other.password_file)
+    source.repository.restic = str(tmp_path / "no-restic-here")
+    with pytest.raises(FileNotFoundError):  # the calibrated key: restic must list, and is missing
+        check_snapshot(source, artifact)
+    source.repository.restic = "restic"
+    assert check_snapshot(source, artifact)["id"] == night0["id"]

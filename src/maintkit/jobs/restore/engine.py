@@ -55,7 +55,8 @@ from maintkit.model.problems import StepFailed
 from maintkit.storage.base import StorageError, Target
 from maintkit.storage.engine import escrow_key, location, password_path
 from maintkit.storage.manifest import Artifact
-from maintkit.storage.restic import Repository
+from maintkit.storage.restic import Repository, read_password
+from maintkit.storage.resticread import RepositoryReader, RepositoryReadError
 from maintkit.transport.base import Tail
 
 #: zstd level of the tar sent to the host: level 1 compresses several hundred MB/s on one core
@@ -106,6 +107,8 @@ class EngineSource:
     env: dict[str, str] = field(default_factory=dict)
     target: str = ""  # the storage target's name, for messages
     snapshot: str = ""  # the engine snapshot to dump: its id in this repository
+    store: Target | None = None  # the storage target itself: its snapshot list is read directly
+    key: str = ""  # the repository's key in ``store``
 
 
 def engine_source(target: Target, artifact: Artifact, password: Path) -> EngineSource:
@@ -116,15 +119,31 @@ def engine_source(target: Target, artifact: Artifact, password: Path) -> EngineS
         where = location(target, artifact.key, remote=REMOTE)
     except StorageError as error:
         raise EngineRefused(artifact.name, str(error), integrity=False) from None
-    return EngineSource(Repository(where.restic, password, name=target.name), where.env, target.name)
+    repo = Repository(where.restic, password, name=target.name)
+    return EngineSource(repo, where.env, target.name, store=target, key=artifact.key)
 
 
 def check_snapshot(source: EngineSource, artifact: Artifact) -> dict[str, Any]:
     """Find the manifest's engine snapshot in this repository by its tag and tree; return it.
 
-    Sets ``source.snapshot`` to its id here. Raises :class:`EngineRefused` (``integrity``) naming
-    what differs; restic's own failure (wrong password, unreachable repository) is refused too,
-    with restic's words."""
+    Sets ``source.snapshot`` to its id here. A repository with maintkit's light key (every one a
+    maintkit night made) has its list read from storage (:mod:`maintkit.storage.resticread`: each
+    object's hash and MAC checked), in ~0.05 s instead of restic's ~0.8 s, which the files' staging
+    waits for; any other is listed by restic. Raises :class:`EngineRefused` (``integrity``) naming
+    what differs; a failure to list (wrong password, unreachable repository, a damaged snapshot
+    object) is refused too, in restic's words or the reader's."""
+    where = f"the repository {artifact.key} of target {source.target or source.repository.name}"
+    reader = _light_reader(source)
+    if reader is not None:
+        try:
+            listed = reader.snapshots()
+        except (RepositoryReadError, StorageError) as error:
+            raise EngineRefused(
+                artifact.name, f"cannot list the engine snapshots of {where}: {error}", integrity=True
+            ) from None
+        snapshot = pick_snapshot(listed, artifact, where)
+        source.snapshot = str(snapshot["id"])
+        return snapshot
     proc = source.repository.popen("snapshots", "--json", "--no-lock", env=source.env)
     try:
         out, err = proc.communicate(timeout=CHECK_TIMEOUT)
@@ -132,7 +151,6 @@ def check_snapshot(source: EngineSource, artifact: Artifact) -> dict[str, Any]:
         proc.kill()
         proc.wait()
         raise
-    where = f"the repository {artifact.key} of target {source.target or source.repository.name}"
     if proc.returncode != 0:
         why = err.decode("utf-8", "replace").strip()[-800:]
         raise EngineRefused(
@@ -144,6 +162,17 @@ def check_snapshot(source: EngineSource, artifact: Artifact) -> dict[str, Any]:
     snapshot = pick_snapshot(snapshots, artifact, where)
     source.snapshot = str(snapshot["id"])
     return snapshot
+
+
+def _light_reader(source: EngineSource) -> RepositoryReader | None:
+    """The repository opened with its light key, from storage; None (restic lists it) when it has
+    none, the password file is unreadable, or the target cannot be listed from here."""
+    if source.store is None:
+        return None
+    try:
+        return RepositoryReader.open(source.store, source.key, read_password(source.repository.password_file))
+    except (StorageError, OSError, RepositoryReadError):
+        return None  # restic then says what is wrong, in its words
 
 
 def pick_snapshot(snapshots: list[dict[str, Any]], artifact: Artifact, where: str) -> dict[str, Any]:
