@@ -155,3 +155,25 @@ def test_a_restore_finds_its_engine_snapshot_without_running_restic(tmp_path: Pa
         check_snapshot(source, artifact)
     source.repository.restic = "restic"
     assert check_snapshot(source, artifact)["id"] == night0["id"]
+
+
+def test_a_damaged_snapshot_that_is_not_restored_does_not_stop_a_restore(tmp_path: Path) -> None:
+    """The reader refuses a list with a damaged object in it; the restore's check then asks restic,
+    the authority, rather than refusing a night that is intact."""
+    target = LocalTarget("local", tmp_path / "store")
+    repo = three_nights(tmp_path, target)
+    listing = restic_listing(repo)
+    night0 = next(s for s in listing if s["tags"] == ["maintkit-night0"])
+    night2 = next(s for s in listing if s["tags"] == ["maintkit-night2"])
+    path = target.root / KEY / "snapshots" / str(night0["id"])
+    raw = bytearray(path.read_bytes())
+    raw[20] ^= 1
+    path.chmod(0o600)
+    path.write_bytes(bytes(raw))
+    artifact = Artifact(
+        "files.restic", KEY, 0, "", engine="restic", engine_snapshot=str(night2["id"]),
+        engine_tag="maintkit-night2", engine_tree=str(night2["tree"]),
+    )  # fmt: skip
+    source = engine_source(target, artifact, repo.password_file)
+    assert check_snapshot(source, artifact)["tree"] == night2["tree"]
+    assert source.snapshot == night2["id"]
