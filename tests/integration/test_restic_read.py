@@ -126,6 +126,16 @@ def test_a_format_1_repository_is_read_too(tmp_path: Path) -> None:
     assert sorted(reader.snapshots(), key=lambda s: str(s["id"])) == restic_listing(repo)
 
 
+def engine_artifact(snapshot: dict[str, object]) -> Artifact:
+    """The manifest's artifact of a night that ``snapshot`` (restic's JSON, one maintkit tag) holds."""
+    tags = snapshot["tags"]
+    assert isinstance(tags, list) and len(tags) == 1
+    return Artifact(
+        "files.restic", KEY, 0, "", engine="restic", engine_snapshot=str(snapshot["id"]),
+        engine_tag=str(tags[0]), engine_tree=str(snapshot["tree"]),
+    )  # fmt: skip
+
+
 def test_a_restore_finds_its_engine_snapshot_without_running_restic(tmp_path: Path) -> None:
     """The restore's tag-and-tree check (jobs/restore/engine.py) reads the list from storage when the
     light key opens: a restic that cannot run is never asked. With a human's password restic lists."""
@@ -133,10 +143,7 @@ def test_a_restore_finds_its_engine_snapshot_without_running_restic(tmp_path: Pa
     repo = three_nights(tmp_path, target)
     newest = restic_listing(repo)
     night2 = next(s for s in newest if s["tags"] == ["maintkit-night2"])
-    artifact = Artifact(
-        "files.restic", KEY, 0, "", engine="restic", engine_snapshot=str(night2["id"]),
-        engine_tag="maintkit-night2", engine_tree=str(night2["tree"]),
-    )  # fmt: skip
+    artifact = engine_artifact(night2)
     source = engine_source(target, artifact, repo.password_file)
     source.repository.restic = str(tmp_path / "no-restic-here")
     assert check_snapshot(source, artifact)["tree"] == night2["tree"]
@@ -147,8 +154,7 @@ def test_a_restore_finds_its_engine_snapshot_without_running_restic(tmp_path: Pa
     store = LocalTarget("local", human / "store")
     other = three_nights(human, store, password="correct horse battery staple")
     night0 = next(s for s in restic_listing(other) if s["tags"] == ["maintkit-night0"])
-    artifact.engine_snapshot, artifact.engine_tag = str(night0["id"]), "maintkit-night0"
-    artifact.engine_tree = str(night0["tree"])
+    artifact = engine_artifact(night0)
     source = engine_source(store, artifact, other.password_file)
     source.repository.restic = str(tmp_path / "no-restic-here")
     with pytest.raises(FileNotFoundError):  # the calibrated key: restic must list, and is missing
@@ -170,10 +176,7 @@ def test_a_damaged_snapshot_that_is_not_restored_does_not_stop_a_restore(tmp_pat
     raw[20] ^= 1
     path.chmod(0o600)
     path.write_bytes(bytes(raw))
-    artifact = Artifact(
-        "files.restic", KEY, 0, "", engine="restic", engine_snapshot=str(night2["id"]),
-        engine_tag="maintkit-night2", engine_tree=str(night2["tree"]),
-    )  # fmt: skip
+    artifact = engine_artifact(night2)
     source = engine_source(target, artifact, repo.password_file)
     assert check_snapshot(source, artifact)["tree"] == night2["tree"]
     assert source.snapshot == night2["id"]

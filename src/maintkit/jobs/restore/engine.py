@@ -108,7 +108,6 @@ class EngineSource:
     target: str = ""  # the storage target's name, for messages
     snapshot: str = ""  # the engine snapshot to dump: its id in this repository
     store: Target | None = None  # the storage target itself: its snapshot list is read directly
-    key: str = ""  # the repository's key in ``store``
 
 
 def engine_source(target: Target, artifact: Artifact, password: Path) -> EngineSource:
@@ -120,7 +119,7 @@ def engine_source(target: Target, artifact: Artifact, password: Path) -> EngineS
     except StorageError as error:
         raise EngineRefused(artifact.name, str(error), integrity=False) from None
     repo = Repository(where.restic, password, name=target.name)
-    return EngineSource(repo, where.env, target.name, store=target, key=artifact.key)
+    return EngineSource(repo, where.env, target.name, store=target)
 
 
 def check_snapshot(source: EngineSource, artifact: Artifact) -> dict[str, Any]:
@@ -133,7 +132,7 @@ def check_snapshot(source: EngineSource, artifact: Artifact) -> dict[str, Any]:
     :class:`EngineRefused` (``integrity``) naming what differs; restic's own failure (wrong
     password, unreachable repository) is refused too, with restic's words."""
     where = f"the repository {artifact.key} of target {source.target or source.repository.name}"
-    listed = _listed_from_storage(source)
+    listed = _listed_from_storage(source, artifact.key)
     if listed is not None:
         snapshot = pick_snapshot(listed, artifact, where)
         source.snapshot = str(snapshot["id"])
@@ -158,8 +157,8 @@ def check_snapshot(source: EngineSource, artifact: Artifact) -> dict[str, Any]:
     return snapshot
 
 
-def _listed_from_storage(source: EngineSource) -> list[dict[str, Any]] | None:
-    """The repository's snapshots read from storage through its light key; None (restic lists it)
+def _listed_from_storage(source: EngineSource, key: str) -> list[dict[str, Any]] | None:
+    """The snapshots of the repository ``key`` read from storage through its light key; None (restic lists it)
     when it has none, the password file is unreadable, the target cannot be read from here, or an
     object does not check out: restic is the authority then, and says what is wrong in its words
     (a damaged snapshot that is not the one restored must not stop the restore)."""
@@ -167,7 +166,7 @@ def _listed_from_storage(source: EngineSource) -> list[dict[str, Any]] | None:
         return None
     try:
         password = read_password(source.repository.password_file)
-        reader = RepositoryReader.open(source.store, source.key, password)
+        reader = RepositoryReader.open(source.store, key, password)
         return reader.snapshots() if reader is not None else None
     except (StorageError, OSError, RepositoryReadError):
         return None
